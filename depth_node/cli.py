@@ -1,0 +1,81 @@
+"""`depth-node`: the one command for offline work. Each subcommand lives in `depth_node/commands/<name>.py`
+and exposes `register(subparsers)`; modules are imported lazily so `depth-node --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from depth_node.errors import DepthNodeError
+
+# (subcommand, module under depth_node.commands, one-line help)
+COMMANDS: list[tuple[str, str, str]] = [
+    ("import", "import_model", "import third-party checkpoints (monodepth2 folder, depth-pro .pt) into a model file"),
+    ("export", "export", "export a model file to ONNX (depth.onnx, pose.onnx) and check parity with PyTorch"),
+    ("quantize", "quantize", "int8 Q/DQ ONNX from an fp32 export, calibrated on sample frames"),
+    ("build-engine", "engine", "build a TensorRT engine from an ONNX file (needs tensorrt)"),
+    ("verify-engine", "verify_engine", "run an engine and its ONNX on the same frames and compare"),
+    ("infer", "infer", "run a model on images and write depth maps"),
+    ("bench", "bench", "latency/throughput benchmark of every available backend (JSON + table)"),
+    ("synth", "synth", "render synthetic drives with exact ground truth (KITTI-like folder or MCAP bag)"),
+    ("bag-info", "bag_info", "topics, types, counts, duration and rates of a rosbag2 bag"),
+    ("play", "play", "publish a bag over ROS 2 with its timing (and /clock)"),
+    ("train", "train", "train a model from a YAML config"),
+    ("eval-depth", "eval_depth", "depth metrics of a model on a folder with ground truth"),
+    ("eval-pose", "eval_pose", "ATE/RPE of a trajectory against ground truth"),
+    ("eval-bag", "eval_bag", "run the node over a bag and score it"),
+]
+
+# Commands that hand their arguments to another parser untouched (ROS 2 arguments).
+PASSTHROUGH = {"node": "depth_node.ros.node"}
+
+
+def _load(module: str):
+    return importlib.import_module(f"depth_node.commands.{module}")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depth-node", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    wanted = None
+    if argv:
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, module, help_text in COMMANDS:
+        if wanted is not None and wanted != name:
+            sub.add_parser(name, help=help_text)  # placeholder: only the chosen command is imported
+            continue
+        try:
+            mod = _load(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("depth_node.commands"):
+                continue  # command not part of this build
+            raise
+        mod.register(sub, name, help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return int(importlib.import_module(PASSTHROUGH[argv[0]]).main(argv[1:]) or 0)
+    parser = build_parser(argv if argv and argv[0] not in ("-h", "--help") else None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except DepthNodeError as exc:
+        print(f"depth-node {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

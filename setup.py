@@ -1,0 +1,67 @@
+"""ament_python package definition; also a plain pip-installable project (see README)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "depth_node"
+
+
+def _files(pattern: str) -> list[str]:
+    return sorted(p for p in glob(pattern) if not p.endswith((".gitkeep", ".md~")))
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", _files("launch/*.py")),
+        (f"share/{PACKAGE}/config", _files("config/*.yaml")),
+        (f"share/{PACKAGE}/models", _files("models/*")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "torch>=2.1",
+        "onnx>=1.15",
+        "onnxruntime>=1.17",
+        "pyyaml",
+        "tqdm",
+        "pillow",
+        "rosbags>=0.10",
+        "matplotlib",
+        "tensorboard",
+    ],
+    extras_require={
+        # ROS 2 from PyPI, for machines without a ROS 2 installation (on a robot, use apt's packages).
+        "ros": [
+            "ros-rclpy",
+            "ros-std-msgs",
+            "ros-sensor-msgs",
+            "ros-nav-msgs",
+            "ros-geometry-msgs",
+            "ros-diagnostic-msgs",
+            "ros-rosgraph-msgs",
+            "ros-lifecycle-msgs",
+            "ros-rmw-fastrtps-cpp",
+        ],
+        "openvino": ["openvino>=2024.0"],
+        "tensorrt": ["tensorrt>=10"],
+        "test": ["pytest>=7", "pytest-timeout", "ruff", "evo", "onnxscript"],
+    },
+    zip_safe=True,
+    maintainer="depth_node maintainers",
+    maintainer_email="depth-node@example.org",
+    description="Monocular depth, point clouds and visual odometry for ROS 2",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "depth-node = depth_node.cli:main",
+            "mono_depth_node = depth_node.ros.node:main",
+        ],
+    },
+)
