@@ -1,1 +1,1 @@
-"""geometry."""
+"""Camera geometry: intrinsics, projection, poses, point clouds."""
