@@ -1,0 +1,194 @@
+"""The project's one self-describing model file: weights plus everything needed to use them.
+
+Every command takes this file. It is a `torch.save`d dict of plain containers and tensors (loaded with
+`weights_only=True`, so a model file cannot run code):
+
+    format: "depth_node.model", version: 1
+    arch: "monodepth2" | "depth_pro"
+    config: architecture parameters (monodepth2: num_layers; depth_pro: the preset dict)
+    input: {"height": H, "width": W}  network input size; RGB in [0, 1], normalisation happens inside
+    depth: state_dict of the depth network module (built by `build_depth_net`)
+    pose: state_dict of the pose network module, or None
+    meta: {"min_depth", "max_depth", "scale": {...}, "provenance": {...}, ...}
+
+`meta.scale` says how the depth output becomes metres: {"kind": "stereo", "baseline_m": B, "factor": B/0.1}
+for models trained with stereo pairs, {"kind": "relative", "factor": 1.0} for mono models (scale recovered at
+run time), {"kind": "metric"} for models that predict metres themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from depth_node.errors import DepthNodeError
+
+FORMAT = "depth_node.model"
+VERSION = 1
+ARCHS = ("monodepth2", "depth_pro")
+
+
+class ModelFileError(DepthNodeError):
+    """A model file or checkpoint that cannot be used as it is."""
+
+
+@dataclass
+class ModelFile:
+    arch: str
+    config: dict[str, Any]
+    height: int
+    width: int
+    depth_state: dict[str, torch.Tensor]
+    pose_state: dict[str, torch.Tensor] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_pose(self) -> bool:
+        return self.pose_state is not None
+
+    @property
+    def depth_scale(self) -> float:
+        """Factor from the network's depth output to metres (1 when unknown or already metric)."""
+        return float(self.meta.get("scale", {}).get("factor", 1.0))
+
+    @property
+    def scale_kind(self) -> str:
+        return str(self.meta.get("scale", {}).get("kind", "relative"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "arch": self.arch,
+            "config": self.config,
+            "input": {"height": self.height, "width": self.width},
+            "depth": self.depth_state,
+            "pose": self.pose_state,
+            "meta": self.meta,
+        }
+
+    def digest(self) -> str:
+        """Content hash of the weights and settings (engine caches key on it)."""
+        h = hashlib.sha256()
+        h.update(repr((self.arch, sorted(self.config.items()), self.height, self.width)).encode())
+        for part in (self.depth_state, self.pose_state or {}):
+            for k in sorted(part):
+                h.update(k.encode())
+                h.update(part[k].detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def save_model(path: str | os.PathLike, model: ModelFile) -> Path:
+    """Atomic write (temp file + rename): a crash never leaves a half-written model behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(model.to_dict(), tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "file") -> Any:
+    """torch.load with safe unpickling and errors that say what went wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{what} not found: {path}")
+    try:
+        data = path.read_bytes()
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/truncated pickles and zips
+        raise ModelFileError(
+            f"cannot read {what} {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]} "
+            "(truncated or corrupt download? re-copy the file)"
+        ) from exc
+
+
+def load_model(path: str | os.PathLike) -> ModelFile:
+    d = load_torch_file(path, "model file")
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        hint = ""
+        if isinstance(d, dict) and any(str(k).startswith("encoder.") for k in d):
+            hint = " It looks like a Monodepth2 encoder.pth: run `depth-node import monodepth2 DIR -o model.pt`."
+        raise ModelFileError(f"{path} is not a depth_node model file (no format tag).{hint}")
+    if int(d.get("version", 0)) > VERSION:
+        raise ModelFileError(f"{path} has model-file version {d['version']}; this depth_node reads ≤ {VERSION}")
+    if d.get("arch") not in ARCHS:
+        raise ModelFileError(f"{path}: unknown architecture {d.get('arch')!r}; known: {', '.join(ARCHS)}")
+    inp = d.get("input") or {}
+    return ModelFile(
+        arch=d["arch"],
+        config=dict(d.get("config") or {}),
+        height=int(inp.get("height", 0)),
+        width=int(inp.get("width", 0)),
+        depth_state=d["depth"],
+        pose_state=d.get("pose"),
+        meta=dict(d.get("meta") or {}),
+    )
+
+
+def check_state_dict(module: nn.Module, state: dict[str, Any], what: str, ignore_prefixes=()) -> None:
+    """Strict key and shape check with a message listing what is missing, unexpected, or mis-shaped."""
+    expected = module.state_dict()
+    given = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    given = {k: v for k, v in given.items() if not any(k.startswith(p) for p in ignore_prefixes)}
+    # num_batches_tracked is bookkeeping: tolerate its absence (some exporters drop it)
+    missing = [k for k in expected if k not in given and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [
+        f"{k}: file {tuple(given[k].shape)} vs network {tuple(expected[k].shape)}"
+        for k in expected
+        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:5])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:5])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches ({'; '.join(shapes[:5])})")
+        raise ModelFileError(f"{what} does not fit the network: " + "; ".join(parts))
+
+
+def load_into(module: nn.Module, state: dict[str, Any], what: str, ignore_prefixes=()) -> nn.Module:
+    check_state_dict(module, state, what, ignore_prefixes)
+    filtered = {k: v for k, v in state.items() if k in module.state_dict()}
+    module.load_state_dict(filtered, strict=False)
+    return module
+
+
+def build_depth_net(model: ModelFile) -> nn.Module:
+    """The depth network of a model file, weights loaded, in eval mode (float32, CPU)."""
+    if model.arch == "monodepth2":
+        from depth_node.networks.monodepth2 import DepthNet
+
+        net = DepthNet(int(model.config.get("num_layers", 18)))
+    elif model.arch == "depth_pro":
+        from depth_node.networks.depth_pro import build_depth_pro
+
+        net = build_depth_pro(model.config)
+    else:  # load_model already rejects these
+        raise ModelFileError(f"unknown architecture {model.arch}")
+    return load_into(net, model.depth_state, "depth weights").eval()
+
+
+def build_pose_net(model: ModelFile) -> nn.Module | None:
+    if model.pose_state is None:
+        return None
+    from depth_node.networks.monodepth2 import PoseNet
+
+    net = PoseNet(int(model.config.get("pose_num_layers", model.config.get("num_layers", 18))))
+    return load_into(net, model.pose_state, "pose weights").eval()
