@@ -139,13 +139,17 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     )
 
 
-def check_state_dict(module: nn.Module, state: dict[str, Any], what: str, ignore_prefixes=()) -> None:
+def _optional(key: str) -> bool:
+    """Entries a checkpoint may lack: BatchNorm bookkeeping, and the unused classifier of a torchvision ResNet
+    (released Monodepth2 encoders carry it; our model files drop it)."""
+    return key.endswith("num_batches_tracked") or "encoder.fc." in key
+
+
+def check_state_dict(module: nn.Module, state: dict[str, Any], what: str) -> None:
     """Strict key and shape check with a message listing what is missing, unexpected, or mis-shaped."""
     expected = module.state_dict()
     given = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    given = {k: v for k, v in given.items() if not any(k.startswith(p) for p in ignore_prefixes)}
-    # num_batches_tracked is bookkeeping: tolerate its absence (some exporters drop it)
-    missing = [k for k in expected if k not in given and not k.endswith("num_batches_tracked")]
+    missing = [k for k in expected if k not in given and not _optional(k)]
     unexpected = [k for k in given if k not in expected]
     shapes = [
         f"{k}: file {tuple(given[k].shape)} vs network {tuple(expected[k].shape)}"
@@ -163,10 +167,9 @@ def check_state_dict(module: nn.Module, state: dict[str, Any], what: str, ignore
         raise ModelFileError(f"{what} does not fit the network: " + "; ".join(parts))
 
 
-def load_into(module: nn.Module, state: dict[str, Any], what: str, ignore_prefixes=()) -> nn.Module:
-    check_state_dict(module, state, what, ignore_prefixes)
-    filtered = {k: v for k, v in state.items() if k in module.state_dict()}
-    module.load_state_dict(filtered, strict=False)
+def load_into(module: nn.Module, state: dict[str, Any], what: str) -> nn.Module:
+    check_state_dict(module, state, what)
+    module.load_state_dict({k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, strict=False)
     return module
 
 

@@ -24,7 +24,7 @@ def infer_num_layers(encoder_sd: dict[str, Any]) -> int:
     """ResNet depth from an encoder state_dict: bottleneck blocks have conv3; layer3's block count does the rest."""
     prefix = "encoder." if any(k.startswith("encoder.") for k in encoder_sd) else ""
     bottleneck = f"{prefix}layer1.0.conv3.weight" in encoder_sd
-    n3 = len({k[len(prefix):].split(".")[1] for k in encoder_sd if k.startswith(f"{prefix}layer3.")})
+    n3 = len({k[len(prefix) :].split(".")[1] for k in encoder_sd if k.startswith(f"{prefix}layer3.")})
     if bottleneck:
         return {6: 50, 23: 101, 36: 152}.get(n3, 50)
     return {2: 18, 6: 34}.get(n3, 18)
@@ -50,7 +50,7 @@ def import_monodepth2(folder: str | Path, baseline_m: float | None = None, stere
         raise ModelFileError("encoder.pth/depth.pth must hold state_dicts")
     num_layers = infer_num_layers(_tensors(enc))
     net = DepthNet(num_layers)
-    check_state_dict(net.encoder, _tensors(enc), "encoder.pth", ignore_prefixes=("encoder.fc.",))
+    check_state_dict(net.encoder, _tensors(enc), "encoder.pth")
     check_state_dict(net.depth, _tensors(dec), "depth.pth")
     depth_state = {f"encoder.{k}": v for k, v in _tensors(enc).items() if not k.startswith("encoder.fc.")}
     depth_state.update({f"depth.{k}": v for k, v in _tensors(dec).items()})
@@ -68,7 +68,7 @@ def import_monodepth2(folder: str | Path, baseline_m: float | None = None, stere
         pdec = _tensors(load_torch_file(pd_path, "pose.pth"))
         pose_layers = infer_num_layers(penc)
         pnet = PoseNet(pose_layers)
-        check_state_dict(pnet.pose_encoder, penc, "pose_encoder.pth", ignore_prefixes=("encoder.fc.",))
+        check_state_dict(pnet.pose_encoder, penc, "pose_encoder.pth")
         check_state_dict(pnet.pose, pdec, "pose.pth")
         pose_state = {f"pose_encoder.{k}": v for k, v in penc.items() if not k.startswith("encoder.fc.")}
         pose_state.update({f"pose.{k}": v for k, v in pdec.items()})

@@ -78,7 +78,9 @@ class DepthDecoder(nn.Module):
         self.decoder = nn.ModuleList(upconvs + dispconvs)
         self._n_up = len(upconvs)
 
-    def forward(self, features: list[torch.Tensor]) -> dict[int, torch.Tensor]:
+    def forward(self, features: list[torch.Tensor], out_scales=None) -> dict[int, torch.Tensor]:
+        """`out_scales` limits which disparities are computed (inference needs scale 0 only)."""
+        wanted = self.scales if out_scales is None else tuple(out_scales)
         outputs: dict[int, torch.Tensor] = {}
         x = features[-1]
         for k, i in enumerate(range(4, -1, -1)):
@@ -87,7 +89,7 @@ class DepthDecoder(nn.Module):
             if i > 0:
                 x = torch.cat([x, features[i - 1]], 1)
             x = self.decoder[2 * k + 1](x)
-            if i in self.scales:
+            if i in wanted:
                 outputs[i] = torch.sigmoid(self.decoder[self._n_up + self.scales.index(i)](x))
         return outputs
 
@@ -127,8 +129,8 @@ class DepthNet(nn.Module):
         self.encoder = ResnetEncoder(num_layers, 1)
         self.depth = DepthDecoder(self.encoder.num_ch_enc, scales)
 
-    def forward(self, rgb: torch.Tensor) -> dict[int, torch.Tensor]:
-        return self.depth(self.encoder(rgb))
+    def forward(self, rgb: torch.Tensor, out_scales=None) -> dict[int, torch.Tensor]:
+        return self.depth(self.encoder(rgb), out_scales)
 
 
 class PoseNet(nn.Module):

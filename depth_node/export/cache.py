@@ -1,0 +1,37 @@
+"""ONNX files derived from a model file, cached by content so backends that run ONNX (ONNX Runtime, OpenVINO,
+TensorRT) can start from the model file without a manual export step."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from depth_node.checkpoints.model_file import ModelFile
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    if cache_dir:
+        return Path(cache_dir)
+    env = os.environ.get("DEPTH_NODE_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "depth_node"
+
+
+def onnx_for(model: ModelFile, cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
+    """(depth.onnx, pose.onnx or None) for this model, exporting (with the parity check) on first use."""
+    from depth_node.export.onnx_export import export_model
+
+    folder = cache_root(cache_dir) / "onnx" / model.digest()
+    depth, pose = folder / "depth.onnx", folder / "pose.onnx"
+    if not depth.is_file() or (model.has_pose and not pose.is_file()):
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        export_model(model, tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
+        if folder.exists():  # another process won the race
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    return depth, (pose if model.has_pose else None)

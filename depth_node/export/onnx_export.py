@@ -1,0 +1,188 @@
+"""ONNX export of a model file: `depth.onnx` (and `pose.onnx` when the model has a pose net), static shapes,
+normalisation inside the graph, model metadata in `metadata_props`, and a parity check against PyTorch.
+
+The TorchScript exporter (opset 17) is used: it produces plain Conv/Resize/Pad graphs that every backend here
+(ONNX Runtime, OpenVINO, TensorRT 10) parses, and it exports this network without warnings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+import depth_node
+from depth_node.checkpoints.model_file import ModelFile, load_model
+from depth_node.errors import DepthNodeError
+from depth_node.export.wrappers import DEPTH_INPUT, POSE_INPUT, depth_graph, graph_output_names, pose_graph
+
+log = logging.getLogger(__name__)
+DEFAULT_OPSET = 17
+PARITY_TOL = 1e-4
+EXTERNAL_DATA_BYTES = 1_800_000_000  # stay clear of protobuf's 2 GB limit
+
+
+class ExportError(DepthNodeError):
+    pass
+
+
+@dataclass
+class ExportResult:
+    depth_onnx: Path
+    pose_onnx: Path | None
+    errors: dict[str, dict[str, float]] = field(default_factory=dict)  # net → output → max abs error
+
+
+def example_image(height: int, width: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    """A smooth textured image in [0, 1] (closer to real input statistics than noise), shape (1, C, H, W)."""
+    y, x = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
+    chans = [
+        np.clip(0.5 + 0.3 * np.sin(x / (9.0 + c + seed) + y / (13.0 + 2 * c)) + 0.15 * np.cos(x * y / 1500.0), 0, 1)
+        for c in range(channels)
+    ]
+    return torch.from_numpy(np.stack(chans)[None].astype(np.float32))
+
+
+def model_metadata(model: ModelFile, net: str) -> dict[str, str]:
+    scale = model.meta.get("scale", {})
+    meta = {
+        "producer": f"depth_node {depth_node.__version__}",
+        "depth_node.net": net,
+        "depth_node.arch": model.arch,
+        "depth_node.config": json.dumps(model.config, sort_keys=True),
+        "depth_node.model_digest": model.digest(),
+        "depth_node.input": f"float32 [1,{6 if net == 'pose' else 3},{model.height},{model.width}] RGB in [0,1]",
+        "depth_node.height": str(model.height),
+        "depth_node.width": str(model.width),
+        "depth_node.min_depth": str(model.meta.get("min_depth", 0.1)),
+        "depth_node.max_depth": str(model.meta.get("max_depth", 100.0)),
+        "depth_node.scale": json.dumps(scale, sort_keys=True),
+    }
+    return meta
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    m = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in m.metadata_props}
+
+
+def export_graph(
+    graph: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    input_name: str,
+    metadata: dict[str, str],
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    output_names = list(graph_output_names(graph))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n_bytes = sum(p.numel() * p.element_size() for p in graph.parameters())
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=output_names,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    large = n_bytes > EXTERNAL_DATA_BYTES
+    m = onnx.load(str(path))
+    with torch.no_grad():
+        outs = graph(example)
+    for value_info, tensor in zip(m.graph.output, outs):  # static output shapes, for engine builders and readers
+        dims = value_info.type.tensor_type.shape.dim
+        del dims[:]
+        for n in tensor.shape:
+            dims.add().dim_value = int(n)
+    del m.metadata_props[:]
+    for k, v in metadata.items():
+        m.metadata_props.add(key=k, value=v)
+    if large:
+        onnx.save_model(
+            m, str(path), save_as_external_data=True, location=path.name + ".data", all_tensors_to_one_file=True
+        )
+    else:
+        onnx.save_model(m, str(path))
+    return path
+
+
+def onnx_parity(path: Path, graph: nn.Module, example: torch.Tensor) -> dict[str, float]:
+    """Max abs difference per output between ONNX Runtime (CPU, fp32) and PyTorch on the same input."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    onnx_out = sess.run(None, {sess.get_inputs()[0].name: example.numpy()})
+    with torch.no_grad():
+        torch_out = graph(example)
+    errors = {}
+    for name, a, b in zip(graph_output_names(graph), onnx_out, torch_out):
+        b = b.numpy()
+        if a.shape != b.shape:
+            b = b.reshape(a.shape)
+        errors[name] = float(np.max(np.abs(a - b)))
+    return errors
+
+
+def export_model(
+    model: ModelFile | str | Path,
+    out_dir: str | Path,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+    tol: float = PARITY_TOL,
+) -> ExportResult:
+    if not isinstance(model, ModelFile):
+        model = load_model(model)
+    if opset < 17:
+        raise ExportError(f"opset {opset} is too old: LayerNorm and reflect padding need ≥ 17")
+    out_dir = Path(out_dir)
+    torch.manual_seed(0)
+    result = ExportResult(out_dir / "depth.onnx", None)
+    jobs: list[tuple[str, nn.Module, torch.Tensor, Path, str]] = [
+        ("depth", depth_graph(model), example_image(model.height, model.width), result.depth_onnx, DEPTH_INPUT)
+    ]
+    pg = pose_graph(model)
+    if pg is not None:
+        result.pose_onnx = out_dir / "pose.onnx"
+        pair = torch.cat(
+            [example_image(model.height, model.width), example_image(model.height, model.width, seed=3)], 1
+        )
+        jobs.append(("pose", pg, pair, result.pose_onnx, POSE_INPUT))
+    for net, graph, example, path, input_name in jobs:
+        export_graph(graph, example, path, input_name, model_metadata(model, net), opset)
+        if check:
+            errs = onnx_parity(path, graph, example)
+            result.errors[net] = errs
+            worst = max(errs.values())
+            log.info("%s: max abs error vs PyTorch %s", path.name, ", ".join(f"{k} {v:.2e}" for k, v in errs.items()))
+            # depth in metres spans 0.1..100 m: judge it relative to its magnitude, the rest absolutely
+            bad = {k: v for k, v in errs.items() if v > tol * (_magnitude(graph, example, k))}
+            if bad:
+                raise ExportError(
+                    f"{path.name} differs from PyTorch beyond {tol:g} (max abs error {worst:.3g} in {', '.join(bad)});"
+                    " the exporter or ONNX Runtime version may mis-handle an op"
+                )
+    return result
+
+
+def _magnitude(graph: nn.Module, example: torch.Tensor, name: str) -> float:
+    """1 for outputs that live in [0, 1]-ish ranges; the output's max for depth-like outputs."""
+    if name not in ("depth",):
+        return 1.0
+    with torch.no_grad():
+        out = dict(zip(graph_output_names(graph), graph(example)))[name]
+    return max(1.0, float(out.abs().max()))

@@ -1,0 +1,99 @@
+"""The one backend interface used by the node and the tools.
+
+A backend runs the exported graphs (see `depth_node.export.wrappers`) and nothing else: inputs are float32
+NCHW RGB in [0, 1] at the network size; outputs are the graph's named arrays. Everything model-specific
+(turning outputs into metres, pose conventions, resizing) lives in `DepthEstimator`, so every backend behaves
+identically and can be checked against the others output by output."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from depth_node.errors import DepthNodeError
+
+
+class BackendError(DepthNodeError):
+    """A backend that cannot run here (missing package, no GPU, bad engine) or failed at run time."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a backend must know about the model it runs; from a model file or an ONNX file's metadata_props."""
+
+    arch: str
+    height: int
+    width: int
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    scale: dict[str, Any] = field(default_factory=lambda: {"kind": "relative", "factor": 1.0})
+    digest: str = ""
+    has_pose: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale_kind(self) -> str:
+        return str(self.scale.get("kind", "relative"))
+
+    @classmethod
+    def from_model_file(cls, model) -> ModelInfo:
+        return cls(
+            arch=model.arch,
+            height=model.height,
+            width=model.width,
+            min_depth=float(model.meta.get("min_depth", 0.1)),
+            max_depth=float(model.meta.get("max_depth", 100.0)),
+            scale=dict(model.meta.get("scale", {"kind": "relative", "factor": 1.0})),
+            digest=model.digest(),
+            has_pose=model.has_pose,
+            config=dict(model.config),
+        )
+
+    @classmethod
+    def from_onnx_metadata(cls, meta: dict[str, str], has_pose: bool = False) -> ModelInfo:
+        if "depth_node.arch" not in meta:
+            raise BackendError("ONNX file carries no depth_node metadata: export it with `depth-node export`")
+        return cls(
+            arch=meta["depth_node.arch"],
+            height=int(meta["depth_node.height"]),
+            width=int(meta["depth_node.width"]),
+            min_depth=float(meta.get("depth_node.min_depth", 0.1)),
+            max_depth=float(meta.get("depth_node.max_depth", 100.0)),
+            scale=json.loads(meta.get("depth_node.scale", "{}")) or {"kind": "relative", "factor": 1.0},
+            digest=meta.get("depth_node.model_digest", ""),
+            has_pose=has_pose,
+            config=json.loads(meta.get("depth_node.config", "{}")),
+        )
+
+
+class Backend(ABC):
+    """Runs the depth graph (and the pose graph when the model has one)."""
+
+    name: str = "?"
+
+    def __init__(self, info: ModelInfo, precision: str, device: str):
+        self.info = info
+        self.precision = precision
+        self.device = device
+
+    @property
+    def has_pose(self) -> bool:
+        return self.info.has_pose
+
+    @abstractmethod
+    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """image: float32 [1, 3, H, W] in [0, 1] → named outputs (float32)."""
+
+    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
+        """pair: float32 [1, 6, H, W], earlier frame first → axisangle, translation, T."""
+        raise BackendError(f"{self.describe()} has no pose network (the model file holds none)")
+
+    def describe(self) -> str:
+        return f"{self.name}/{self.precision}/{self.device}"
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release device resources (GPU memory, sessions)."""

@@ -1,0 +1,90 @@
+"""From camera frames to depth in metres (or relative units) and camera motion, on any backend.
+
+This is where model-specific output conventions are applied, once: Monodepth2's `depth` output already carries
+the model's fixed factor (stereo baseline/0.1, or 1 for mono models); Depth Pro's canonical inverse depth
+becomes metric with the camera's focal length (from camera_info when known, the FOV head otherwise); the pose
+net's M (earlier → later camera coordinates) becomes the camera motion inv(M), its translation in the same
+units as depth."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from depth_node.geometry.camera import Intrinsics
+from depth_node.geometry.poses import camera_motion_from_pose_net
+from depth_node.inference.base import Backend
+from depth_node.inference.preprocess import output_intrinsics, resize_depth, stack_pair, to_network_input
+
+
+@dataclass
+class DepthResult:
+    depth: np.ndarray  # (h, w) float32; NaN where invalid
+    intrinsics: Intrinsics | None  # of the depth map's pixel grid
+    metric: bool  # metres (True) or the model's relative units
+    focal_source: str = ""  # depth_pro: "camera_info" or "fov_head"
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class DepthEstimator:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.info = backend.info
+        self.height, self.width = backend.info.height, backend.info.width
+        f = float(self.info.scale.get("factor", 1.0))
+        self.depth_factor = f
+        self.metric = self.info.scale_kind in ("stereo", "metric")
+        lo, hi = self.info.min_depth, self.info.max_depth
+        self.depth_range = (lo * f, hi * f) if self.info.arch == "monodepth2" else (lo, hi)
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 RGB of any size → the network input (float32 [1,3,H,W])."""
+        return to_network_input(rgb, self.height, self.width)
+
+    def depth(
+        self,
+        frame: np.ndarray,
+        intrinsics: Intrinsics | None = None,
+        out_size: tuple[int, int] | None = None,
+    ) -> DepthResult:
+        """`frame`: an RGB image or an already `prepare`d input. `out_size` (h, w): None = network size."""
+        x = frame if frame.ndim == 4 else self.prepare(frame)
+        outs = self.backend.run_depth(x)
+        focal_source = ""
+        if self.info.arch == "depth_pro":
+            depth, focal_source = self._depth_pro_depth(outs, intrinsics)
+        else:
+            depth = np.asarray(outs["depth"], dtype=np.float32).reshape(self.height, self.width)
+        depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
+        if out_size is not None and tuple(out_size) != depth.shape:
+            depth = resize_depth(depth, int(out_size[0]), int(out_size[1]))
+        h, w = depth.shape
+        intr = None if intrinsics is None else output_intrinsics(intrinsics, h, w)
+        return DepthResult(depth, intr, self.metric, focal_source, outs)
+
+    def _depth_pro_depth(self, outs: dict[str, np.ndarray], intrinsics: Intrinsics | None) -> tuple[np.ndarray, str]:
+        cid = np.asarray(outs["canonical_inverse_depth"], dtype=np.float32).reshape(self.height, self.width)
+        if intrinsics is not None and intrinsics.is_valid():
+            f_px = intrinsics.fx * self.width / intrinsics.width  # focal length on the network's pixel grid
+            source = "camera_info"
+        else:
+            fov = float(np.asarray(outs["fov_deg"]).reshape(-1)[0])
+            f_px = 0.5 * self.width / math.tan(0.5 * math.radians(fov))
+            source = "fov_head"
+        inv = np.clip(cid * (self.width / f_px), 1e-4, 1e4)
+        return (1.0 / inv).astype(np.float32), source
+
+    @property
+    def has_pose(self) -> bool:
+        return self.backend.has_pose
+
+    def motion(self, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
+        """Pose of the later camera in the earlier camera's optical frame (4×4), translation in depth units."""
+        a = earlier if earlier.ndim == 4 else self.prepare(earlier)
+        b = later if later.ndim == 4 else self.prepare(later)
+        outs = self.backend.run_pose(stack_pair(a, b))
+        motion = camera_motion_from_pose_net(np.asarray(outs["T"], dtype=np.float64).reshape(4, 4))
+        motion[:3, 3] *= self.depth_factor
+        return motion

@@ -1,0 +1,64 @@
+"""ONNX Runtime backend: CPU everywhere, CUDA execution provider when onnxruntime-gpu is installed. Also runs the
+int8 Q/DQ graphs from `depth-node quantize` (VNNI/AMX int8 kernels on CPUs that have them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from depth_node.inference.base import Backend, BackendError, ModelInfo
+
+
+def make_session(path: str | Path, device: str = "cpu", threads: int | None = None):
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.log_severity_level = 3
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BackendError("ONNX Runtime has no CUDA provider here: install onnxruntime-gpu or use device: cpu")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as exc:
+        raise BackendError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        depth_onnx: str | Path,
+        pose_onnx: str | Path | None = None,
+        precision: str = "fp32",
+        device: str = "cpu",
+    ):
+        super().__init__(info, precision, device)
+        self._depth = make_session(depth_onnx, device)
+        self._pose = make_session(pose_onnx, device) if pose_onnx else None
+        self._depth_names = [o.name for o in self._depth.get_outputs()]
+        self._pose_names = [o.name for o in self._pose.get_outputs()] if self._pose else []
+
+    @property
+    def has_pose(self) -> bool:
+        return self._pose is not None
+
+    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self._depth.run(None, {self._depth.get_inputs()[0].name: image})
+        return dict(zip(self._depth_names, outs))
+
+    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
+        if self._pose is None:
+            return super().run_pose(pair)
+        outs = self._pose.run(None, {self._pose.get_inputs()[0].name: pair})
+        return dict(zip(self._pose_names, outs))

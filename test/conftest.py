@@ -1,0 +1,90 @@
+"""Shared test fixtures: the `../shared` fixtures folder and small models with deterministic weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    env = os.environ.get("DEPTH_NODE_SHARED")
+    path = Path(env) if env else REPO.parent / "shared"
+    return path if path.is_dir() else None
+
+
+def require_shared(sub: str = "") -> Path:
+    """The shared fixtures folder; skipped (with the reason) outside CI, a failure in CI where it must exist."""
+    base = shared_dir()
+    path = base / sub if base else None
+    if path is None or not path.exists():
+        msg = f"../shared/{sub} not found beside the repository (set DEPTH_NODE_SHARED)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+def weights_recipe():
+    """The fixture's `fill_state_dict` / `test_input`, imported from ../shared/fixtures/monodepth2."""
+    path = require_shared("fixtures/monodepth2/weights_recipe.py")
+    spec = importlib.util.spec_from_file_location("weights_recipe", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["weights_recipe"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def make_model_file(
+    height: int = 192, width: int = 640, num_layers: int = 18, pose: bool = True, scale: dict | None = None
+):
+    """A Monodepth2 ModelFile with the fixture's deterministic weights (no training needed): the same function
+    as the reference implementation's golden outputs."""
+    from depth_node.checkpoints.model_file import ModelFile
+    from depth_node.networks.monodepth2 import DepthNet, PoseNet
+
+    recipe = weights_recipe()
+
+    def fill(net, parts):  # weights are a function of the key: fill under the released files' keys
+        return {f"{p}.{k}": v for p in parts for k, v in recipe.fill_state_dict(getattr(net, p).state_dict()).items()}
+
+    depth_sd = fill(DepthNet(num_layers), ("encoder", "depth"))
+    pose_sd = fill(PoseNet(num_layers), ("pose_encoder", "pose")) if pose else None
+    return ModelFile(
+        "monodepth2",
+        {"num_layers": num_layers, "pose_num_layers": num_layers},
+        height,
+        width,
+        depth_sd,
+        pose_sd,
+        {"min_depth": 0.1, "max_depth": 100.0, "scale": scale or {"kind": "stereo", "baseline_m": 0.54, "factor": 5.4}},
+    )
+
+
+@pytest.fixture(scope="session")
+def recipe_model_path(tmp_path_factory) -> Path:
+    from depth_node.checkpoints.model_file import save_model
+
+    path = tmp_path_factory.mktemp("models") / "recipe18.pt"
+    save_model(path, make_model_file())
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_model_path(tmp_path_factory) -> Path:
+    """96×320 input: fast enough for node and end-to-end tests."""
+    from depth_node.checkpoints.model_file import save_model
+
+    path = tmp_path_factory.mktemp("models") / "recipe18_small.pt"
+    save_model(path, make_model_file(96, 320))
+    return path
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx_cache")

@@ -1,0 +1,84 @@
+"""`depth-node export`: the ONNX contract (names, shapes, opset, metadata) and parity with the reference."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import make_model_file, require_shared
+
+from depth_node.checkpoints.model_file import save_model
+from depth_node.export.onnx_export import ExportError, export_model, read_metadata
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, recipe_model_path):
+    out = tmp_path_factory.mktemp("export")
+    proc = subprocess.run(
+        [sys.executable, "-m", "depth_node.cli", "export", str(recipe_model_path), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def _shape(value_info):
+    return [d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def test_depth_onnx_contract(exported):
+    out, stdout = exported
+    m = onnx.load(str(out / "depth.onnx"))
+    assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    (inp,) = m.graph.input
+    assert _shape(inp) == [1, 3, 192, 640] and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    outs = {o.name: _shape(o) for o in m.graph.output}
+    assert outs["disp"] == [1, 1, 192, 640] and outs["depth"] == [1, 1, 192, 640]
+    meta = read_metadata(out / "depth.onnx")
+    assert meta["depth_node.arch"] == "monodepth2" and json.loads(meta["depth_node.scale"])["factor"] == 5.4
+    assert "max abs error vs PyTorch: disp" in stdout
+    report = json.loads((out / "export.json").read_text())
+    assert report["max_abs_error"]["depth"]["disp"] <= 1e-4
+
+
+def test_pose_onnx_contract(exported):
+    out, _ = exported
+    m = onnx.load(str(out / "pose.onnx"))
+    (inp,) = m.graph.input
+    assert _shape(inp) == [1, 6, 192, 640]
+    outs = {o.name: _shape(o) for o in m.graph.output}
+    assert outs["axisangle"] == [1, 2, 1, 3] and outs["translation"] == [1, 2, 1, 3] and outs["T"] == [1, 4, 4]
+
+
+def test_onnx_reproduces_reference_golden(exported):
+    """ONNX Runtime on the exported graphs gives the reference implementation's outputs (normalisation inside)."""
+    out, _ = exported
+    golden = np.load(require_shared("fixtures/monodepth2") / "golden.npz")
+    s = ort.InferenceSession(str(out / "depth.onnx"), providers=["CPUExecutionProvider"])
+    disp, depth = s.run(["disp", "depth"], {"image": golden["input_a"]})
+    np.testing.assert_allclose(disp, golden["resnet18_disp0"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(depth, 5.4 * golden["resnet18_depth0"], rtol=1e-4)
+    p = ort.InferenceSession(str(out / "pose.onnx"), providers=["CPUExecutionProvider"])
+    pair = np.concatenate([golden["input_a"], golden["input_b"]], axis=1)
+    aa, _, T = p.run(["axisangle", "translation", "T"], {"image_pair": pair})
+    np.testing.assert_allclose(aa, golden["resnet18_axisangle"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(T, golden["resnet18_T"], atol=1e-4, rtol=0)
+
+
+def test_model_without_pose_exports_depth_only(tmp_path):
+    path = save_model(tmp_path / "m.pt", make_model_file(64, 224, pose=False))
+    res = export_model(path, tmp_path / "o")
+    assert res.pose_onnx is None and not (tmp_path / "o" / "pose.onnx").exists()
+    assert res.errors["depth"]["disp"] < 1e-4
+
+
+def test_old_opset_refused(tmp_path):
+    with pytest.raises(ExportError, match="opset"):
+        export_model(make_model_file(64, 224, pose=False), tmp_path, opset=13)

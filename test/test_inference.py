@@ -1,0 +1,99 @@
+"""The backend interface, shared pre/post-processing and the estimator's conventions (PyTorch, ONNX Runtime)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from depth_node.geometry.camera import Intrinsics
+from depth_node.geometry.poses import invert_se3
+from depth_node.inference.base import BackendError
+from depth_node.inference.estimator import DepthEstimator
+from depth_node.inference.factory import create_backend, resolve
+from depth_node.inference.preprocess import resize_depth, to_network_input
+
+
+def _frame(h=375, w=1242, seed=0):
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    img = np.stack([np.sin(x / (7 + c) + y / (11 + c)) for c in range(3)], -1) * 0.4 + 0.5
+    img += rng.normal(0, 0.03, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def estimators(small_model_path, onnx_cache):
+    return {
+        b: DepthEstimator(create_backend(small_model_path, b, "fp32", "cpu", cache_dir=onnx_cache))
+        for b in ("torch", "onnxruntime")
+    }
+
+
+def test_onnxruntime_matches_torch_within_1e4(estimators):
+    x = estimators["torch"].prepare(_frame())
+    a = estimators["torch"].backend.run_depth(x)
+    b = estimators["onnxruntime"].backend.run_depth(x)
+    assert np.max(np.abs(a["disp"] - b["disp"])) < 1e-4
+    assert np.max(np.abs(a["depth"] - b["depth"]) / a["depth"]) < 1e-4
+
+
+def test_depth_at_input_size_with_scaled_intrinsics(estimators):
+    est = estimators["onnxruntime"]
+    intr = Intrinsics(721.5, 721.5, 609.6, 172.9, 1242, 375)
+    net = est.depth(_frame(), intr)
+    assert net.depth.shape == (96, 320) and net.metric and net.depth.dtype == np.float32
+    assert net.intrinsics.fx == pytest.approx(721.5 * 320 / 1242) and net.intrinsics.cy == pytest.approx(
+        172.9 * 96 / 375
+    )
+    full = est.depth(_frame(), intr, out_size=(375, 1242))
+    assert full.depth.shape == (375, 1242) and full.intrinsics == intr
+    lo, hi = est.depth_range
+    assert lo <= np.nanmin(full.depth) and np.nanmax(full.depth) <= hi
+    # resizing preserves the scene's depth statistics (interpolation in inverse depth)
+    assert np.nanmedian(full.depth) == pytest.approx(np.nanmedian(net.depth), rel=0.02)
+
+
+def test_motion_is_inverse_of_pose_net_T(estimators):
+    est = estimators["torch"]
+    a, b = est.prepare(_frame(seed=1)), est.prepare(_frame(seed=2))
+    outs = est.backend.run_pose(np.concatenate([a, b], 1))
+    M = outs["T"].reshape(4, 4).astype(np.float64)
+    motion = est.motion(a, b)
+    expected = invert_se3(M)
+    expected[:3, 3] *= 5.4  # stereo model: translation in metres like depth
+    np.testing.assert_allclose(motion, expected, atol=1e-6)
+
+
+def test_preprocess_any_size_and_aspect():
+    x = to_network_input(_frame(480, 640), 96, 320)
+    assert x.shape == (1, 3, 96, 320) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ValueError, match="HxWx3"):
+        to_network_input(np.zeros((10, 10), np.uint8), 96, 320)
+
+
+def test_resize_depth_keeps_holes_and_values():
+    d = np.full((4, 8), 10.0, np.float32)
+    d[:, :2] = np.nan
+    r = resize_depth(d, 8, 16)
+    assert np.isnan(r[:, :3]).all() and np.allclose(r[:, 6:], 10.0)
+
+
+def test_backend_choice_errors():
+    with pytest.raises(BackendError, match="unknown backend"):
+        resolve("cuda-magic", "fp32", "cpu")
+    with pytest.raises(BackendError, match="supports precisions"):
+        resolve("onnxruntime", "fp16", "cpu")
+    with pytest.raises(BackendError, match="slower than fp32"):
+        create_backend_args = dict(backend="torch", precision="fp16", device="cpu")
+        from conftest import make_model_file
+
+        create_backend(make_model_file(64, 224, pose=False), **create_backend_args)
+
+
+def test_depth_only_model_refuses_pose(tmp_path):
+    from conftest import make_model_file
+
+    est = DepthEstimator(create_backend(make_model_file(64, 224, pose=False), "torch", "fp32", "cpu"))
+    assert not est.has_pose
+    with pytest.raises(BackendError, match="no pose network"):
+        est.motion(_frame(64, 224), _frame(64, 224))
