@@ -22,7 +22,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check depth_node test launch setup.py
+	$(BIN)/ruff check .
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
