@@ -8,14 +8,14 @@ units as depth."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import camera_motion_from_pose_net
-from depth_node.inference.base import Backend
+from depth_node.inference.base import Backend, BackendError
 from depth_node.inference.preprocess import output_intrinsics, resize_depth, stack_pair, to_network_input
 
 
@@ -65,16 +65,20 @@ class DepthEstimator:
         return DepthResult(depth, intr, self.metric, focal_source, outs)
 
     def _depth_pro_depth(self, outs: dict[str, np.ndarray], intrinsics: Intrinsics | None) -> tuple[np.ndarray, str]:
-        cid = np.asarray(outs["canonical_inverse_depth"], dtype=np.float32).reshape(self.height, self.width)
+        from depth_node.networks.depth_pro import canonical_to_metric
+
+        cid = torch.from_numpy(np.asarray(outs["canonical_inverse_depth"], dtype=np.float32))
+        cid = cid.reshape(1, 1, self.height, self.width)
         if intrinsics is not None and intrinsics.is_valid():
-            f_px = intrinsics.fx * self.width / intrinsics.width  # focal length on the network's pixel grid
-            source = "camera_info"
+            f_px, source, fov = intrinsics.fx * self.width / intrinsics.width, "camera_info", None
         else:
-            fov = float(np.asarray(outs["fov_deg"]).reshape(-1)[0])
-            f_px = 0.5 * self.width / math.tan(0.5 * math.radians(fov))
-            source = "fov_head"
-        inv = np.clip(cid * (self.width / f_px), 1e-4, 1e4)
-        return (1.0 / inv).astype(np.float32), source
+            f_px, source = None, "fov_head"
+            fov = torch.from_numpy(np.asarray(outs["fov_deg"], dtype=np.float32)) if "fov_deg" in outs else None
+        try:
+            depth, _, _ = canonical_to_metric(cid, (self.height, self.width), f_px=f_px, fov_deg=fov)
+        except ValueError as exc:  # no focal length from anywhere
+            raise BackendError(f"metric depth needs a focal length: {exc}") from exc
+        return depth[0, 0].numpy(), source
 
     @property
     def has_pose(self) -> bool:
