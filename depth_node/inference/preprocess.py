@@ -17,6 +17,8 @@ def to_network_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     decimation of a 1242-px frame to 640 px aliases fine texture and shifts predictions."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
+    if not rgb.flags.writeable:  # decoded images and memory-mapped files are read-only; torch needs writable
+        rgb = rgb.copy()
     t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
     t = t.float().div_(255.0) if rgb.dtype == np.uint8 else t.float()
     if t.shape[2] != height or t.shape[3] != width:

@@ -1,0 +1,307 @@
+"""Small report helpers shared by eval commands, the trainer and the demo: PNG panels/plots and one HTML page.
+
+Plots use matplotlib's object API with the Agg canvas (no pyplot, no global backend switch), so they work
+headless and inside a process that also runs a GUI or ROS. HTML reports embed their images (base64) by
+default: one file to attach to a CI run or an issue, nothing to keep next to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from depth_node.colorize import colorize_depth
+
+# ---------------------------------------------------------------- images
+
+
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(image)).save(path)
+    return path
+
+
+def error_image(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = None, max_rel: float = 0.5) -> np.ndarray:
+    """|pred − gt|/gt as colour (black = 0 or no GT, bright = ≥ max_rel), so sparse LiDAR GT stays readable."""
+    from matplotlib import colormaps
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(pred - gt) / gt
+    ok = np.isfinite(rel) & (gt > 0)
+    if mask is not None:
+        ok &= mask
+    t = np.clip(np.where(ok, rel, 0.0) / max_rel, 0.0, 1.0)
+    rgb = (colormaps["inferno"](t)[..., :3] * 255.0).astype(np.uint8)
+    rgb[~ok] = 0
+    return rgb
+
+
+def _spread_sparse(depth: np.ndarray, min_density: float = 0.3, iterations: int = 2) -> np.ndarray:
+    """For display only: grow sparse (LiDAR) depth by nearest-wins 3×3 dilation so points are visible."""
+    valid = np.isfinite(depth) & (depth > 0)
+    if valid.mean() >= min_density:
+        return depth
+    inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
+    for _ in range(iterations):
+        p = np.pad(inv, 1)
+        inv = np.max([p[dy : dy + inv.shape[0], dx : dx + inv.shape[1]] for dy in range(3) for dx in range(3)], axis=0)
+    with np.errstate(divide="ignore"):
+        return np.where(inv > 0, 1.0 / inv, np.nan).astype(np.float32)
+
+
+def _fit_width(img: np.ndarray, width: int) -> np.ndarray:
+    if img.shape[1] == width:
+        return img
+    from PIL import Image
+
+    h = max(1, round(img.shape[0] * width / img.shape[1]))
+    return np.asarray(Image.fromarray(img).resize((width, h), Image.BILINEAR))
+
+
+def depth_panel(
+    rgb: np.ndarray | None,
+    pred: np.ndarray,
+    gt: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    max_depth: float | None = None,
+    separator: int = 4,
+    max_width: int = 1024,
+) -> np.ndarray:
+    """Image | prediction | GT | relative error, stacked vertically (driving frames are wide), one colour range
+    for prediction and GT (from GT when present) so their colours are comparable."""
+    finite = gt[np.isfinite(gt) & (gt > 0)] if gt is not None else pred[np.isfinite(pred) & (pred > 0)]
+    vmin = float(np.percentile(finite, 2)) if finite.size else None
+    vmax = float(np.percentile(finite, 98)) if finite.size else None
+    if max_depth is not None and vmax is not None:
+        vmax = min(vmax, max_depth)
+    width = min(max_width, pred.shape[1] if gt is None else gt.shape[1])
+    rows = []
+    if rgb is not None:
+        rows.append(rgb)
+    rows.append(colorize_depth(pred, vmin, vmax))
+    if gt is not None:
+        rows.append(colorize_depth(_spread_sparse(gt), vmin, vmax))
+        if pred.shape == gt.shape:
+            err = error_image(gt, pred, mask)
+            if not (np.isfinite(gt) & (gt > 0)).mean() >= 0.3:  # sparse GT: grow the error dots like the GT
+                ok = err.any(axis=2)
+                for _ in range(2):
+                    p = np.pad(err, ((1, 1), (1, 1), (0, 0)))
+                    q = np.pad(ok, 1)
+                    h, w = ok.shape
+                    for dy in range(3):
+                        for dx in range(3):
+                            take = ~ok & q[dy : dy + h, dx : dx + w]
+                            err[take] = p[dy : dy + h, dx : dx + w][take]
+                            ok = ok | take
+            rows.append(err)
+    rows = [_fit_width(np.asarray(r, dtype=np.uint8), width) for r in rows]
+    sep = np.full((separator, width, 3), 255, dtype=np.uint8)
+    out = []
+    for i, r in enumerate(rows):
+        if i:
+            out.append(sep)
+        out.append(r)
+    return np.concatenate(out, axis=0)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_axes(gt_xyz: np.ndarray) -> tuple[int, int]:
+    """The two axes along which GT moves most: x–z for KITTI's optical frame, x–y for TUM/EuRoC's worlds."""
+    spread = np.ptp(np.asarray(gt_xyz), axis=0)
+    a, b = sorted(np.argsort(spread)[-2:])
+    return int(a), int(b)
+
+
+def plot_trajectory(
+    path: str | Path,
+    gt_xyz: np.ndarray,
+    pred_xyz: np.ndarray | Mapping[str, np.ndarray],
+    title: str = "",
+    errors: np.ndarray | None = None,
+    stamps: np.ndarray | None = None,
+) -> Path:
+    """Top view of the prediction(s) over GT (equal axes), plus the per-pose error over time when given."""
+    gt_xyz = np.asarray(gt_xyz)
+    preds = {"prediction": pred_xyz} if not isinstance(pred_xyz, Mapping) else dict(pred_xyz)
+    a, b = plot_axes(gt_xyz)
+    names = "xyz"
+    fig = _figure(11 if errors is not None else 7, 6)
+    ax = fig.add_subplot(1, 2, 1) if errors is not None else fig.add_subplot(1, 1, 1)
+    ax.plot(gt_xyz[:, a], gt_xyz[:, b], "k-", lw=2, label="ground truth")
+    ax.plot(gt_xyz[0, a], gt_xyz[0, b], "ko", ms=6)
+    for name, xyz in preds.items():
+        xyz = np.asarray(xyz)
+        ax.plot(xyz[:, a], xyz[:, b], "-", lw=1.2, label=name)
+    ax.set_xlabel(f"{names[a]} [m]")
+    ax.set_ylabel(f"{names[b]} [m]")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or "trajectory (top view)")
+    if errors is not None:
+        ax2 = fig.add_subplot(1, 2, 2)
+        x = np.arange(len(errors)) if stamps is None else np.asarray(stamps) - stamps[0]
+        ax2.plot(x, errors, "-", lw=1)
+        ax2.set_xlabel("frame" if stamps is None else "time [s]")
+        ax2.set_ylabel("position error [m]")
+        ax2.grid(True, alpha=0.3)
+        ax2.set_title("ATE per pose")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def plot_curves(path: str | Path, curves: Mapping[str, Sequence[float]], xlabel: str = "step", title: str = "") -> Path:
+    """Line plot of named series (training losses, metrics per epoch)."""
+    fig = _figure(7, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, ys in curves.items():
+        ax.plot(np.arange(len(ys)), ys, label=name)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def flatten_metrics(metrics: Mapping, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested dict → [("ate.se3.trans.rmse", 0.12), ...]; lists of numbers longer than 12 are summarised."""
+    rows: list[tuple[str, object]] = []
+    for k, v in metrics.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, Mapping):
+            rows += flatten_metrics(v, key)
+        elif isinstance(v, list | tuple) and len(v) > 12:
+            rows.append((key, f"[{len(v)} values]"))
+        else:
+            rows.append((key, v))
+    return rows
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return f"{v:.6g}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _img_src(path: Path, embed: bool, base: Path) -> str:
+    if embed:
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        return f"data:image/png;base64,{data}"
+    try:
+        return html.escape(str(Path(path).resolve().relative_to(base.resolve())))
+    except ValueError:
+        return html.escape(Path(path).resolve().as_uri())
+
+
+def write_html_report(
+    path: str | Path,
+    title: str,
+    metrics: Mapping,
+    images: Sequence[tuple[str, str | Path]] = (),
+    notes: Sequence[str] = (),
+    embed: bool = True,
+) -> Path:
+    """One self-contained HTML page: title, notes, a metrics table (nested dicts flattened) and captioned images.
+    The raw metrics are also embedded as JSON (in a <script type="application/json">) for scripts."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = "\n".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>" for k, v in flatten_metrics(metrics)
+    )
+    figs = "\n".join(
+        f'<figure><img src="{_img_src(Path(p), embed, path.parent)}" alt="{html.escape(c)}">'
+        f"<figcaption>{html.escape(c)}</figcaption></figure>"
+        for c, p in images
+    )
+    note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+    raw = json.dumps(metrics, default=_json_default).replace("</", "<\\/")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td {{ border: 1px solid #ccc; padding: 2px 8px; font-family: monospace; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
+figcaption {{ color: #555; font-size: 90%; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{note_html}
+<h2>Metrics</h2>
+<table>
+{rows}
+</table>
+{"<h2>Figures</h2>" if figs else ""}
+{figs}
+<script type="application/json" id="metrics">{raw}</script>
+</body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _json_default(o: object):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: str | Path, data: Mapping) -> Path:
+    """JSON with NumPy scalars/arrays converted; NaN is written as null (strict JSON readers reject NaN)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_nan_to_none(data), indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _nan_to_none(o):
+    if isinstance(o, np.ndarray):
+        o = o.tolist()
+    if isinstance(o, Mapping):
+        return {k: _nan_to_none(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_nan_to_none(v) for v in o]
+    if isinstance(o, float | np.floating) and not math.isfinite(float(o)):
+        return None
+    return o
