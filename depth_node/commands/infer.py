@@ -61,7 +61,7 @@ def default_model() -> Path:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from depth_node.colorize import colorize_depth
+    from depth_node.colormap import colorize
     from depth_node.geometry.camera import Intrinsics
     from depth_node.inference.estimator import DepthEstimator
     from depth_node.inference.factory import create_backend
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         intr = Intrinsics(args.fx, args.fx, w / 2, h / 2, w, h) if args.fx else None
         res = est.depth(rgb, intr, out_size=(h, w) if args.input_size else None)
         np.save(args.output / f"{path.stem}.npy", res.depth)
-        Image.fromarray(colorize_depth(res.depth)).save(args.output / f"{path.stem}_depth.png")
+        Image.fromarray(colorize(res.depth, bgr=False)).save(args.output / f"{path.stem}_depth.png")
     units = "metres" if est.metric else "relative units"
     print(f"wrote depth ({units}) for {len(list_images(args.inputs))} images to {args.output}")
     return 0

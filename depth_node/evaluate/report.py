@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_node.colorize import colorize_depth
+from depth_node.colormap import colorize
 
 # ---------------------------------------------------------------- images
 
@@ -87,9 +87,9 @@ def depth_panel(
     rows = []
     if rgb is not None:
         rows.append(rgb)
-    rows.append(colorize_depth(pred, vmin, vmax))
+    rows.append(colorize(pred, "turbo", vmin or 0.0, vmax or 0.0, bgr=False))
     if gt is not None:
-        rows.append(colorize_depth(_spread_sparse(gt), vmin, vmax))
+        rows.append(colorize(_spread_sparse(gt), "turbo", vmin or 0.0, vmax or 0.0, bgr=False))
         if pred.shape == gt.shape:
             err = error_image(gt, pred, mask)
             if not (np.isfinite(gt) & (gt > 0)).mean() >= 0.3:  # sparse GT: grow the error dots like the GT

@@ -1,0 +1,447 @@
+"""`depth-node bench --node`: what the ROS 2 node adds on top of raw inference, measured end to end.
+
+A node process runs the model; this process publishes frames and receives depth, points (and odom) back,
+one frame at a time, so each latency is publish → last output received with no queueing, on the same
+frames, same backend and same run as the raw `backend.run_depth` timing it is compared with:
+
+    node_overhead_ms         = median end-to-end (depth + points, odometry off) − median raw inference
+    node_over_inference_ratio = median end-to-end / median raw inference
+
+Odometry on adds the pose network: `node_overhead_with_odom_ms` subtracts both networks' raw medians.
+The point-cloud construction cost at 640×192 is measured in-process (builder, and builder + message).
+
+The benchmark keeps its ROS 2 traffic private: loopback discovery and its own domain (`--node-domain`), set
+for this process and the node process it starts. The node itself never sets either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_node.errors import DepthNodeError
+
+log = logging.getLogger(__name__)
+
+OVERHEAD_GOAL_MS = 6.0
+# pause between the node's work and this process's: idle OpenMP worker threads spin-wait for a while after a
+# parallel region, and on a small CPU the other process's spinning threads would be timed as its latency
+SETTLE_S = 0.2
+CLOUD_GOAL_MS = 2.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Node-specific options; --json, --model, --backends, --precisions, --cache-dir, --quick are shared with
+    the inference benchmark and read from there when present."""
+    g = p.add_argument_group("node benchmark (--node)")
+    g.add_argument("--node-frames", type=int, default=None, help="timed frames per configuration (default 40)")
+    g.add_argument("--node-input-size", default="640x192", help="WxH of the published camera frames")
+    g.add_argument("--node-domain", type=int, default=None,
+                   help="ROS_DOMAIN_ID of the private benchmark graph (default: $ROS_DOMAIN_ID or 73)")
+    g.add_argument("--node-device", default="auto", help="device for the node and the raw timing (auto, cpu, cuda)")
+
+
+def _first(csv: str | None, default: str) -> str:
+    if not csv:
+        return default
+    return csv.split(",")[0].strip() or default
+
+
+def _timing(values_ms: list[float]) -> dict[str, float]:
+    a = np.asarray(values_ms, dtype=np.float64)
+    return {"median_ms": round(float(np.median(a)), 3), "p90_ms": round(float(np.percentile(a, 90)), 3),
+            "mean_ms": round(float(a.mean()), 3), "min_ms": round(float(a.min()), 3), "n": int(a.size)}
+
+
+def _frames(n: int, width: int, height: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Consecutive drive frames (odometry needs real motion) and their intrinsics [fx, fy, cx, cy]."""
+    try:
+        from depth_node.sim.config import DriveConfig
+        from depth_node.sim.drive import Drive
+
+        cfg = DriveConfig(seed=11, frames=n)
+        cfg.camera.width, cfg.camera.height = width, height
+        drive = Drive(cfg)
+        intr = drive.intrinsics
+        return [np.ascontiguousarray(drive.frame(k).rgb) for k in range(n)], np.array(
+            [intr.fx, intr.fy, intr.cx, intr.cy])
+    except ImportError:
+        from depth_node.export.quantize import builtin_frames
+
+        return builtin_frames(n, height, width), np.array([0.58 * width, 1.92 * height, 0.5 * width, 0.5 * height])
+
+
+def pointcloud_timing(iters: int = 50) -> dict[str, Any]:
+    """Cloud construction at 640×192 with colour: the builder (NumPy) and builder + PointCloud2 message."""
+    from depth_node.geometry.camera import Intrinsics
+    from depth_node.geometry.pointcloud import OrganizedCloudBuilder
+
+    intr = Intrinsics(370.0, 370.0, 320.0, 96.0, 640, 192)
+    rng = np.random.default_rng(0)
+    depth = (1.0 + 40.0 * rng.random((192, 640))).astype(np.float32)
+    rgb = rng.integers(0, 255, (192, 640, 3), dtype=np.uint8)
+    b = OrganizedCloudBuilder()
+    out: dict[str, Any] = {}
+
+    def med(fn) -> float:
+        for _ in range(5):
+            fn()
+        ts = []
+        for _ in range(iters):
+            t = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t) * 1e3)
+        return round(float(np.median(ts)), 3)
+
+    out["pointcloud_ms_640x192"] = med(lambda: b.build(depth, intr, 1, rgb))
+    out["pointcloud_xyz_ms_640x192"] = med(lambda: b.build(depth, intr, 1, None))
+    try:
+        from std_msgs.msg import Header
+
+        from depth_node.ros.messages import pointcloud_msg
+
+        h = Header()
+        out["pointcloud_msg_ms_640x192"] = med(lambda: pointcloud_msg(b.build(depth, intr, 1, rgb), h))
+    except ImportError:
+        out["pointcloud_msg_ms_640x192"] = None
+    return out
+
+
+class RawInference:
+    """The same backend in this process, timed on the same frames between end-to-end frames (interleaved, so
+    both medians come from the same minutes of a possibly shared machine)."""
+
+    def __init__(self, model_path: Path, backend: str, precision: str, device: str, cache_dir, frames):
+        from depth_node.inference.estimator import DepthEstimator
+        from depth_node.inference.factory import create_backend
+
+        self.be = create_backend(model_path, backend, precision, device, cache_dir=cache_dir)
+        self.est = DepthEstimator(self.be)
+        self.frames = frames
+        self.xs = [self.est.prepare(f) for f in frames]
+        for x in self.xs[:3]:
+            self.be.run_depth(x)
+        self.raw: list[float] = []
+        self.full: list[float] = []
+        self.pose: list[float] = []
+        self.info = {"backend": self.be.name, "precision": self.be.precision, "device": self.be.device,
+                     "resolution": f"{self.be.info.width}x{self.be.info.height}"}
+
+    def time_frame(self, k: int, pose: bool = False) -> None:
+        x = self.xs[k % len(self.xs)]
+        t = time.perf_counter()
+        self.be.run_depth(x)
+        self.raw.append((time.perf_counter() - t) * 1e3)
+        t = time.perf_counter()
+        self.est.depth(self.frames[k % len(self.frames)])
+        self.full.append((time.perf_counter() - t) * 1e3)
+        if pose and self.est.has_pose:
+            t = time.perf_counter()
+            self.est.motion(self.xs[(k - 1) % len(self.xs)], x)
+            self.pose.append((time.perf_counter() - t) * 1e3)
+
+    def close(self) -> None:
+        self.be.close()
+
+
+class _Pipeline:
+    """This process's side of the graph: publishes frames, receives the node's outputs."""
+
+    def __init__(self, frames: list[np.ndarray], K: np.ndarray):
+        import rclpy
+        from nav_msgs.msg import Odometry
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+        self.rclpy = rclpy
+        rclpy.init()
+        self.node = rclpy.create_node("depth_node_bench")
+        self.frames, self.K = frames, K
+        self.img = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.recv: dict[str, dict[int, int]] = {"depth": {}, "points": {}, "odom": {}}
+        self.types = {"depth": Image, "points": PointCloud2, "odom": Odometry}
+        self.qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.subs: dict[str, Any] = {}
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.diags: list[dict[str, str]] = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            if st.name.endswith(": depth"):
+                self.diags.append({kv.key: kv.value for kv in st.values})
+
+    def wait_for_diagnostics(self, timeout: float) -> None:
+        seen = len(self.diags)
+        self.spin_until(lambda: len(self.diags) > seen, timeout)
+
+    def node_breakdown(self, since: int) -> dict[str, float]:
+        """The node's own per-frame timings (its /diagnostics), medians over the periods since `since`."""
+        rows = [d for d in self.diags[since:] if float(d.get("output_rate_hz", 0) or 0) > 0]
+        out = {}
+        for key in ("wait_mean_ms", "inference_mean_ms", "publish_mean_ms", "latency_mean_ms"):
+            vals = [float(d[key]) for d in rows if key in d]
+            if vals:
+                out[key.replace("_mean", "")] = round(float(np.median(vals)), 3)
+        return out
+
+    def _on(self, kind: str):
+        """Raw (serialized) subscription: the stamp is read from the CDR bytes, so the time to turn a 4 MB
+        cloud into a Python message on this side (a C++ consumer would not pay it) is not charged to the node."""
+        import struct
+
+        def cb(raw: bytes) -> None:
+            t = time.perf_counter_ns()
+            little = raw[1] & 1  # CDR encapsulation: 0x0001 little-endian, 0x0000 big-endian
+            sec, nsec = struct.unpack_from("<iI" if little else ">iI", raw, 4)  # std_msgs/Header.stamp first
+            self.recv[kind][sec * 10**9 + nsec] = t
+        return cb
+
+    def want(self, kinds: set[str]) -> None:
+        for k in list(self.subs):
+            if k not in kinds:
+                self.node.destroy_subscription(self.subs.pop(k))
+        for k in kinds:
+            if k not in self.subs:
+                self.subs[k] = self.node.create_subscription(self.types[k], k, self._on(k), self.qos, raw=True)
+
+    def spin_until(self, cond, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return True
+            # spin_once returns as soon as something arrives: a long timeout costs no latency, and a short one
+            # would busy-poll a core away from the node being measured
+            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+        return cond()
+
+    def send(self, k: int, kinds: set[str], timeout: float = 20.0) -> float | None:
+        """Publish frame k (wall-clock stamp); ms until every output in `kinds` arrived, or None."""
+        from sensor_msgs.msg import CameraInfo, Image
+
+        from depth_node.ros.messages import as_data
+
+        rgb = self.frames[k % len(self.frames)]
+        h, w = rgb.shape[:2]
+        stamp = time.time_ns()
+        sec, nsec = divmod(stamp, 10**9)
+        info = CameraInfo()
+        info.header.stamp.sec, info.header.stamp.nanosec = sec, nsec
+        info.header.frame_id = "camera_optical"
+        info.width, info.height = w, h
+        fx, fy, cx, cy = (float(v) for v in self.K)
+        info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+        img = Image()
+        img.header = info.header
+        img.height, img.width, img.encoding, img.step = h, w, "rgb8", w * 3
+        img.data = as_data(rgb)
+        self.info.publish(info)
+        t0 = time.perf_counter_ns()
+        self.img.publish(img)
+        ok = self.spin_until(lambda: all(stamp in self.recv[kd] for kd in kinds), timeout)
+        if not ok:
+            return None
+        return (max(self.recv[kd][stamp] for kd in kinds) - t0) / 1e6
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.rclpy.try_shutdown()
+
+
+def _node_env(domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark; returns the JSON-able result (also written to --json when given)."""
+    quick = bool(getattr(args, "quick", False))
+    n = int(getattr(args, "node_frames", None) or (12 if quick else 40))
+    try:
+        w_in, h_in = (int(v) for v in str(getattr(args, "node_input_size", "640x192")).lower().split("x"))
+    except ValueError as exc:
+        raise DepthNodeError("--node-input-size must look like 640x192") from exc
+    domain = int(getattr(args, "node_domain", None) or os.environ.get("ROS_DOMAIN_ID") or 73)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # this benchmark's private graph, not the node's
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    backend = _first(getattr(args, "backends", None), "auto")
+    precision = _first(getattr(args, "precisions", None), "auto")
+    device = getattr(args, "node_device", "auto") or "auto"
+    cache_dir = getattr(args, "cache_dir", None)
+    from depth_node.bench.inference import resolve_model
+    from depth_node.checkpoints.model_file import save_model
+
+    model, weights = resolve_model(getattr(args, "model", None))
+    tmp = Path(tempfile.mkdtemp(prefix="depth_node_bench_"))
+    model_path = Path(weights) if weights != "recipe" else save_model(tmp / "recipe.pt", model)
+    frames, K = _frames(max(8, min(n, 24)), w_in, h_in)
+
+    raw = RawInference(model_path, backend, precision, device, cache_dir, frames)
+    info = raw.info
+    params = tmp / "params.yaml"
+    import yaml
+
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
+        "model": str(model_path), "backend": info["backend"], "precision": info["precision"],
+        "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
+        "output_qos": "reliable", "output_qos_depth": 5}}}))
+    node_log = tmp / "node.log"
+    with open(node_log, "wb") as lf:
+        proc = subprocess.Popen([sys.executable, "-m", "depth_node.cli", "node", "--ros-args", "--params-file",
+                                 str(params)], env=_node_env(domain), stdout=lf, stderr=subprocess.STDOUT)
+    pipe = None
+    result: dict[str, Any] = {}
+    ok = False
+    try:
+        pipe = _Pipeline(frames, K)
+        end = time.monotonic() + 180
+        while time.monotonic() < end and "active:" not in node_log.read_text(errors="replace"):
+            if proc.poll() is not None:
+                raise DepthNodeError(f"the node exited: {node_log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        e2e: dict[str, dict[str, float]] = {}
+        breakdown: dict[str, dict[str, float]] = {}
+        configs = (("depth", {"depth"}), ("depth_points", {"depth", "points"}),
+                   ("depth_points_odom", {"depth", "points", "odom"}))
+        for label, kinds in configs:
+            pipe.want(kinds)
+            # warm-up: discovery, first-frame allocations, the odometry chain's first pair
+            for k in range(30):
+                if pipe.send(k, kinds, timeout=3.0) is not None and k >= 3:
+                    break
+            lat = []
+            mark = len(pipe.diags)
+            for k in range(n):
+                time.sleep(SETTLE_S)
+                v = pipe.send(k, kinds)
+                if v is not None:
+                    lat.append(v)
+                time.sleep(SETTLE_S)
+                raw.time_frame(k, pose="odom" in kinds)  # the node is idle now: same backend, same frame
+            if len(lat) < max(3, n // 2):
+                raise DepthNodeError(f"only {len(lat)} of {n} frames came back ({label}); see {node_log}")
+            e2e[label] = _timing(lat)
+            pipe.wait_for_diagnostics(3.0)  # the last period's figures
+            breakdown[label] = pipe.node_breakdown(mark)
+        raw_t, full_t = _timing(raw.raw), _timing(raw.full)
+        pose_t = _timing(raw.pose) if raw.pose else None
+        overhead = e2e["depth_points"]["median_ms"] - raw_t["median_ms"]
+        result = {
+            "mode": "node",
+            **info,
+            "input_size": f"{w_in}x{h_in}",
+            "weights": "recipe (untrained; speed is representative)" if weights == "recipe" else weights,
+            "frames": n,
+            "raw_inference_ms": raw_t,
+            "estimator_depth_ms": full_t,
+            "pose_net_ms": pose_t,
+            "end_to_end_ms": e2e,
+            # the node's own view (its /diagnostics): receive → worker start, pre + inference + post, publishing
+            "node_breakdown_ms": breakdown,
+            "node_overhead_ms": round(overhead, 3),
+            "node_over_inference_ratio": round(e2e["depth_points"]["median_ms"] / raw_t["median_ms"], 3),
+            # odometry on: end to end minus both networks (depth and pose), i.e. what the node adds
+            "node_overhead_with_odom_ms": round(e2e["depth_points_odom"]["median_ms"] - raw_t["median_ms"]
+                                                - (pose_t["median_ms"] if pose_t else 0.0), 3),
+            **pointcloud_timing(),
+            "goals": {"node_overhead_ms": OVERHEAD_GOAL_MS, "pointcloud_ms_640x192": CLOUD_GOAL_MS},
+        }
+        result["meets_goals"] = {
+            "node_overhead_ms": result["node_overhead_ms"] <= OVERHEAD_GOAL_MS,
+            "pointcloud_ms_640x192": result["pointcloud_ms_640x192"] <= CLOUD_GOAL_MS,
+        }
+        try:
+            from depth_node.bench.machine import machine_info
+
+            result["machine"] = machine_info()
+        except Exception:  # machine details are a nicety
+            pass
+        ok = True
+    finally:
+        raw.close()
+        if pipe is not None:
+            pipe.close()
+        if proc.poll() is None:
+            proc.send_signal(2)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if ok:  # keep the node's log (and the recipe model) only when something went wrong
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log.error("node benchmark failed; node log and parameters kept in %s", tmp)
+    return result
+
+
+def print_table(r: dict[str, Any]) -> None:
+    e = r["end_to_end_ms"]
+    rows = [
+        ("raw inference (backend.run_depth)", r["raw_inference_ms"]["median_ms"]),
+        ("estimator depth (pre + infer + post)", r["estimator_depth_ms"]["median_ms"]),
+        ("end to end: depth only", e["depth"]["median_ms"]),
+        ("end to end: depth + points", e["depth_points"]["median_ms"]),
+        ("end to end: depth + points + odom", e["depth_points_odom"]["median_ms"]),
+        ("node overhead (e2e − raw)", r["node_overhead_ms"]),
+        ("point cloud 640x192 xyz+rgb", r["pointcloud_ms_640x192"]),
+        ("point cloud + PointCloud2 message", r["pointcloud_msg_ms_640x192"]),
+    ]
+    print(f"node benchmark: {r['backend']}/{r['precision']}/{r['device']} at {r['resolution']}, input "
+          f"{r['input_size']}, {r['frames']} frames")
+    for name, v in rows:
+        print(f"  {name:40s} {v if v is None else f'{v:8.2f} ms'}")
+    b = r.get("node_breakdown_ms", {}).get("depth_points", {})
+    if b:
+        print("  node's own timings (diagnostics): " + ", ".join(f"{k} {v:.2f} ms" for k, v in b.items()))
+    print(f"  node / inference ratio {r['node_over_inference_ratio']:.2f}; goals met: {r['meets_goals']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point for `depth-node bench --node` (the bench command dispatches here)."""
+    r = run_node_bench(args)
+    print_table(r)
+    path = getattr(args, "json", None)
+    if path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r, indent=2))
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone: `python -m depth_node.bench.node_bench` (same options as `depth-node bench --node`)."""
+    p = argparse.ArgumentParser(prog="python -m depth_node.bench.node_bench", description=__doc__.split("\n")[0])
+    p.add_argument("--json", type=Path, help="write the results here (JSON)")
+    p.add_argument("--model", type=Path, help="model file (default: models/default.pt, else recipe weights)")
+    p.add_argument("--backends", help="backend to use (first of a comma-separated list; default auto)")
+    p.add_argument("--precisions", help="precision to use (first of a comma-separated list; default auto)")
+    p.add_argument("--cache-dir", type=Path, help="ONNX/engine cache")
+    p.add_argument("--quick", action="store_true", help="fewer frames")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except DepthNodeError as exc:
+        print(f"node bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Launch mono_depth_node with config/mono_depth.yaml and the usual knobs as launch arguments.
+
+    ros2 launch depth_node mono_depth.launch.py image:=/camera/image_raw camera_info:=/camera/camera_info \
+        model:=/path/to/model.pt backend:=tensorrt namespace:=front use_sim_time:=true
+
+Parameters not exposed here go in your own copy of the YAML (params_file:=...). Launch arguments left empty
+keep the YAML's value: they are resolved at launch time (OpaqueFunction), so an empty `backend` never
+overrides the file with an invalid empty string.
+"""
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+# (name, default, description)
+ARGUMENTS = [
+    ("image", "image", "camera image topic (rgb8, bgr8, rgba8, bgra8 or mono8)"),
+    ("camera_info", "camera_info", "camera_info topic of that camera"),
+    ("namespace", "", "namespace of the node and its outputs"),
+    ("node_name", "mono_depth_node", "node name"),
+    ("params_file", "", "parameter file; empty = the package's config/mono_depth.yaml"),
+    ("model", "", "model file (.pt) or depth.onnx; empty = the parameter file's value"),
+    ("backend", "", "auto, torch, onnxruntime, openvino or tensorrt; empty = the parameter file's value"),
+    ("precision", "", "auto, fp32, fp16, bf16 or int8; empty = the parameter file's value"),
+    ("device", "", "auto, cpu, cuda or cuda:N; empty = the parameter file's value"),
+    ("publish_tf", "", "true or false: broadcast odom → base_frame; empty = the parameter file's value"),
+    ("use_sim_time", "false", "true when replaying a bag with --clock"),
+    ("log_level", "info", "node log level (debug, info, warn, error)"),
+]
+STRING_OVERRIDES = ("model", "backend", "precision", "device")
+BOOL_OVERRIDES = ("publish_tf",)
+
+
+def _node(context, *args, **kwargs) -> list:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    params_file = arg("params_file")
+    if not params_file:
+        params_file = FindPackageShare("depth_node").perform(context) + "/config/mono_depth.yaml"
+    overrides: dict = {"use_sim_time": arg("use_sim_time").strip().lower() == "true"}
+    for name in STRING_OVERRIDES:
+        if arg(name):
+            overrides[name] = arg(name)
+    for name in BOOL_OVERRIDES:
+        if arg(name):
+            overrides[name] = arg(name).strip().lower() == "true"
+    return [
+        Node(
+            package="depth_node",
+            executable="mono_depth_node",
+            name=arg("node_name"),
+            namespace=arg("namespace"),
+            output="screen",
+            emulate_tty=True,
+            parameters=[params_file, overrides],
+            remappings=[("image", arg("image")), ("camera_info", arg("camera_info"))],
+            arguments=["--ros-args", "--log-level", arg("log_level")],
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    declared = [DeclareLaunchArgument(name, default_value=default, description=description)
+                for name, default, description in ARGUMENTS]
+    return LaunchDescription([*declared, OpaqueFunction(function=_node)])
