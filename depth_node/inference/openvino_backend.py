@@ -1,0 +1,141 @@
+"""OpenVINO backend: the CPU fast path (bf16 on CPUs with AVX512_BF16/AMX, int8 from the Q/DQ ONNX on
+VNNI/AMX), and Intel integrated GPUs.
+
+Reads the same ONNX files as ONNX Runtime; precision is a compile-time hint, so fp32 and bf16 share one file.
+A Q/DQ ONNX (from `depth-node quantize`) runs as int8: OpenVINO turns its Q/DQ pairs into FakeQuantize and
+picks int8 kernels; what the graph keeps in float runs at f32 (not the CPU's default bf16), so int8 adds no
+bf16 error of its own to the fp32 head."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from depth_node.inference.base import Backend, BackendError, ModelInfo
+
+DEVICES = {"cpu": "CPU", "gpu": "GPU", "igpu": "GPU"}
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def _ov():
+    try:
+        import openvino
+
+        return openvino
+    except ImportError as exc:
+        raise BackendError("OpenVINO is not installed: pip install openvino (or use backend onnxruntime)") from exc
+
+
+@functools.lru_cache(maxsize=1)
+def _core():
+    return _ov().Core()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True where bf16 is a native compute type (AVX512_BF16 or AMX), so bf16 is faster, not emulated."""
+    try:
+        caps = _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in [str(c).upper() for c in caps]
+    except Exception:
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def ov_device(device: str) -> str:
+    d = device.lower()
+    if d.startswith("gpu.") or d.startswith("igpu."):  # gpu.1 → GPU.1 (second Intel GPU)
+        return "GPU." + d.split(".", 1)[1]
+    if d not in DEVICES:
+        raise BackendError(f"OpenVINO device {device!r} unknown here; use cpu, gpu or igpu")
+    return DEVICES[d]
+
+
+class _Graph:
+    """One compiled graph with its one infer request (reused: creating requests per frame costs allocations)."""
+
+    def __init__(self, path: str | Path, ov_dev: str, precision: str):
+        _ov()  # clear error when missing
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        core = _core()
+        if ov_dev.startswith("GPU") and ov_dev.split(".")[0] not in {d.split(".")[0] for d in core.available_devices}:
+            raise BackendError(f"OpenVINO sees no GPU here (devices: {', '.join(core.available_devices)}); use cpu")
+        config: dict = {hints.performance_mode: hints.PerformanceMode.LATENCY}
+        if ov_dev == "CPU":
+            config[props.inference_num_threads] = os.cpu_count() or 1
+            config[hints.inference_precision] = HINTS[precision]
+        elif precision == "fp32":
+            config[hints.inference_precision] = "f32"  # GPUs default to f16
+        try:
+            model = core.read_model(str(path))
+            self.compiled = core.compile_model(model, ov_dev, config)
+        except Exception as exc:
+            # OpenVINO's first lines name its own source files; the cause comes later
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from")]
+            why = " | ".join(lines)[:400] or type(exc).__name__
+            raise BackendError(f"OpenVINO cannot load {path} on {ov_dev}: {why}") from exc
+        self.inputs = [p.get_any_name() for p in self.compiled.inputs]
+        self.names = [p.get_any_name() for p in self.compiled.outputs]
+        self.request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()  # one request: calls from several executor threads take turns
+        self.quantized = any(op.get_type_name() == "FakeQuantize" for op in model.get_ordered_ops())
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            self.request.infer({0: x}, share_inputs=True)
+            return {n: self.request.get_output_tensor(i).data.copy() for i, n in enumerate(self.names)}
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        depth_onnx: str | Path,
+        pose_onnx: str | Path | None = None,
+        precision: str = "fp32",
+        device: str = "cpu",
+    ):
+        if precision not in HINTS:
+            raise BackendError(f"openvino backend precisions: {', '.join(HINTS)} (got {precision!r})")
+        ov_dev = ov_device(device)
+        if precision == "bf16":
+            if ov_dev != "CPU":
+                raise BackendError("bf16 is a CPU precision in OpenVINO; on an Intel GPU use fp32 or int8")
+            if not cpu_has_bf16():
+                raise BackendError("this CPU has no native bf16 (AVX512_BF16 or AMX): use fp32 or int8")
+        super().__init__(info, precision, device)
+        self._depth = _Graph(depth_onnx, ov_dev, precision)
+        self._pose = _Graph(pose_onnx, ov_dev, precision) if pose_onnx else None
+        if precision == "int8" and not self._depth.quantized:
+            raise BackendError(
+                f"{depth_onnx} has no Q/DQ nodes, so int8 would silently run fp32: "
+                "pass the output of `depth-node quantize` (create_backend does this for you)"
+            )
+
+    @property
+    def has_pose(self) -> bool:
+        return self._pose is not None
+
+    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self._depth(image)
+
+    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
+        if self._pose is None:
+            return super().run_pose(pair)
+        return self._pose(pair)
+
+    def close(self) -> None:
+        self._depth = self._pose = None  # type: ignore[assignment]

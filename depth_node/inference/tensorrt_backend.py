@@ -1,0 +1,139 @@
+"""TensorRT backend (TensorRT 10/11): engines built from the ONNX exports on first use and cached, run with
+`execute_async_v3` on named tensors.
+
+Buffers and streams are torch-owned CUDA memory (`torch.empty(..., device="cuda").data_ptr()`, a
+`torch.cuda.Stream`): no pycuda, whose per-thread context stack breaks under ROS 2 multi-threaded executors, and
+the caching allocator already holds the memory the node uses elsewhere. Shapes are static (the exports are), so
+addresses are bound once and each call is copy-in, enqueue, copy-out on the runner's own stream."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from depth_node.inference.base import Backend, BackendError, ModelInfo
+
+
+def _torch_dtype(trt, dtype):
+    import torch
+
+    table = {
+        trt.DataType.FLOAT: torch.float32,
+        trt.DataType.HALF: torch.float16,
+        trt.DataType.INT32: torch.int32,
+        trt.DataType.INT8: torch.int8,
+        trt.DataType.BOOL: torch.bool,
+    }
+    for name, td in (("BF16", torch.bfloat16), ("INT64", torch.int64), ("UINT8", torch.uint8)):
+        if hasattr(trt.DataType, name):
+            table[getattr(trt.DataType, name)] = td
+    if dtype not in table:
+        raise BackendError(f"engine I/O tensor type {dtype} is not supported here")
+    return table[dtype]
+
+
+class EngineRunner:
+    """One engine, one execution context, torch buffers bound by tensor name."""
+
+    def __init__(self, loaded, device_index: int = 0):
+        import torch
+
+        from depth_node.export.tensorrt_engine import import_tensorrt
+
+        trt = import_tensorrt()
+        self._loaded = loaded  # keeps the runtime alive as long as the engine
+        engine = loaded.engine
+        self.device = torch.device("cuda", device_index)
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise BackendError(f"TensorRT could not create an execution context for {loaded.path} (GPU memory?)")
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.outputs: dict[str, torch.Tensor] = {}
+        with torch.cuda.device(self.device):
+            for i in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(i)
+                shape = tuple(engine.get_tensor_shape(name))
+                if any(d < 0 for d in shape):
+                    raise BackendError(f"{loaded.path}: tensor {name} has a dynamic shape {shape}; use static exports")
+                buf = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
+                if not self.context.set_tensor_address(name, buf.data_ptr()):
+                    raise BackendError(f"TensorRT refused the buffer for tensor {name}")
+                is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+                (self.inputs if is_input else self.outputs)[name] = buf
+            self.stream = torch.cuda.Stream(self.device)
+        if len(self.inputs) != 1:
+            raise BackendError(f"{loaded.path}: expected one input tensor, found {list(self.inputs)}")
+        self.input_name, self._in = next(iter(self.inputs.items()))
+        self._lock = threading.Lock()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self._in.shape)
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        if tuple(x.shape) != self.input_shape:
+            raise BackendError(f"engine input {self.input_name} is {self.input_shape}, got {tuple(x.shape)}")
+        src = torch.from_numpy(np.ascontiguousarray(x))
+        with self._lock, torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            self._in.copy_(src.to(self._in.dtype))
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise BackendError("TensorRT execution failed (see the TensorRT log above)")
+            outs = {n: t.float().cpu() for n, t in self.outputs.items()}  # .cpu() syncs this stream
+        return {n: t.numpy() for n, t in outs.items()}
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        depth_onnx: str | Path,
+        pose_onnx: str | Path | None = None,
+        precision: str = "fp16",
+        device: str = "cuda",
+        cache_dir: str | Path | None = None,
+        workspace_mb: int | None = None,
+    ):
+        from depth_node.export.tensorrt_engine import (
+            DEFAULT_WORKSPACE_MB,
+            PRECISIONS,
+            engine_for,
+            import_tensorrt,
+            require_cuda,
+        )
+
+        if precision not in PRECISIONS:
+            raise BackendError(f"tensorrt backend precisions: {', '.join(PRECISIONS)} (got {precision!r})")
+        if device == "cpu":
+            raise BackendError("TensorRT runs on NVIDIA GPUs only; on the CPU use backend openvino or onnxruntime")
+        import_tensorrt()
+        require_cuda()
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        super().__init__(info, precision, f"cuda:{index}")
+        ws = workspace_mb or DEFAULT_WORKSPACE_MB
+        self.engines = {"depth": engine_for(depth_onnx, precision, cache_dir, ws, index)}
+        if pose_onnx:
+            self.engines["pose"] = engine_for(pose_onnx, precision, cache_dir, ws, index)
+        self._depth = EngineRunner(self.engines["depth"], index)
+        self._pose = EngineRunner(self.engines["pose"], index) if pose_onnx else None
+
+    @property
+    def has_pose(self) -> bool:
+        return self._pose is not None
+
+    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self._depth(image)
+
+    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
+        if self._pose is None:
+            return super().run_pose(pair)
+        return self._pose(pair)
+
+    def close(self) -> None:
+        self._depth = self._pose = None  # type: ignore[assignment]
+        self.engines.clear()

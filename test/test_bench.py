@@ -1,0 +1,99 @@
+"""`depth-node bench`: the JSON contract the acceptance checks read, and the summary logic that decides which
+backend counts as fastest (only those within the drift goal)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from depth_node.bench.inference import DRIFT_GOAL, EAGER, mark_rows, parse_resolutions, summarize
+from depth_node.checkpoints.model_file import ModelFile, save_model
+from depth_node.cli import main
+from depth_node.errors import DepthNodeError
+from depth_node.networks.monodepth2 import DepthNet
+
+ROW_KEYS = {"backend", "precision", "device", "net", "resolution", "median_ms", "p90_ms", "gflops"}
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """Depth net only (no pose rows, no pose quantization: keeps the smoke run short); varied depth."""
+    torch.manual_seed(0)
+    sd = {k: v * 60 if k.startswith("depth.decoder.10.") else v for k, v in DepthNet(18).state_dict().items()}
+    meta = {"min_depth": 0.1, "max_depth": 100.0, "scale": {"kind": "stereo", "baseline_m": 0.54, "factor": 5.4}}
+    m = ModelFile("monodepth2", {"num_layers": 18}, 192, 640, sd, None, meta)
+    return save_model(tmp_path_factory.mktemp("bench") / "model.pt", m)
+
+
+def test_quick_bench_writes_the_contract(model_file, tmp_path, capsys, tmp_path_factory):
+    out = tmp_path / "bench.json"
+    cache = tmp_path_factory.getbasetemp() / "depth_node_cache"
+    # PyTorch rows are left out: the eager baseline runs anyway, and torch fp32 adds seconds on a busy 2-core box
+    code = main(["bench", "--quick", "--json", str(out), "--model", str(model_file), "--cache-dir", str(cache),
+                 "--iters", "3", "--backends", "onnxruntime,openvino", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    r = json.loads(out.read_text())
+    assert r["weights"] == str(model_file)
+    for key in ("eager_fp32_ms_640x192", "best_cpu_speedup_640x192", "best_cpu_backend", "best_cpu_abs_rel_drift"):
+        assert key in r, key
+    assert r["eager_fp32_ms_640x192"] > 0
+    assert {"cpu", "cores", "versions", "date"} <= set(r["machine"])
+    assert r["machine"]["versions"]["torch"] and r["machine"]["versions"]["onnxruntime"]
+    rows = r["rows"]
+    assert all(ROW_KEYS <= set(row) for row in rows)
+    ok = [row for row in rows if row["status"] == "ok"]
+    assert {(row["backend"], row["precision"]) for row in ok} >= {
+        (EAGER, "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
+    }
+    for row in ok:
+        assert row["resolution"] == "640x192" and row["net"] == "depth" and row["device"] == "cpu"
+        assert 0 < row["median_ms"] <= row["p90_ms"] and row["gflops"] > 0
+        assert row["abs_rel_drift"] is not None and row["max_abs_err"] is not None
+    eager = next(row for row in ok if row["backend"] == EAGER)
+    assert 15.5 < eager["gflop"] < 16.5  # Monodepth2 ResNet-18 depth net at 640x192: 8.0 GMAC = 16 GFLOP
+    ort = next(row for row in ok if (row["backend"], row["precision"]) == ("onnxruntime", "fp32"))
+    assert ort["abs_rel_drift"] < 1e-5 and ort["max_abs_err"] < 1e-3  # fp32 export matches PyTorch
+    # the reported best is the fastest CPU row within the drift goal, and the speedup is eager / its median
+    best = r["best_cpu"]
+    assert best["backend"] == r["best_cpu_backend"] and r["best_cpu_abs_rel_drift"] <= DRIFT_GOAL
+    within = [row for row in ok if row["backend"] != EAGER and row["abs_rel_drift"] <= DRIFT_GOAL]
+    assert best["median_ms"] == min(row["median_ms"] for row in within)
+    assert r["best_cpu_speedup_640x192"] == pytest.approx(r["eager_fp32_ms_640x192"] / best["median_ms"], rel=0.01)
+    assert "best CPU at 640x192" in printed and "torch-eager" in printed
+
+
+def _row(backend, precision, ms, drift, net="depth", res="640x192", device="cpu"):
+    return {"backend": backend, "precision": precision, "device": device, "net": net, "resolution": res,
+            "median_ms": ms, "p90_ms": ms, "abs_rel_drift": drift}
+
+
+def test_fastest_counts_only_backends_within_the_drift_goal():
+    rows = [
+        _row(EAGER, "fp32", 100.0, 0.0),
+        _row("openvino", "int8", 10.0, 0.03),
+        _row("openvino", "bf16", 20.0, 0.004),
+        _row("tensorrt", "fp16", 1.0, 0.001, device="cuda"),
+        _row("openvino", "fp32", 5.0, 0.0, res="1024x320"),
+    ]
+    mark_rows(rows)
+    s = summarize(rows, "640x192")
+    assert s["eager_fp32_ms"] == 100.0
+    assert s["best_cpu"]["backend"] == "openvino/bf16" and s["best_cpu"]["speedup_vs_eager"] == 5.0
+    assert s["fastest_cpu_any_drift"]["backend"] == "openvino/int8"
+    assert rows[1]["meets_drift_goal"] is False and rows[2]["meets_drift_goal"] is True
+
+
+def test_resolution_parsing():
+    assert parse_resolutions("640x192, 1024x320") == [(640, 192), (1024, 320)]
+    for bad in ("640", "100x50", "axb"):
+        with pytest.raises(DepthNodeError):
+            parse_resolutions(bad)
+
+
+def test_bad_arguments_exit_2(capsys):
+    assert main(["bench", "--resolutions", "100x50"]) == 2
+    assert "multiples of 32" in capsys.readouterr().err
+    assert main(["bench", "--backends", "tpu"]) == 2

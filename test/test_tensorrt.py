@@ -1,0 +1,200 @@
+"""TensorRT: engines from the ONNX exports (fp16, int8 from Q/DQ), run through the backend and compared with
+ONNX Runtime; corrupt engines give clear errors and cached ones are rebuilt.
+
+GPU tests run wherever `tensorrt` imports and torch sees a CUDA device, and are skipped elsewhere. The tests at
+the top run everywhere: they pin down that the TensorRT code imports and fails cleanly without TensorRT."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from depth_node.checkpoints.model_file import ModelFile
+from depth_node.inference.base import BackendError
+
+HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
+H, W = 96, 320
+META = {"min_depth": 0.1, "max_depth": 100.0, "scale": {"kind": "stereo", "baseline_m": 0.54, "factor": 5.4}}
+
+
+def tame_model() -> ModelFile:
+    torch.manual_seed(0)
+    from depth_node.networks.monodepth2 import DepthNet, PoseNet
+
+    d, p = DepthNet(18), PoseNet(18)
+    sd = {k: v * 60 if k.startswith("depth.decoder.10.") else v for k, v in d.state_dict().items()}
+    return ModelFile("monodepth2", {"num_layers": 18}, H, W, sd, p.state_dict(), dict(META))
+
+
+# ---------------------------------------------------------------------------------------------- everywhere
+
+
+def test_tensorrt_modules_import_without_tensorrt():
+    import depth_node.export.tensorrt_engine as te
+    import depth_node.inference.tensorrt_backend as tb
+
+    assert te.PRECISIONS == ("fp16", "fp32", "int8") and tb.TensorRTBackend.name == "tensorrt"
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="checks the message shown when tensorrt is missing")
+def test_missing_tensorrt_is_a_clear_error(tmp_path, capsys):
+    from depth_node.cli import main
+    from depth_node.export.tensorrt_engine import import_tensorrt
+
+    with pytest.raises(BackendError, match="pip install tensorrt"):
+        import_tensorrt()
+    onnx_file = tmp_path / "depth.onnx"
+    onnx_file.write_bytes(b"not used")
+    assert main(["build-engine", str(onnx_file)]) == 2
+    assert "TensorRT is not installed" in capsys.readouterr().err
+
+
+def test_tensorrt_backend_refuses_the_cpu(tmp_path):
+    from depth_node.inference.base import ModelInfo
+    from depth_node.inference.tensorrt_backend import TensorRTBackend
+
+    with pytest.raises(BackendError, match="NVIDIA GPUs only"):
+        TensorRTBackend(ModelInfo("monodepth2", H, W), tmp_path / "d.onnx", None, "fp16", "cpu")
+
+
+@pytest.mark.parametrize("net", ["depth", "pose"])
+def test_fp16_typed_onnx_for_strongly_typed_tensorrt(tmp_path_factory, net):
+    """TensorRT 11 takes fp16 from the ONNX types; the typed graph must be valid, keep fp32 I/O, and compute the
+    same function (ONNX Runtime runs it here on the CPU)."""
+    import onnx
+
+    from depth_node.evaluate.drift import drift
+    from depth_node.export.cache import onnx_for
+    from depth_node.export.quantize import builtin_frames, network_inputs
+    from depth_node.export.tensorrt_engine import fp16_typed_onnx
+    from depth_node.inference.onnxruntime_backend import make_session
+
+    cache = tmp_path_factory.getbasetemp() / "depth_node_cache"
+    depth, pose = onnx_for(tame_model(), cache)
+    src = depth if net == "depth" else pose
+    typed = fp16_typed_onnx(src, cache)
+    m = onnx.load(str(typed))
+    f16 = sum(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    assert f16 > 20
+    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*m.graph.input, *m.graph.output])
+    a, b = make_session(src), make_session(typed)
+    xs = network_inputs(builtin_frames(3, H, W, seed=5), [1, 3 if net == "depth" else 6, H, W])
+    key = "depth" if net == "depth" else "T"
+    ref = [a.run([key], {a.get_inputs()[0].name: x})[0] for x in xs]
+    got = [b.run([key], {b.get_inputs()[0].name: x})[0] for x in xs]
+    d = drift(got, ref)
+    assert got[0].dtype == np.float32 and d.max_abs > 0  # really changed precision
+    assert (d.abs_rel < 0.005) if net == "depth" else (d.max_abs < 1e-3), d
+
+
+# ---------------------------------------------------------------------------------------------- on a GPU
+
+
+def _gpu():
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install tensorrt on a GPU machine)")
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT is installed but torch sees no CUDA device")
+    return trt
+
+
+@pytest.fixture(scope="module")
+def gpu_env(tmp_path_factory):
+    _gpu()
+    from depth_node.export.cache import onnx_for
+    from depth_node.export.quantize import builtin_frames, network_inputs
+    from depth_node.inference.onnxruntime_backend import OnnxRuntimeBackend
+
+    cache = tmp_path_factory.mktemp("trt_cache")
+    model = tame_model()
+    depth, pose = onnx_for(model, cache)
+    from depth_node.inference.base import ModelInfo
+
+    info = ModelInfo.from_model_file(model)
+    xs = network_inputs(builtin_frames(3, H, W, seed=5), [1, 3, H, W])
+    ref = OnnxRuntimeBackend(info, depth, pose)
+    pair = np.concatenate([xs[0], xs[1]], 1)
+    return {"cache": cache, "model": model, "depth": depth, "pose": pose, "info": info, "xs": xs,
+            "ref": [ref.run_depth(x) for x in xs], "pair": pair, "ref_pose": ref.run_pose(pair)}
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_fp16_engine_matches_onnxruntime(gpu_env):
+    from depth_node.evaluate.drift import drift
+    from depth_node.inference.factory import create_backend
+
+    b = create_backend(gpu_env["model"], "tensorrt", "fp16", "cuda", cache_dir=gpu_env["cache"])
+    outs = [b.run_depth(x) for x in gpu_env["xs"]]
+    d = drift([o["depth"] for o in outs], [r["depth"] for r in gpu_env["ref"]])
+    assert d.abs_rel < 0.005, d
+    assert max(np.abs(o["disp"] - r["disp"]).max() for o, r in zip(outs, gpu_env["ref"])) < 5e-3
+    pose = b.run_pose(gpu_env["pair"])
+    assert np.abs(pose["T"] - gpu_env["ref_pose"]["T"]).max() < 1e-3
+    engine = b.engines["depth"].path
+    assert re.fullmatch(r"[0-9a-f]{16}-fp16-trt[0-9.]+-[a-z0-9-]+\.engine", engine.name), engine.name
+    assert engine.parent == gpu_env["cache"] / "engines"
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_int8_engine_from_qdq_onnx(gpu_env):
+    from depth_node.evaluate.drift import drift
+    from depth_node.inference.factory import create_backend
+
+    b = create_backend(gpu_env["model"], "tensorrt", "int8", "cuda", cache_dir=gpu_env["cache"])
+    got = [b.run_depth(x)["depth"] for x in gpu_env["xs"]]
+    assert drift(got, [r["depth"] for r in gpu_env["ref"]]).abs_rel < 0.02
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_corrupt_engine_is_a_clear_error_and_the_cache_rebuilds(gpu_env, tmp_path, capsys):
+    from depth_node.cli import main
+    from depth_node.export.tensorrt_engine import engine_cache_path, load_engine
+    from depth_node.inference.factory import create_backend
+
+    bad = tmp_path / "bad.engine"
+    bad.write_bytes(b"\x00garbage, not a TensorRT plan" * 10)
+    with pytest.raises(BackendError, match="Rebuild it"):
+        load_engine(bad)
+    images = tmp_path / "frames"
+    images.mkdir()
+    from PIL import Image
+
+    from depth_node.export.quantize import builtin_frames
+
+    for i, f in enumerate(builtin_frames(2, 375, 1242, seed=3)):
+        Image.fromarray(f).save(images / f"{i}.png")
+    assert main(["verify-engine", str(bad), str(gpu_env["depth"]), "--images", str(images)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    # a truncated engine in the cache (a crash mid-write of an older version, a disk error) is rebuilt
+    cached = engine_cache_path(gpu_env["depth"], "fp16", gpu_env["cache"])
+    create_backend(gpu_env["model"], "tensorrt", "fp16", "cuda", cache_dir=gpu_env["cache"]).close()
+    cached.write_bytes(cached.read_bytes()[:1000])
+    b = create_backend(gpu_env["model"], "tensorrt", "fp16", "cuda", cache_dir=gpu_env["cache"])
+    assert np.isfinite(b.run_depth(gpu_env["xs"][0])["depth"]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+def test_build_and_verify_engine_commands(gpu_env, tmp_path, capsys):
+    from PIL import Image
+
+    from depth_node.cli import main
+    from depth_node.export.quantize import builtin_frames
+
+    images = tmp_path / "frames"
+    images.mkdir()
+    for i, f in enumerate(builtin_frames(3, 375, 1242, seed=3)):
+        Image.fromarray(f).save(images / f"{i}.png")
+    engine = tmp_path / "depth.fp16.engine"
+    assert main(["build-engine", str(gpu_env["depth"]), "-o", str(engine), "--workspace-mb", "512"]) == 0
+    assert engine.is_file()
+    common = [str(engine), str(gpu_env["depth"]), "--images", str(images)]
+    assert main(["verify-engine", *common, "--abs-rel-tol", "0.01"]) == 0
+    assert main(["verify-engine", *common, "--abs-rel-tol", "1e-9"]) == 1
+    capsys.readouterr()
