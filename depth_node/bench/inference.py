@@ -14,7 +14,6 @@ import gc
 import itertools
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from depth_node.bench.flops import count_flops
-from depth_node.bench.machine import load_average, machine_info
+from depth_node.bench.machine import cpu_busy_fraction, load_average, machine_info
 from depth_node.bench.timing import Timing, measure
 from depth_node.checkpoints.model_file import ModelFile, build_depth_net, build_pose_net, load_model
 from depth_node.errors import DepthNodeError
@@ -77,8 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precisions", help="comma-separated subset of fp32,bf16,fp16,int8 (default: all)")
     p.add_argument("--resolutions", default=None, help="WxH list, default 640x192,1024x320")
     p.add_argument("--nets", default=None, help="depth,pose (default both)")
-    p.add_argument("--iters", type=int, default=None, help="timed runs per measurement (default 20)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 3)")
+    p.add_argument("--iters", type=int, default=None, help="timed runs per measurement (default 15)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2)")
     p.add_argument("--drift-frames", type=int, default=None, help="held-out frames for accuracy drift (default 4)")
     p.add_argument("--cache-dir", type=Path, help="ONNX/int8/engine cache (default: $DEPTH_NODE_CACHE or ~/.cache)")
     p.add_argument("--quick", action="store_true", help="a fast smoke run: 640x192, depth net, few iterations")
@@ -117,8 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         nets=_csv(args.nets, ("depth", "pose"), "net") or (["depth"] if quick else ["depth", "pose"]),
         backends=_csv(args.backends, BACKENDS, "backend"),
         precisions=_csv(args.precisions, ("fp32", "bf16", "fp16", "int8"), "precision"),
-        iters=args.iters or (5 if quick else 20),
-        warmup=args.warmup if args.warmup is not None else (1 if quick else 3),
+        iters=args.iters or (5 if quick else 15),  # 15 keeps a first (cold-cache) default run near 3 minutes
+        warmup=args.warmup if args.warmup is not None else (1 if quick else 2),
         drift_frames=args.drift_frames or (2 if quick else 4),
         cache_dir=args.cache_dir,
         calibration_frames=4 if quick else None,
@@ -503,15 +502,15 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     settings = settings_from_args(args)
-    load = load_average()
+    load, busy = load_average(), cpu_busy_fraction()
     model, weights = resolve_model(args.model)
     if model.arch != "monodepth2":
         raise DepthNodeError(f"bench covers Monodepth2 models; {model.arch} is not supported yet")
     plan, notes = candidates(settings)
-    cores = os.cpu_count() or 1
-    if load is not None and load > 0.5 * cores:
-        notes.append(f"machine busy at start (load average {load:.1f} on {cores} cores): latencies are inflated, "
-                     "eager PyTorch (OpenMP) most of all, so speedups are overstated — re-run when idle")
+    if busy is not None and busy > 0.25:
+        notes.append(f"machine busy at start ({busy:.0%} of the CPU used by other work, load average {load}): "
+                     "latencies are inflated, eager PyTorch (OpenMP) most of all, so speedups are overstated — "
+                     "re-run when idle")
     if weights == "recipe":
         notes.append("no models/default.pt: recipe weights (deterministic, untrained) — speed is representative, "
                      "drift is pessimistic (this net amplifies input noise: ±1/255 moves its depth ~0.8 %)")
@@ -537,6 +536,8 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
     bar.close()
     report = build_report(rows, prepost, settings, weights, model, notes, time.perf_counter() - started)
+    report["machine"]["cpu_busy_at_start"] = busy
+    report["machine"]["cpu_busy_at_end"] = cpu_busy_fraction(0.5)
     print(format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

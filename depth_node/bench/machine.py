@@ -55,6 +55,27 @@ def load_average() -> float | None:
         return None
 
 
+def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
+    """Share of all cores busy over `seconds` (from /proc/stat) while this process waits: other work right now.
+    The load average lags by minutes, so it misses a machine that just became busy or idle."""
+    import time
+
+    def sample() -> tuple[int, int] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    a = sample()
+    time.sleep(seconds)
+    b = sample()
+    if a is None or b is None or b[0] == a[0]:
+        return None
+    return round(1.0 - (b[1] - a[1]) / (b[0] - a[0]), 3)
+
+
 def machine_info() -> dict:
     try:
         affinity = len(os.sched_getaffinity(0))

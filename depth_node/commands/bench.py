@@ -8,7 +8,7 @@ import argparse
 import importlib
 
 # flag → module under depth_node.bench; the first entry is the default mode
-MODES: dict[str, str] = {"inference": "inference"}
+MODES: dict[str, str] = {"inference": "inference", "node": "node_bench", "train": "train_bench"}
 
 
 def register(sub, name: str, help_text: str) -> None:
