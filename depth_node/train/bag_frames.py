@@ -1,0 +1,144 @@
+"""Training frames from a rosbag2 bag: camera images (+ CameraInfo for intrinsics; a right camera for stereo).
+
+Topics left unset in `data.bag` are found from the bag: the one image topic (or the one not named "right"),
+its CameraInfo next to it (`…/image_raw` → `…/camera_info`), and for stereo an image topic named "right".
+Left and right images are paired by header stamp (within `max_sync_dt`); the baseline comes from the right
+CameraInfo's P (P[0,3] = −fx·baseline, rectified rigs). Only this module (via depth_node.ros.bag_io, which
+uses `rosbags`) touches ROS data; nothing here needs a ROS installation.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_node.geometry.camera import Intrinsics
+from depth_node.train.sources import DataError
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+
+@dataclass
+class BagPlan:
+    image_topic: str
+    info_topic: str | None
+    right_topic: str | None
+    right_info_topic: str | None
+    intrinsics: Intrinsics
+    baseline_m: float | None
+    count: int
+
+
+def _sibling_info(topic: str, infos: list[str]) -> str | None:
+    base = topic.rsplit("/", 1)[0]
+    for cand in (f"{base}/camera_info", f"{base.rsplit('/', 1)[0]}/camera_info"):
+        if cand in infos:
+            return cand
+    return infos[0] if len(infos) == 1 else None
+
+
+def _first(reader: Any, topic: str) -> Any:
+    for m in reader.messages([topic]):
+        return m.msg
+    raise DataError(f"{reader.path}: topic {topic} has no messages")
+
+
+def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float | None = None) -> BagPlan:
+    from depth_node.ros.bag_io import open_bag
+
+    with open_bag(path) as reader:
+        topics = reader.topics
+        images = [t for t, s in topics.items() if s.msgtype in IMAGE_TYPES]
+        infos = [t for t, s in topics.items() if s.msgtype == INFO_TYPE]
+        left = getattr(cfg, "image_topic", None)
+        if left is None:
+            cands = [t for t in images if "right" not in t and "depth" not in t and "ground_truth" not in t]
+            if len(cands) != 1:
+                raise DataError(f"{path}: cannot tell which image topic to train on ({', '.join(images) or 'none'}); "
+                                "set data.bag.image_topic")
+            left = cands[0]
+        elif left not in topics:
+            raise DataError(f"{path}: no topic {left}; image topics: {', '.join(images) or 'none'}")
+        info = getattr(cfg, "camera_info_topic", None) or _sibling_info(left, infos)
+        if info is None:
+            raise DataError(f"{path}: no CameraInfo for {left}; set data.bag.camera_info_topic")
+        right = getattr(cfg, "right_image_topic", None)
+        if right is None and with_right:
+            rc = [t for t in images if "right" in t and t != left]
+            right = rc[0] if len(rc) == 1 else None
+        right_info = None
+        if right is not None:
+            right_info = getattr(cfg, "right_camera_info_topic", None) or _sibling_info(
+                right, [t for t in infos if t != info])
+        ci = _first(reader, info)
+        K = np.asarray(ci.k, dtype=np.float64).reshape(3, 3)
+        intr = Intrinsics.from_K(K, int(ci.width), int(ci.height))
+        if not intr.is_valid():
+            raise DataError(f"{path}: CameraInfo on {info} has invalid intrinsics (K = {K.ravel().tolist()})")
+        baseline = baseline_override
+        if right_info is not None and baseline is None:
+            P = np.asarray(_first(reader, right_info).p, dtype=np.float64)
+            if abs(P[3]) > 1e-9 and P[0] > 0:
+                baseline = abs(P[3] / P[0])
+        if right is not None and baseline is None:
+            raise DataError(f"{path}: stereo topic {right} but no baseline (right CameraInfo P[3] = −fx·baseline); "
+                            "set data.stereo_baseline_m")
+        return BagPlan(left, info, right, right_info, intr, baseline, topics[left].count)
+
+
+def _decode(msg: Any, msgtype: str) -> np.ndarray:
+    if msgtype.endswith("CompressedImage"):
+        from PIL import Image
+
+        with Image.open(io.BytesIO(bytes(msg.data))) as im:
+            return np.asarray(im.convert("RGB"))
+    from depth_node.ros.image_codec import decode_image
+
+    img = decode_image(msg)
+    if img.ndim == 2:
+        if img.dtype != np.uint8:
+            img = (img.astype(np.float32) / max(float(img.max()), 1.0) * 255).astype(np.uint8)
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.asarray(img)
+
+
+def _stamp(msg: Any, fallback: int) -> int:
+    h = getattr(msg, "header", None)
+    if h is None:
+        return fallback
+    return int(h.stamp.sec) * 1_000_000_000 + int(h.stamp.nanosec)
+
+
+def iterate(path: Path, p: BagPlan, cfg: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(left RGB, right RGB or None) in time order; with a right topic, left frames without a partner within
+    `max_sync_dt` are skipped (so every yielded frame is a stereo pair)."""
+    from depth_node.ros.bag_io import open_bag
+
+    tol = int(float(getattr(cfg, "max_sync_dt", 0.005)) * 1e9)
+    topics = [p.image_topic] + ([p.right_topic] if p.right_topic else [])
+    pending_l: dict[int, np.ndarray] = {}
+    pending_r: dict[int, np.ndarray] = {}
+    with open_bag(path) as reader:
+        for m in reader.messages(topics):
+            img = _decode(m.msg, m.msgtype)
+            t = _stamp(m.msg, m.stamp_ns)
+            if p.right_topic is None:
+                yield img, None
+                continue
+            mine, other = (pending_l, pending_r) if m.topic == p.image_topic else (pending_r, pending_l)
+            match = min(other, key=lambda s: abs(s - t), default=None)
+            if match is not None and abs(match - t) <= tol:
+                o = other.pop(match)
+                yield (img, o) if m.topic == p.image_topic else (o, img)
+                # anything older than this pair can no longer be matched
+                for d in (pending_l, pending_r):
+                    for s in [s for s in d if s < t - tol]:
+                        d.pop(s)
+            else:
+                mine[t] = img

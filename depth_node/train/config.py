@@ -1,0 +1,368 @@
+"""Training configuration: one dataclass tree, loaded from YAML, overridden by `section.key=value` strings,
+validated before any data is touched so a typo fails in a second with a message that names the key.
+
+Every key is documented in `config/train_mono.yaml`; this module holds the defaults (Monodepth2's M recipe at
+640×192) and the checks. Values of overrides are parsed as YAML (`optim.lr=5e-5`, `data.train=[a, b]`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from depth_node.errors import DepthNodeError
+
+MODES = ("M", "S", "MS")
+
+
+class ConfigError(DepthNodeError):
+    """A training config that cannot be used; the message names the key and what is wrong."""
+
+
+@dataclass
+class ModelConfig:
+    num_layers: int = 18  # depth encoder ResNet depth: 18, 34, 50, 101, 152
+    pose_num_layers: int = 18  # pose encoder (two stacked frames): 18 or 50
+    scales: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    init: str | None = None  # model file to start from (depth and, when present, pose weights)
+
+
+@dataclass
+class BagConfig:
+    image_topic: str | None = None  # None: the only sensor_msgs/Image (or CompressedImage) topic of the bag
+    camera_info_topic: str | None = None  # None: the CameraInfo topic next to the image topic
+    right_image_topic: str | None = None  # stereo partner (S/MS); its CameraInfo P gives the baseline
+    right_camera_info_topic: str | None = None
+    max_sync_dt: float = 0.005  # s: left/right stamps further apart than this are not a stereo pair
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=list)  # KITTI-like folders, frame folders, bags, videos
+    val: list[str] = field(default_factory=list)  # held-out data with depth ground truth
+    width: int = 640
+    height: int = 192
+    frame_stride: int = 1  # source frames are t − stride and t + stride
+    both_sides: bool = True  # stereo data: use right images as targets too (partner = left)
+    filter_static: bool = True  # drop triplets whose frames barely differ (camera standing still)
+    static_threshold: float = 0.01  # mean abs difference (0..1 intensities, 1/8 resolution) counted as static
+    cache: str = "memory"  # "memory": frames decoded + resized once into RAM; "disk": .npy memmaps; "none"
+    cache_dir: str | None = None  # None: <out>/cache
+    num_workers: int = 2
+    intrinsics: str | None = None  # intrinsics file for frame folders and videos without their own
+    stereo_baseline_m: float | None = None  # None: from the data (calibration / CameraInfo)
+    video_every_nth: int = 1  # keep every n-th video frame (KITTI runs at 10 Hz; subsample 30 Hz video)
+    val_max_frames: int = 200  # validation frames per epoch (evenly spread), 0 = all
+    eval_min_depth: float = 1e-3  # GT depth range used by the metrics (m)
+    eval_max_depth: float = 80.0
+    bag: BagConfig = field(default_factory=BagConfig)
+
+
+@dataclass
+class AugmentConfig:
+    color_jitter_p: float = 0.5  # one jitter draw per sample, network inputs only
+    brightness: float = 0.2  # factor in [1 − b, 1 + b]
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.1  # shift in [−h, h] of a full turn
+    flip_p: float = 0.5
+
+
+@dataclass
+class LossConfig:
+    ssim_weight: float = 0.85
+    smoothness: float = 1e-3
+    automask: bool = True
+    min_reprojection: bool = True
+    seg_weight: float = 0.0  # segmentation-aware planarity term (needs masks); 0 disables
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    batch_size: int = 12
+    epochs: int = 20
+    scheduler_step_size: int = 15  # epochs at lr before multiplying by gamma (stepped after each epoch)
+    scheduler_gamma: float = 0.1
+    weight_decay: float = 0.0
+    max_steps: int | None = None  # stop after this many optimiser steps (short runs)
+    max_minutes: float | None = None  # stop after this much training time (validation/export follow)
+
+
+@dataclass
+class SystemConfig:
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
+    amp: str = "auto"  # "auto" (fp16 on CUDA, off on CPU), "off", "bf16", "fp16" (CUDA only)
+    channels_last: str = "auto"  # "auto" (on for CUDA), "on", "off"
+    threads: int | None = None  # torch intra-op threads; None = torch's default
+    checkpoint_every: int = 500  # optimiser steps between checkpoints (also at each epoch end)
+    log_every: int = 50  # steps between TensorBoard scalars
+    image_every: int = 500  # steps between TensorBoard images
+    progress: bool = True  # tqdm bar
+
+
+@dataclass
+class OutputConfig:
+    export_onnx: bool = True
+    report: bool = True
+    report_samples: int = 4  # depth images in the report
+
+
+@dataclass
+class SynthSplit:
+    seeds: list[int] = field(default_factory=list)
+    frames: int = 200
+    overrides: dict[str, Any] = field(default_factory=dict)  # DriveConfig fields, e.g. {traffic: {lead_cars: 2}}
+
+
+@dataclass
+class SynthConfig:
+    """Drives rendered with depth_node.sim into <out>/cache when no --data is given."""
+
+    train: SynthSplit = field(default_factory=SynthSplit)
+    val: SynthSplit = field(default_factory=SynthSplit)
+    stereo: bool | None = None  # None: stereo for S/MS, mono for M
+    width: int | None = None  # render size; None = the training size
+    height: int | None = None
+    workers: int = 2  # rendering processes
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "M"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    synth: SynthConfig | None = None
+
+    @property
+    def use_stereo(self) -> bool:
+        return "S" in self.mode
+
+    @property
+    def use_temporal(self) -> bool:
+        return "M" in self.mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "config") -> TrainConfig:
+        cfg = cls()
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{where} must be a mapping of keys, got {type(data).__name__}")
+        for key, value in (data or {}).items():
+            _set(cfg, str(key), value, str(key))
+        validate(cfg)
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from exc
+        cfg = cls.from_dict(data, str(path))
+        return cfg.with_overrides(overrides or [])
+
+    def with_overrides(self, overrides: list[str]) -> TrainConfig:
+        cfg = TrainConfig.from_dict_unchecked(self.to_dict())
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like section.key=value (e.g. optim.lr=5e-5)")
+            key, raw = item.split("=", 1)
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+            _set_dotted(cfg, key.strip(), value)
+        validate(cfg)
+        return cfg
+
+    @classmethod
+    def from_dict_unchecked(cls, data: dict[str, Any]) -> TrainConfig:
+        cfg = cls()
+        for key, value in data.items():
+            _set(cfg, key, value, key)
+        return cfg
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _unknown(path: str, name: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown config key {path!r}{hint}; known here: {', '.join(sorted(known))}")
+
+
+def _set_dotted(cfg: Any, key: str, value: Any) -> None:
+    parts = key.split(".")
+    target = cfg
+    for i, part in enumerate(parts[:-1]):
+        names = [f.name for f in dataclasses.fields(target)]
+        if part not in names:
+            raise _unknown(".".join(parts[: i + 1]), part, names)
+        sub = getattr(target, part)
+        if sub is None:  # optional section (synth): create it on first use
+            sub = _hints(type(target))[part]
+            sub = _optional_inner(sub)()
+            setattr(target, part, sub)
+        if not dataclasses.is_dataclass(sub):
+            raise ConfigError(f"config key {'.'.join(parts[: i + 1])!r} is a value, not a section")
+        target = sub
+    _set(target, parts[-1], value, key)
+
+
+def _optional_inner(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if args else tp
+
+
+def _set(target: Any, name: str, value: Any, path: str) -> None:
+    names = [f.name for f in dataclasses.fields(target)]
+    if name not in names:
+        raise _unknown(path, name, names)
+    tp = _hints(type(target))[name]
+    setattr(target, name, _coerce(getattr(target, name), tp, value, path))
+
+
+def _type_name(tp: Any) -> str:
+    if tp in (int, float, str, bool):
+        return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[tp]
+    return str(tp).replace("typing.", "")
+
+
+def _coerce(current: Any, tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = _optional_inner(tp)
+        if dataclasses.is_dataclass(inner) and current is None:
+            current = inner()
+        return _coerce(current, inner, value, path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {path!r} is a section: give a mapping, got {value!r}")
+        sub = current if current is not None else tp()
+        for k, v in value.items():
+            _set(sub, str(k), v, f"{path}.{k}")
+        return sub
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if isinstance(value, str) and inner is str:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {path!r} must be a list of {_type_name(inner)}s, got {value!r}")
+        return [_coerce(None, inner, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {path!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    bad = ConfigError(f"config key {path!r} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
+            return "on" if value else "off"
+        if isinstance(value, (int, float)):
+            return str(value)
+        if not isinstance(value, str):
+            raise bad
+        return value
+    return value
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Range and consistency checks; raises ConfigError naming the key."""
+
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"config key {key!r}: {msg}")
+
+    need(cfg.mode in MODES, "mode", f"must be one of {', '.join(MODES)} (M = monocular video, S = stereo pairs, "
+         f"MS = both), got {cfg.mode!r}")
+    d, m, o, s, a = cfg.data, cfg.model, cfg.optim, cfg.system, cfg.augment
+    for key, v in (("data.width", d.width), ("data.height", d.height)):
+        need(v > 0 and v % 32 == 0, key, f"must be a positive multiple of 32 (the encoder downsamples 32×), got {v}"
+             + (f"; nearest: {max(32, round(v / 32) * 32)}" if v > 0 else ""))
+    need(m.num_layers in (18, 34, 50, 101, 152), "model.num_layers",
+         f"must be 18, 34, 50, 101 or 152, got {m.num_layers}")
+    need(m.pose_num_layers in (18, 50), "model.pose_num_layers", f"must be 18 or 50, got {m.pose_num_layers}")
+    need(len(m.scales) > 0 and all(sc in (0, 1, 2, 3) for sc in m.scales) and len(set(m.scales)) == len(m.scales),
+         "model.scales", f"must be distinct values from 0..3, got {m.scales}")
+    need(0 < m.min_depth < m.max_depth, "model.min_depth", f"need 0 < min_depth < max_depth, got {m.min_depth}, "
+         f"{m.max_depth}")
+    need(d.frame_stride >= 1, "data.frame_stride", f"must be ≥ 1, got {d.frame_stride}")
+    need(d.cache in ("memory", "disk", "none"), "data.cache", f"must be memory, disk or none, got {d.cache!r}")
+    need(d.num_workers >= 0, "data.num_workers", f"must be ≥ 0, got {d.num_workers}")
+    need(d.video_every_nth >= 1, "data.video_every_nth", f"must be ≥ 1, got {d.video_every_nth}")
+    need(d.static_threshold >= 0, "data.static_threshold", "must be ≥ 0")
+    need(d.stereo_baseline_m is None or d.stereo_baseline_m > 0, "data.stereo_baseline_m", "must be > 0 metres")
+    for key in ("color_jitter_p", "flip_p"):
+        need(0 <= getattr(a, key) <= 1, f"augment.{key}", f"is a probability, got {getattr(a, key)}")
+    for key in ("brightness", "contrast", "saturation"):
+        need(0 <= getattr(a, key) < 1, f"augment.{key}", f"must be in [0, 1), got {getattr(a, key)}")
+    need(0 <= a.hue <= 0.5, "augment.hue", f"must be in [0, 0.5], got {a.hue}")
+    need(0 <= cfg.loss.ssim_weight <= 1, "loss.ssim_weight", "must be in [0, 1]")
+    need(cfg.loss.smoothness >= 0 and cfg.loss.seg_weight >= 0, "loss.smoothness", "weights must be ≥ 0")
+    need(o.lr > 0, "optim.lr", f"must be > 0, got {o.lr}")
+    need(o.batch_size >= 1, "optim.batch_size", f"must be ≥ 1, got {o.batch_size}")
+    need(o.epochs >= 1, "optim.epochs", f"must be ≥ 1, got {o.epochs}")
+    need(o.scheduler_step_size >= 1, "optim.scheduler_step_size", "must be ≥ 1")
+    need(0 < o.scheduler_gamma <= 1, "optim.scheduler_gamma", "must be in (0, 1]")
+    need(o.max_steps is None or o.max_steps >= 1, "optim.max_steps", "must be ≥ 1 or null")
+    need(o.max_minutes is None or o.max_minutes > 0, "optim.max_minutes", "must be > 0 or null")
+    need(s.device == "auto" or s.device == "cpu" or s.device.startswith("cuda"), "system.device",
+         f"must be auto, cpu, cuda or cuda:N, got {s.device!r}")
+    need(s.amp in ("auto", "off", "bf16", "fp16"), "system.amp", f"must be auto, off, bf16 or fp16, got {s.amp!r}")
+    need(s.channels_last in ("auto", "on", "off"), "system.channels_last", "must be auto, on or off")
+    need(s.threads is None or s.threads >= 1, "system.threads", "must be ≥ 1 or null")
+    for key in ("checkpoint_every", "log_every", "image_every"):
+        need(getattr(s, key) >= 1, f"system.{key}", "must be ≥ 1")
+    if cfg.synth is not None:
+        for split in ("train", "val"):
+            sp = getattr(cfg.synth, split)
+            need(sp.frames >= 3, f"synth.{split}.frames", "must be ≥ 3 (a triplet)")
+        for key in ("width", "height"):
+            v = getattr(cfg.synth, key)
+            need(v is None or v >= 32, f"synth.{key}", "must be ≥ 32 or null")
