@@ -5,7 +5,7 @@ Frames (REP 103/105): the pose network gives the motion of the camera's *optical
 motion is T_base_cam · M · T_base_cam⁻¹, and the body pose in `odom` is the running product of those motions,
 starting at identity (odom's origin is where the body was at the first frame).
 
-Covariance model (documented in docs/node.md). Each step's error is modelled in the body frame, zero-mean,
+Covariance model (see the README's node section). Each step's error is modelled in the body frame, zero-mean,
 independent between steps, isotropic per block:
     σ_t = translation_noise · |t| + scale_rel_std · |t| + translation_noise_floor   (metres, per axis)
     σ_r = rotation_noise · |θ| + rotation_noise_floor                                 (radians, per axis)
