@@ -27,6 +27,7 @@ def model_file(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("bench") / "model.pt", m)
 
 
+@pytest.mark.slow  # ~25-40 s: exports and quantizes a 640x192 net, then times every CPU backend
 def test_quick_bench_writes_the_contract(model_file, tmp_path, capsys, tmp_path_factory):
     out = tmp_path / "bench.json"
     cache = tmp_path_factory.getbasetemp() / "depth_node_cache"

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as exc:
         print(str(exc))
         return 128 + exc.signum
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 0
     best = result.best or {}
     m = best.get("metrics") or {}
     print(f"trained {result.steps} steps ({result.epochs_done} epochs) → {result.model_path}")

@@ -63,7 +63,7 @@ SPECS: tuple[ParamSpec, ...] = (
               RESOLUTIONS),
     ParamSpec("output_qos", "reliable", "QoS of the outputs (reliable matches both reliable and best-effort readers)",
               False, QOS_CHOICES),
-    ParamSpec("output_qos_depth", 1, "history depth of the outputs", False),
+    ParamSpec("output_qos_depth", 5, "history depth of the outputs", False),
     ParamSpec("stride", 1, "point-cloud decimation: every stride-th pixel in each direction", True),
     ParamSpec("cloud_rgb", True, "add packed rgb to the cloud (point_step 32 as depth_image_proc; xyz only: 16)", True),
     ParamSpec("cloud_max_range", 0.0, "cloud points farther than this (m, along z) become NaN; 0 = no limit", True),
