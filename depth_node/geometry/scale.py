@@ -51,25 +51,6 @@ class ScaleEstimator:
     def __init__(self, factor: float = 1.0):
         self.factor = float(factor)
 
-    @staticmethod
-    def _refit(q: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """Plane through points by least squares in inverse depth: 1/z = a·r with r the exact pixel ray.
-
-        Depth errors are along the ray and roughly proportional to depth, so a fit of perpendicular distances
-        (SVD) sees noisy "in-plane" coordinates and tilts the plane (errors-in-variables: +1 % height bias at
-        2 % depth noise). Regressing 1/z on the noise-free rays has the noise in the target only: unbiased.
-        The plane is n·p + d = 0 with n = −a/|a|, d = 1/|a|.
-        """
-        if q.shape[0] < 3:
-            return None
-        z = q[:, 2]
-        rays = q / z[:, None]
-        a, *_ = np.linalg.lstsq(rays, 1.0 / z, rcond=None)
-        na = float(np.linalg.norm(a))
-        if not np.isfinite(na) or na <= 0:
-            return None
-        return -a / na, 1.0 / na
-
     def update(self, frame: ScaleInput) -> float:
         return self.factor
 

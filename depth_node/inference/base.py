@@ -8,7 +8,7 @@ identically and can be checked against the others output by output."""
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +70,14 @@ class ModelInfo:
         )
 
 
-class Backend(ABC):
-    """Runs the depth graph (and the pose graph when the model has one)."""
+GraphRunner = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+class Backend:
+    """Runs the depth graph (and the pose graph when the model has one).
+
+    A backend's constructor prepares one runner per graph — a callable from the input array to the graph's
+    named outputs — and stores them in `_depth` and `_pose`; everything else is shared here."""
 
     name: str = "?"
 
@@ -79,21 +85,28 @@ class Backend(ABC):
         self.info = info
         self.precision = precision
         self.device = device
+        self._depth: GraphRunner | None = None
+        self._pose: GraphRunner | None = None
 
     @property
     def has_pose(self) -> bool:
-        return self.info.has_pose
+        return self._pose is not None
 
-    @abstractmethod
     def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """image: float32 [1, 3, H, W] in [0, 1] → named outputs (float32)."""
+        if self._depth is None:
+            raise BackendError(f"{self.describe()} is closed")
+        return self._depth(image)
 
     def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
         """pair: float32 [1, 6, H, W], earlier frame first → axisangle, translation, T."""
-        raise BackendError(f"{self.describe()} has no pose network (the model file holds none)")
+        if self._pose is None:
+            raise BackendError(f"{self.describe()} has no pose network (the model file holds none)")
+        return self._pose(pair)
 
     def describe(self) -> str:
         return f"{self.name}/{self.precision}/{self.device}"
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release device resources (GPU memory, sessions)."""
+        self._depth = self._pose = None

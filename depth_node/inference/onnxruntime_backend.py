@@ -32,6 +32,18 @@ def make_session(path: str | Path, device: str = "cpu", threads: int | None = No
         raise BackendError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0][:300]}") from exc
 
 
+class _SessionRunner:
+    """One ONNX Runtime session as a graph runner: input array → named outputs."""
+
+    def __init__(self, session):
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -44,21 +56,5 @@ class OnnxRuntimeBackend(Backend):
         device: str = "cpu",
     ):
         super().__init__(info, precision, device)
-        self._depth = make_session(depth_onnx, device)
-        self._pose = make_session(pose_onnx, device) if pose_onnx else None
-        self._depth_names = [o.name for o in self._depth.get_outputs()]
-        self._pose_names = [o.name for o in self._pose.get_outputs()] if self._pose else []
-
-    @property
-    def has_pose(self) -> bool:
-        return self._pose is not None
-
-    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        outs = self._depth.run(None, {self._depth.get_inputs()[0].name: image})
-        return dict(zip(self._depth_names, outs))
-
-    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
-        if self._pose is None:
-            return super().run_pose(pair)
-        outs = self._pose.run(None, {self._pose.get_inputs()[0].name: pair})
-        return dict(zip(self._pose_names, outs))
+        self._depth = _SessionRunner(make_session(depth_onnx, device))
+        self._pose = _SessionRunner(make_session(pose_onnx, device)) if pose_onnx else None

@@ -125,17 +125,4 @@ class OpenVinoBackend(Backend):
                 "pass the output of `depth-node quantize` (create_backend does this for you)"
             )
 
-    @property
-    def has_pose(self) -> bool:
-        return self._pose is not None
 
-    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return self._depth(image)
-
-    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
-        if self._pose is None:
-            return super().run_pose(pair)
-        return self._pose(pair)
-
-    def close(self) -> None:
-        self._depth = self._pose = None  # type: ignore[assignment]

@@ -122,18 +122,6 @@ class TensorRTBackend(Backend):
         self._depth = EngineRunner(self.engines["depth"], index)
         self._pose = EngineRunner(self.engines["pose"], index) if pose_onnx else None
 
-    @property
-    def has_pose(self) -> bool:
-        return self._pose is not None
-
-    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return self._depth(image)
-
-    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
-        if self._pose is None:
-            return super().run_pose(pair)
-        return self._pose(pair)
-
     def close(self) -> None:
-        self._depth = self._pose = None  # type: ignore[assignment]
+        super().close()
         self.engines.clear()

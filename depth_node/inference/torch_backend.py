@@ -73,10 +73,4 @@ class TorchBackend(Backend):
         pg = pose_graph(model)
         self._pose = None if pg is None else _Runner(pg, dev, dtype, cuda_graphs)
 
-    def run_depth(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return self._depth(image)
 
-    def run_pose(self, pair: np.ndarray) -> dict[str, np.ndarray]:
-        if self._pose is None:
-            return super().run_pose(pair)
-        return self._pose(pair)
