@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_node.errors import DepthNodeError
+from depth_node.image_files import image_files
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ Data: --data DIR, a KITTI-raw folder (as `depth-node synth` writes it: gt_depth/
 with proj_depth/groundtruth PNGs; intrinsics from calib_cam_to_cam.txt), or --images DIR --gt-depth DIR with
 matching file stems. GT depth: .npy in metres, or KITTI's uint16 PNG (metres × 256, 0 = no GT)."""
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def register(sub, name: str, help_text: str) -> None:
@@ -120,8 +120,7 @@ def list_pairs(images: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
     if not gt_dir.is_dir():
         raise DepthNodeError(f"no such GT depth folder: {gt_dir}")
     gts = {p.stem: p for p in sorted(gt_dir.iterdir()) if p.suffix in (".npy", ".png")}
-    pairs = [(p, gts[p.stem]) for p in sorted(images.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES
-             and p.stem in gts]
+    pairs = [(p, gts[p.stem]) for p in image_files(images) if p.stem in gts]
     if not pairs:
         raise DepthNodeError(f"no image in {images} has a GT depth file with the same name in {gt_dir}")
     return pairs
@@ -132,8 +131,8 @@ def open_frames(args: argparse.Namespace) -> tuple[int, Iterator[EvalFrame], str
 
     --data goes through the KITTI-raw reader of depth_node.sim (synthetic drives and real KITTI share it:
     gt_depth/*.npy, else proj_depth/groundtruth PNGs); frames without GT are left out."""
-    from depth_node.commands.infer import load_rgb
     from depth_node.geometry.camera import Intrinsics
+    from depth_node.image_files import load_rgb
 
     if args.data is not None and (args.images is not None or args.gt_depth is not None):
         raise DepthNodeError("give either --data or --images with --gt-depth, not both")

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_node.errors import DepthNodeError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+from depth_node.image_files import image_files, load_rgb
 
 
 def register(sub, name: str, help_text: str) -> None:
@@ -29,7 +28,7 @@ def list_images(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
-            files += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            files += image_files(p)
         elif p.is_file():
             files.append(p)
         else:
@@ -37,16 +36,6 @@ def list_images(inputs: list[Path]) -> list[Path]:
     if not files:
         raise DepthNodeError("no images found (png/jpg/bmp)")
     return files
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception as exc:
-        raise DepthNodeError(f"cannot read image {path}: {exc}") from exc
 
 
 def default_model() -> Path:
@@ -70,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    for path in tqdm(list_images(args.inputs), desc="depth", unit="img"):
+    files = list_images(args.inputs)
+    for path in tqdm(files, desc="depth", unit="img"):
         rgb = load_rgb(path)
         h, w = rgb.shape[:2]
         intr = Intrinsics(args.fx, args.fx, w / 2, h / 2, w, h) if args.fx else None
@@ -78,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
         np.save(args.output / f"{path.stem}.npy", res.depth)
         Image.fromarray(colorize(res.depth, bgr=False)).save(args.output / f"{path.stem}_depth.png")
     units = "metres" if est.metric else "relative units"
-    print(f"wrote depth ({units}) for {len(list_images(args.inputs))} images to {args.output}")
+    print(f"wrote depth ({units}) for {len(files)} images to {args.output}")
     return 0

@@ -40,13 +40,13 @@ import numpy as np
 import onnx
 
 from depth_node.errors import DepthNodeError
+from depth_node.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
 
 log = logging.getLogger(__name__)
 
 RECIPE_VERSION = 1  # bump when the settings below change: it is part of the cache key
 PERCENTILE = 99.99
 DEFAULT_FRAMES = 8
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 Calibration = str | os.PathLike | Sequence[np.ndarray] | None
 
 
@@ -87,12 +87,11 @@ def builtin_frames(n: int, height: int, width: int, seed: int = 0) -> list[np.nd
 
 def folder_frames(folder: str | os.PathLike, n: int) -> list[np.ndarray]:
     """Up to n images of a folder, evenly spaced in name order (consecutive frames of a drive are near copies)."""
-    from PIL import Image
 
     folder = Path(folder)
     if not folder.is_dir():
         raise QuantizeError(f"calibration image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise QuantizeError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     if len(files) > n:
@@ -100,10 +99,9 @@ def folder_frames(folder: str | os.PathLike, n: int) -> list[np.ndarray]:
     frames = []
     for p in files:
         try:
-            with Image.open(p) as im:
-                frames.append(np.asarray(im.convert("RGB")))
-        except OSError as exc:
-            raise QuantizeError(f"cannot read calibration image {p}: {exc}") from exc
+            frames.append(load_rgb(p))
+        except ImageFileError as exc:
+            raise QuantizeError(f"calibration: {exc}") from exc
     return frames
 
 
@@ -118,10 +116,9 @@ def _calibration_identity(calibration: Calibration, n: int) -> str:
         if not folder.is_dir():
             raise QuantizeError(f"calibration image folder not found: {folder}")
         h.update(f"folder:{n}".encode())
-        for p in sorted(folder.iterdir()):
-            if p.suffix.lower() in IMAGE_SUFFIXES:
-                st = p.stat()
-                h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        for p in image_files(folder):
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     else:
         h.update(f"arrays:{len(calibration)}".encode())
         for a in calibration:

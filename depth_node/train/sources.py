@@ -21,10 +21,10 @@ import yaml
 
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
+from depth_node.image_files import ImageFileError, image_files, load_rgb
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".h264", ".hevc")
 BAG_SUFFIXES = (".mcap", ".db3")
 INTRINSICS_NAMES = ("intrinsics.yaml", "intrinsics.yml", "intrinsics.json", "intrinsics.txt", "camera_info.yaml",
@@ -93,13 +93,10 @@ def segment_ids(semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:
 
 
 def load_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
+        return load_rgb(path)
+    except ImageFileError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def load_depth_file(path: Path) -> np.ndarray:
@@ -116,7 +113,7 @@ def load_depth_file(path: Path) -> np.ndarray:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return image_files(folder)
 
 
 # ------------------------------------------------------------------------------------------ intrinsics files
