@@ -1,5 +1,6 @@
 """ament_python package definition; also a plain pip-installable project (see README)."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -8,7 +9,7 @@ PACKAGE = "depth_node"
 
 
 def _files(pattern: str) -> list[str]:
-    return sorted(p for p in glob(pattern) if not p.endswith((".gitkeep", ".md~")))
+    return sorted(p for p in glob(pattern) if os.path.isfile(p) and not p.endswith((".gitkeep", ".md~")))
 
 
 setup(
@@ -21,6 +22,7 @@ setup(
         (f"share/{PACKAGE}/launch", _files("launch/*.py")),
         (f"share/{PACKAGE}/config", _files("config/*.yaml")),
         (f"share/{PACKAGE}/models", _files("models/*")),
+        (f"share/{PACKAGE}/models/default_onnx", _files("models/default_onnx/*.onnx")),
     ],
     python_requires=">=3.10",
     install_requires=[

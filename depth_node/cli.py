@@ -14,6 +14,7 @@ from depth_node.errors import DepthNodeError
 COMMANDS: list[tuple[str, str, str]] = [
     ("import", "import_model", "import third-party checkpoints (monodepth2 folder, depth-pro .pt) into a model file"),
     ("export", "export", "export a model file to ONNX (depth.onnx, pose.onnx) and check parity with PyTorch"),
+    ("pack", "pack", "make a trained model ready to ship: compact model file, ONNX and model card"),
     ("quantize", "quantize", "int8 Q/DQ ONNX from an fp32 export, calibrated on sample frames"),
     ("build-engine", "engine", "build a TensorRT engine from an ONNX file (needs tensorrt)"),
     ("verify-engine", "verify_engine", "run an engine and its ONNX on the same frames and compare"),
@@ -26,6 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("eval-depth", "eval_depth", "depth metrics of a model on a folder with ground truth"),
     ("eval-pose", "eval_pose", "ATE/RPE of a trajectory against ground truth"),
     ("eval-bag", "eval_bag", "run the node over a bag and score it"),
+    ("demo", "demo", "the node on a held-out synthetic drive, scored end to end (what `make demo` runs)"),
 ]
 
 # Commands that hand their arguments to another parser untouched (ROS 2 arguments).

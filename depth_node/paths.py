@@ -11,17 +11,18 @@ _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def share_dir() -> Path:
-    """The package's share directory: the ament index first, then this Python prefix, then the checkout."""
+    """The package's share directory: the source checkout this code runs from (an editable install must not
+    read the stale copies pip made of models/ and config/), else the ament index, else this Python prefix."""
+    if (_SOURCE_ROOT / "package.xml").is_file() and (_SOURCE_ROOT / "config").is_dir():
+        return _SOURCE_ROOT
     try:
         from ament_index_python.packages import get_package_share_directory
 
         return Path(get_package_share_directory(PACKAGE))
     except Exception:  # not installed through ament, or ament_index_python absent
         pass
-    for candidate in (Path(sys.prefix) / "share" / PACKAGE, _SOURCE_ROOT):
-        if (candidate / "config").is_dir():
-            return candidate
-    return _SOURCE_ROOT
+    candidate = Path(sys.prefix) / "share" / PACKAGE
+    return candidate if (candidate / "config").is_dir() else _SOURCE_ROOT
 
 
 def config_file(name: str) -> Path:

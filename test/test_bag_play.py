@@ -117,8 +117,8 @@ def test_play_bag_as_a_library_stops_on_request(synth_bag):
         stop = threading.Event()
         seen: list[str] = []
 
-        def on_message(topic: str, _stamp: int) -> None:
-            seen.append(topic)
+        def on_message(m) -> None:
+            seen.append(m.topic)
             if len(seen) == 10:
                 stop.set()
 

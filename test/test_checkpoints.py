@@ -140,3 +140,34 @@ def test_cli_reports_errors_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("storage, size_ratio, tol", [("fp16", 0.5, 2e-3), ("int8", 0.26, 2e-2)])
+def test_compact_storage_shrinks_the_file_and_loads_as_fp32(tmp_path, storage, size_ratio, tol):
+    from conftest import make_model_file
+
+    m = make_model_file(96, 320)
+    ref = save_model(tmp_path / "fp32.pt", m)
+    small = save_model(tmp_path / f"{storage}.pt", m, storage=storage)
+    assert small.stat().st_size < size_ratio * 1.05 * ref.stat().st_size
+    loaded = load_model(small)
+    assert all(v.dtype == m.depth_state[k].dtype for k, v in loaded.depth_state.items())
+    assert loaded.pose_state is not None and set(loaded.pose_state) == set(m.pose_state)
+    for k, v in m.depth_state.items():
+        if torch.is_floating_point(v) and v.numel() > 1:
+            err = float((loaded.depth_state[k] - v).abs().max())
+            assert err <= tol * float(v.abs().max()) + 1e-6, k
+    x = torch.rand(1, 3, 96, 320, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a = build_depth_net(m).eval()(x)
+        b = build_depth_net(loaded).eval()(x)
+    key = next(iter(a)) if isinstance(a, dict) else 0
+    rel = ((a[key] - b[key]).abs() / a[key].abs().clamp_min(1e-6)).mean()
+    assert 0 < float(rel) < 5 * tol  # rounded, yet close
+
+
+def test_unknown_storage_is_refused(tmp_path):
+    from conftest import make_model_file
+
+    with pytest.raises(ModelFileError, match="storage"):
+        save_model(tmp_path / "x.pt", make_model_file(96, 320), storage="int4")

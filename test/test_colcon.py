@@ -45,6 +45,8 @@ def test_colcon_build_installs_share_and_executable(tmp_path: Path) -> None:
     for f in (ROOT / "models").glob("*"):
         if f.is_file() and f.name != ".gitkeep":
             assert (share / "models" / f.name).is_file(), f"models/{f.name} not installed"
+    for f in (ROOT / "models").glob("default_onnx/*.onnx"):
+        assert (share / "models" / "default_onnx" / f.name).is_file(), f"{f} not installed"
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "depth_node").is_file()
     exe = prefix / "lib" / "depth_node" / "mono_depth_node"
     assert exe.is_file() and os.access(exe, os.X_OK)

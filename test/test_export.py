@@ -82,3 +82,28 @@ def test_model_without_pose_exports_depth_only(tmp_path):
 def test_old_opset_refused(tmp_path):
     with pytest.raises(ExportError, match="opset"):
         export_model(make_model_file(64, 224, pose=False), tmp_path, opset=13)
+
+
+def test_fp16_weight_export_halves_the_file_and_keeps_fp32_arithmetic(small_model_path, tmp_path):
+    """`export --weights fp16`: the shipped default model's ONNX form. Same inputs, outputs, metadata; only the
+    weights' fp16 rounding differs from the fp32 export."""
+    full, half = tmp_path / "fp32", tmp_path / "fp16"
+    cmd = [sys.executable, "-m", "depth_node.cli", "export", str(small_model_path), "-o"]
+    subprocess.run([*cmd, str(full)], check=True, capture_output=True, timeout=300)
+    p = subprocess.run([*cmd, str(half), "--weights", "fp16"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    for net in ("depth", "pose"):
+        a, b = full / f"{net}.onnx", half / f"{net}.onnx"
+        assert b.stat().st_size < 0.55 * a.stat().st_size
+        assert read_metadata(b) == read_metadata(a)
+        g = onnx.load(str(b)).graph
+        assert all(i.data_type != onnx.TensorProto.FLOAT or np.prod(i.dims) < 256 for i in g.initializer)
+    x = np.random.default_rng(0).random((1, 3, 96, 320), dtype=np.float32)
+    outs = [ort.InferenceSession(str(d / "depth.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x})
+            for d in (full, half)]
+    for a, b in zip(*outs, strict=True):
+        assert b.dtype == np.float32
+        rel = np.abs(a - b) / np.maximum(np.abs(a), 1e-6)
+        assert 0 < float(np.median(rel)) < 5e-3
+    info = json.loads((half / "export.json").read_text())
+    assert info["weights"] == "fp16" and info["max_abs_error"]["depth"]

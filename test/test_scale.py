@@ -102,17 +102,20 @@ def test_fixed_stereo_auto_and_metric_model_hook() -> None:
     assert resolve_source("auto", mono) == "ground_plane"
     assert resolve_source("auto", stereo) == "stereo"
     assert resolve_source("auto", {"kind": "metric"}) == "fixed"
-    with pytest.raises(ScaleError, match="not available yet"):
-        make_scale_estimator("metric_model", mono, {})
     with pytest.raises(ScaleError, match="unknown scale_source"):
         make_scale_estimator("lidar", mono, {})
     gp = make_scale_estimator("ground_plane", mono, {"ground_plane": {"camera_height": 2.0, "roi_top": 0.5}})
     assert isinstance(gp, GroundPlaneScale) and gp.cfg.camera_height == 2.0 and gp.cfg.roi_top == 0.5
-    # the hook a later issue uses: registering a source makes it selectable, nothing else changes
+    # the registry: metric_model is whatever is registered under its name (depth_node.inference.metric_scale)
     from depth_node.geometry import scale as scale_mod
 
+    saved = scale_mod.SCALE_SOURCES.pop("metric_model", None)
     try:
+        with pytest.raises(ScaleError, match="not registered"):
+            make_scale_estimator("metric_model", mono, {})
         register_scale_source("metric_model", lambda model_scale, params, camera_to_base: scale_mod.ScaleEstimator(4.0))
         assert make_scale_estimator("metric_model", mono, {}).scale == 4.0
     finally:
         scale_mod.SCALE_SOURCES.pop("metric_model", None)
+        if saved is not None:
+            scale_mod.SCALE_SOURCES["metric_model"] = saved

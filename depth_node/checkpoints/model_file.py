@@ -11,6 +11,10 @@ Every command takes this file. It is a `torch.save`d dict of plain containers an
     pose: state_dict of the pose network module, or None
     meta: {"min_depth", "max_depth", "scale": {...}, "provenance": {...}, ...}
 
+Storage (`save_model(..., storage=)`): "fp32" (default), "fp16", or "int8" — symmetric per-output-channel
+int8 for weight tensors (≥ 2-D), fp16 for the rest, scales in `storage_scales` — so a shipped model with its
+pose network fits in ~30 MB. Loading always yields fp32 tensors; such files carry version 2.
+
 `meta.scale` says how the depth output becomes metres: {"kind": "stereo", "baseline_m": B, "factor": B/0.1}
 for models trained with stereo pairs, {"kind": "relative", "factor": 1.0} for mono models (scale recovered at
 run time), {"kind": "metric"} for models that predict metres themselves.
@@ -32,7 +36,8 @@ from torch import nn
 from depth_node.errors import DepthNodeError
 
 FORMAT = "depth_node.model"
-VERSION = 1
+VERSION = 2  # 2: compact storage (fp16/int8); plain fp32 files are still written as version 1
+STORAGES = ("fp32", "fp16", "int8")
 ARCHS = ("monodepth2", "depth_pro")
 
 
@@ -86,14 +91,56 @@ class ModelFile:
         return h.hexdigest()[:16]
 
 
-def save_model(path: str | os.PathLike, model: ModelFile) -> Path:
-    """Atomic write (temp file + rename): a crash never leaves a half-written model behind."""
+def _compact(state: dict[str, torch.Tensor] | None, storage: str) -> tuple[dict | None, dict]:
+    """State dict in the storage dtype, plus int8 scales (per output channel)."""
+    if state is None or storage == "fp32":
+        return state, {}
+    out, scales = {}, {}
+    for k, v in state.items():
+        if not torch.is_floating_point(v):
+            out[k] = v
+        elif storage == "int8" and v.dim() >= 2 and v.numel() >= 256:
+            w = v.detach().float()
+            amax = w.abs().reshape(w.shape[0], -1).amax(dim=1).clamp_min(1e-12)
+            scale = amax / 127.0
+            q = torch.round(w / scale.reshape(-1, *([1] * (w.dim() - 1)))).clamp(-127, 127).to(torch.int8)
+            out[k], scales[k] = q, scale
+        else:
+            out[k] = v.detach().to(torch.float16)
+    return out, scales
+
+
+def _expand(state: dict[str, torch.Tensor] | None, scales: dict[str, torch.Tensor]) -> dict | None:
+    if state is None:
+        return None
+    out = {}
+    for k, v in state.items():
+        if k in scales:
+            out[k] = v.float() * scales[k].float().reshape(-1, *([1] * (v.dim() - 1)))
+        elif v.dtype in (torch.float16, torch.bfloat16):
+            out[k] = v.float()
+        else:
+            out[k] = v
+    return out
+
+
+def save_model(path: str | os.PathLike, model: ModelFile, storage: str = "fp32") -> Path:
+    """Atomic write (temp file + rename): a crash never leaves a half-written model behind. `storage` trades
+    size for a tiny weight rounding (fp16: ½, int8: ¼ of the fp32 size); check the drift before shipping."""
+    if storage not in STORAGES:
+        raise ModelFileError(f"unknown storage {storage!r}; choose one of {', '.join(STORAGES)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    d = model.to_dict()
+    if storage != "fp32":
+        d["depth"], depth_scales = _compact(model.depth_state, storage)
+        d["pose"], pose_scales = _compact(model.pose_state, storage)
+        d["version"] = 2
+        d["storage"] = {"dtype": storage, "depth_scales": depth_scales, "pose_scales": pose_scales}
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(model.to_dict(), tmp)
+        torch.save(d, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -128,13 +175,14 @@ def load_model(path: str | os.PathLike) -> ModelFile:
     if d.get("arch") not in ARCHS:
         raise ModelFileError(f"{path}: unknown architecture {d.get('arch')!r}; known: {', '.join(ARCHS)}")
     inp = d.get("input") or {}
+    st = d.get("storage") or {}
     return ModelFile(
         arch=d["arch"],
         config=dict(d.get("config") or {}),
         height=int(inp.get("height", 0)),
         width=int(inp.get("width", 0)),
-        depth_state=d["depth"],
-        pose_state=d.get("pose"),
+        depth_state=_expand(d["depth"], st.get("depth_scales") or {}),
+        pose_state=_expand(d.get("pose"), st.get("pose_scales") or {}),
         meta=dict(d.get("meta") or {}),
     )
 

@@ -192,6 +192,69 @@ def plot_curves(path: str | Path, curves: Mapping[str, Sequence[float]], xlabel:
     return path
 
 
+def plot_cloud(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None, title: str = "",
+               max_points: int = 20000, max_range: float = 60.0) -> Path:
+    """An oblique 3-D view of a point cloud in the optical frame (x right, y down, z forward), drawn as if seen
+    from above and behind the camera; colours from `rgb` (N, 3 uint8) or by range."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    ok = np.isfinite(xyz).all(axis=1) & (xyz[:, 2] > 0) & (xyz[:, 2] < max_range)
+    idx = np.flatnonzero(ok)
+    if idx.size > max_points:
+        idx = idx[np.linspace(0, idx.size - 1, max_points).astype(int)]
+    p = xyz[idx]
+    fig = _figure(8, 5)
+    ax = fig.add_subplot(1, 1, 1, projection="3d")
+    if rgb is not None:
+        c = np.asarray(rgb).reshape(-1, 3)[idx] / 255.0
+    else:
+        c = colorize(p[:, 2].reshape(1, -1).astype(np.float32), "turbo", 0.0, 0.0, bgr=False)[0] / 255.0
+    # plot axes: x right, z forward (depth), −y up
+    ax.scatter(p[:, 0], p[:, 2], -p[:, 1], c=c, s=0.6, depthshade=False, linewidths=0)
+    ax.scatter([0], [0], [0], c="k", s=20, marker="^")
+    ax.set_xlabel("x right [m]")
+    ax.set_ylabel("z forward [m]")
+    ax.set_zlabel("up [m]")
+    if p.size:
+        span = max(float(np.ptp(p[:, 0])), float(np.ptp(p[:, 2])), 1.0)
+        ax.set_box_aspect((float(np.ptp(p[:, 0])) / span + 0.05, float(np.ptp(p[:, 2])) / span + 0.05,
+                           max(float(np.ptp(p[:, 1])) / span, 0.05)))
+    ax.view_init(elev=28, azim=-75)
+    ax.set_title(title or "point cloud")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def plot_latency(path: str | Path, latency_ms: np.ndarray, stamps_s: np.ndarray | None = None, title: str = "") -> Path:
+    """Latency over the run (left) and its histogram with median and p95 (right)."""
+    lat = np.asarray(latency_ms, dtype=np.float64)
+    fig = _figure(11, 4)
+    ax = fig.add_subplot(1, 2, 1)
+    x = np.arange(lat.size) if stamps_s is None else np.asarray(stamps_s) - stamps_s[0]
+    ax.plot(x, lat, ".-", lw=0.8, ms=2)
+    ax.set_xlabel("frame" if stamps_s is None else "bag time [s]")
+    ax.set_ylabel("latency [ms]")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or "latency per frame")
+    ax2 = fig.add_subplot(1, 2, 2)
+    if lat.size:
+        ax2.hist(lat, bins=min(40, max(5, lat.size // 3)), color="tab:blue", alpha=0.8)
+        for q, style in ((50, "-"), (95, "--")):
+            v = float(np.percentile(lat, q))
+            ax2.axvline(v, color="k", ls=style, lw=1, label=f"p{q} {v:.1f} ms")
+        ax2.legend(fontsize=8)
+    ax2.set_xlabel("latency [ms]")
+    ax2.set_ylabel("frames")
+    ax2.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 # ---------------------------------------------------------------- HTML
 
 

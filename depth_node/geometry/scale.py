@@ -8,8 +8,8 @@ Sources (`scale_source`):
   flat road, fit the road plane in the lower part of the image robustly (RANSAC with the normal constrained
   near the expected "up", then least-squares refits on the inliers), read the camera's height in model
   units, and smooth height_m / height_model over time in log space with outlier gating.
-- `metric_model`: a second network predicting metric depth (added by a later issue through
-  `register_scale_source`); until then choosing it is a clear configuration error.
+- `metric_model`: a second network predicting metric depth, at a low rate beside the fast model
+  (`depth_node.inference.metric_scale`, registered through `register_scale_source`).
 
 Everything here is NumPy and knows nothing of ROS.
 """
@@ -41,6 +41,7 @@ class ScaleInput:
     intrinsics: Intrinsics | None  # of depth's pixel grid
     stamp: float = 0.0
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    image: np.ndarray | None = None  # the RGB frame (H, W, 3 uint8): metric_model runs its own network on it
 
 
 class ScaleEstimator:
@@ -78,6 +79,9 @@ class ScaleEstimator:
 
     def reset(self) -> None:
         """Forget per-run state (odometry restart, bag loop)."""
+
+    def close(self) -> None:
+        """Release what the source holds (metric_model: its network and worker thread)."""
 
 
 class StereoScale(ScaleEstimator):
@@ -352,10 +356,7 @@ def make_scale_estimator(
     resolved = resolve_source(source, model_scale)
     if resolved not in SCALE_SOURCES:
         if resolved == "metric_model":
-            raise ScaleError(
-                "scale_source 'metric_model' is not available yet in this build (it arrives with the metric "
-                "scale model); use ground_plane, stereo or fixed"
-            )
+            raise ScaleError("scale_source 'metric_model' is not registered: import depth_node.inference.metric_scale")
         raise ScaleError(f"unknown scale_source {source!r}; choose one of {', '.join(KNOWN_SOURCES)}")
     T = default_camera_to_base() if camera_to_base is None else camera_to_base
     return SCALE_SOURCES[resolved](model_scale, params, T)

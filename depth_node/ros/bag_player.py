@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from depth_node.errors import DepthNodeError
-from depth_node.ros.bag_io import BagReader
+from depth_node.ros.bag_io import BagMessage, BagReader
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def play_bag(
     stop_event: threading.Event | None = None,
     node_name: str = "depth_node_bag_player",
     ack_timeout: float = 3.0,
-    on_message: Callable[[str, int], None] | None = None,
+    on_message: Callable[[BagMessage], None] | None = None,
 ) -> PlayResult:
     """Publish the bag (or some `topics` of it) at `rate` × real time; blocks until done, `stop_event` is set,
     or (with `loop`) forever. Runs in its own rclpy context, so it can share a process with other nodes.
@@ -160,7 +160,7 @@ def play_bag(
                     pubs[m.topic].publish(bytes(m.raw))
                     result.published[m.topic] += 1
                     if on_message is not None:
-                        on_message(m.topic, m.stamp_ns)
+                        on_message(m)  # just published: its send time
                 result.loops += 1
                 if not loop:
                     break

@@ -29,9 +29,10 @@ import numpy as np
 from depth_node.colormap import colorize
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
-from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, classify_stamp, transform_from_xyz_quat
+from depth_node.geometry.odometry import VisualOdometry, classify_stamp
 from depth_node.geometry.pointcloud import OrganizedCloudBuilder
-from depth_node.geometry.scale import ScaleError, ScaleEstimator, ScaleInput, make_scale_estimator, resolve_source
+from depth_node.geometry.scale import ScaleError, ScaleEstimator
+from depth_node.pipeline import camera_info_intrinsics, configured_intrinsics, odometry_noise
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
 from depth_node.ros.sync import CameraInfoCache, LatestSlot, stamp_to_ns
@@ -208,7 +209,7 @@ def create_node(**node_kwargs: Any):
             self.last_stamp: float | None = None
             self.last_received_stamp: float | None = None
             self.last_size: tuple[int, int] | None = None
-            self.prev_input: np.ndarray | None = None
+            self.pipe = None
             self.seq: dict[str, int] = {}
             self.model_path = ""
             self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -256,14 +257,11 @@ def create_node(**node_kwargs: Any):
             if self.scale is not None:
                 if cfg["scale_factor"] != old["scale_factor"]:
                     self.scale.configure(factor=cfg["scale_factor"])
-                self.scale.configure(**cfg.group("ground_plane"))
+                if self.scale.source in ("ground_plane", "metric_model"):  # each reads its own group only
+                    self.scale.configure(**cfg.group(self.scale.source))
             if self.vo is not None:
                 self.vo.max_gap = cfg["odom.max_gap"]
-                self.vo.noise = self._noise(cfg)
-
-        @staticmethod
-        def _noise(cfg: P.NodeConfig) -> OdometryNoise:
-            return OdometryNoise(**{k: float(v) for k, v in cfg.group("odom").items() if k != "max_gap"})
+                self.vo.noise = odometry_noise(cfg)
 
         # ------------------------------------------------------------------------------- lifecycle
         def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -285,35 +283,21 @@ def create_node(**node_kwargs: Any):
             return TransitionCallbackReturn.SUCCESS
 
         def _load_model(self, cfg: P.NodeConfig) -> None:
-            from depth_node.inference.estimator import DepthEstimator
-            from depth_node.inference.factory import create_backend
+            from depth_node.pipeline import FramePipeline
 
             path = resolve_model_path(cfg["model"])
             self.model_path = str(path)
-            t0 = time.monotonic()
-            self.backend = create_backend(path, cfg["backend"], cfg["precision"], cfg["device"],
-                                          cache_dir=cfg["cache_dir"] or None)
-            self.estimator = DepthEstimator(self.backend)
-            info = self.backend.info
-            T_bc = transform_from_xyz_quat(cfg["camera_to_base"])
             try:
-                self.scale = make_scale_estimator(
-                    cfg["scale_source"], dict(info.scale),
-                    {"scale_factor": cfg["scale_factor"], "stereo_baseline": cfg["stereo_baseline"],
-                     "ground_plane": cfg.group("ground_plane")}, T_bc)
+                self.pipe = FramePipeline(path, cfg)
             except ScaleError as exc:
                 raise P.ParamError(str(exc)) from exc
-            self.vo = VisualOdometry(T_bc, self._noise(cfg), cfg["odom.max_gap"])
-            # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
-            x = np.zeros((1, 3, self.estimator.height, self.estimator.width), np.float32)
-            self.estimator.depth(x)
-            if self.estimator.has_pose:
-                self.estimator.motion(x, x)
+            self.backend, self.estimator = self.pipe.backend, self.pipe.estimator
+            self.scale, self.vo = self.pipe.scale, self.pipe.vo
+            info = self.backend.info
             self.get_logger().info(
                 f"model {path} ({info.arch}, {info.width}x{info.height}, scale {info.scale_kind}, "
                 f"pose net: {'yes' if info.has_pose else 'no'}) on {self.backend.describe()}, "
-                f"scale source {resolve_source(cfg['scale_source'], dict(info.scale))}, "
-                f"loaded in {time.monotonic() - t0:.1f} s"
+                f"scale source {self.pipe.scale_source}, loaded in {self.pipe.load_seconds:.1f} s"
             )
             if not info.has_pose:
                 self.get_logger().warning("the model has no pose network: odom and TF will not be published")
@@ -382,10 +366,9 @@ def create_node(**node_kwargs: Any):
                 for p in self.pubs.values():
                     self.destroy_lifecycle_publisher(p)
                 self.pubs = {}
-                if self.backend is not None:
-                    self.backend.close()
-                self.backend = self.estimator = self.scale = self.vo = None
-                self.prev_input = None
+                if self.pipe is not None:
+                    self.pipe.close()
+                self.pipe = self.backend = self.estimator = self.scale = self.vo = None
                 self.last_stamp = None
                 self.last_size = None
                 self.infos.clear()
@@ -463,19 +446,16 @@ def create_node(**node_kwargs: Any):
             wait = min(float(cfg["sync_slop"]), 0.05)
             info, dt = self.infos.match(stamp_ns, float(cfg["sync_slop"]), wait_s=wait)
             if info is not None:
-                K = np.asarray(info.k, dtype=np.float64).reshape(-1)
-                iw, ih = int(info.width) or w, int(info.height) or h
-                intr = Intrinsics.from_K(K, iw, ih) if K.size == 9 else None
-                if intr is None or not intr.is_valid() or not np.isfinite(K).all():
+                intr, problem = camera_info_intrinsics(info, w, h)
+                if problem == "invalid":
                     self.throttled("camera_info_invalid",
                                    "camera_info has an invalid K (zero or non-finite focal length): using the "
                                    "configured intrinsics; fix the camera calibration")
                 else:
-                    if (iw, ih) != (w, h):
+                    if problem == "size":
                         self.throttled("camera_info_size",
-                                       f"camera_info is for {iw}x{ih} but the image is {w}x{h}: intrinsics "
-                                       "rescaled to the image", level="warning", count=False)
-                        intr = intr.scaled(w, h)
+                                       f"camera_info is for {info.width}x{info.height} but the image is {w}x{h}: "
+                                       "intrinsics rescaled to the image", level="warning", count=False)
                     self.stats.intrinsics_source = "camera_info"
                     return intr
             else:
@@ -486,10 +466,7 @@ def create_node(**node_kwargs: Any):
                 self.throttled("camera_info_missing", f"{why}: using the configured intrinsics",
                                level="warning", count=False)
             self.stats.intrinsics_source = "configured"
-            fx, fy, cx, cy = cfg["intrinsics"]
-            if cfg["intrinsics_normalized"]:
-                fx, fy, cx, cy = fx * w, fy * h, cx * w, cy * h
-            return Intrinsics(fx, fy, cx, cy, w, h)
+            return configured_intrinsics(cfg, w, h)
 
         def _process(self, msg: Any, t_recv: float, prev_received: float | None = None) -> None:
             t_start = time.monotonic()
@@ -513,35 +490,27 @@ def create_node(**node_kwargs: Any):
             if check.kind == "jump_back":
                 self.throttled("time_jump", f"time jumped back {-check.dt:.2f} s (bag loop or simulation reset): "
                                "odometry restarts at the origin", level="warning")
-                self.vo.reset(keep_pose=False)
-                self.prev_input = None
+                self.pipe.restart_odometry(keep_pose=False)
             elif check.kind == "gap" and (prev_received is None or stamp - prev_received > cfg["odom.max_gap"]
                                           or prev_received < (self.last_stamp or 0.0)):
                 self.throttled("time_gap", f"{check.dt:.2f} s without frames (> odom.max_gap): odometry "
                                "restarts from its last pose", level="warning")
-                self.vo.reset(keep_pose=True)
-                self.prev_input = None
+                self.pipe.restart_odometry(keep_pose=True)
             if self.last_size is not None and self.last_size != (w, h):
                 self.throttled("resolution_change", f"image size changed from {self.last_size[0]}x"
                                f"{self.last_size[1]} to {w}x{h}: odometry pairing restarts", level="warning")
-                self.prev_input = None
-                self.vo.reset(keep_pose=True)
+                self.pipe.restart_odometry(keep_pose=True)
             self.last_stamp, self.last_size = stamp, (w, h)
             wants = self._wants()
             if not any(wants.values()):
                 self.stats.skipped_idle += 1
-                self.prev_input = None
+                self.pipe.break_pairing()
                 return
             t0 = time.monotonic()
             intr_in = self._intrinsics(msg, w, h)
-            est = self.estimator
-            x = est.prepare(rgb)
             out_size = (h, w) if cfg["output_resolution"] == "input" else None
-            res = est.depth(x, intr_in, out_size)
-            depth_raw = res.depth
-            intr = res.intrinsics
-            s = self.scale.update(ScaleInput(depth_raw, intr, stamp, res.outputs))
-            depth = depth_raw if s == 1.0 else depth_raw * np.float32(s)
+            frame = self.pipe.depth(rgb, intr_in, stamp, out_size)
+            depth, intr = frame.depth, frame.intrinsics
             t_inf = time.monotonic() - t0
             header = M.copy_header(msg.header, None if msg.header.frame_id else (cfg["camera_frame"] or None))
             if wants["depth"]:
@@ -551,7 +520,7 @@ def create_node(**node_kwargs: Any):
             if wants["points"]:
                 colour = None
                 if cfg["cloud_rgb"]:
-                    colour = rgb if out_size is not None else _network_rgb(x)
+                    colour = rgb if out_size is not None else _network_rgb(frame.x)
                 cloud = self.cloud_builder.build(depth, intr, int(cfg["stride"]), colour,
                                                  float(cfg["cloud_max_range"]))
                 self.pubs["points"].publish(M.pointcloud_msg(cloud, header, self.cloud_builder.payload))
@@ -562,19 +531,13 @@ def create_node(**node_kwargs: Any):
                                       bgr=False)
                 self.pubs["colored"].publish(M.colored_msg(colour_map, header))
             if wants["odom"]:
-                self._odometry(x, stamp, s, header, wants["tf"])
+                self._odometry(frame, stamp, header, wants["tf"])
             else:
-                self.prev_input = None
+                self.pipe.break_pairing()
             self.stats.done(latency, t_start - t_recv, t_inf, t_out - t0 - t_inf)
 
-        def _odometry(self, x: np.ndarray, stamp: float, s: float, header: Any, tf: bool) -> None:
-            vo = self.vo
-            if self.prev_input is None:
-                vo.start(stamp)
-            else:
-                motion = self.estimator.motion(self.prev_input, x)
-                vo.step(motion, stamp, scale=s, scale_rel_std=self.scale.rel_std)
-            self.prev_input = x
+        def _odometry(self, frame: Any, stamp: float, header: Any, tf: bool) -> None:
+            vo = self.pipe.odometry(frame, stamp)
             cfg = self.cfg
             self.pubs["odom"].publish(M.odometry_msg(vo, header.stamp, cfg["odom_frame"], cfg["base_frame"]))
             if tf and self.tf is not None:

@@ -86,6 +86,13 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("ground_plane.smoothing", 0.15, "ground_plane: weight of a new measurement (0..1] in the running mean",
               True),
     ParamSpec("ground_plane.initial_scale", 1.0, "ground_plane: scale used until the first road fit", True),
+    ParamSpec("metric_model.model", "", "metric_model: the metric depth model file (Depth Pro-style) that fixes "
+              "the scale", False),
+    ParamSpec("metric_model.period", 1.0, "metric_model: seconds (image time) between metric-model runs; it runs "
+              "beside the main model in its own thread", True),
+    ParamSpec("metric_model.smoothing", 0.3, "metric_model: weight of a new ratio (0..1] in the running mean", True),
+    ParamSpec("metric_model.initial_scale", 1.0, "metric_model: scale used until the first metric-model result",
+              True),
     # odometry
     ParamSpec("odom_frame", "odom", "header.frame_id of odom (REP 105)", True),
     ParamSpec("base_frame", "base_link", "child_frame_id of odom and the TF child", True),
@@ -243,9 +250,12 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
           "odom noise floors cannot both be 0 (the covariance would be singular while stationary)")
     check(0.05 <= o["diagnostics_period"] <= 60, "diagnostics_period must be in [0.05, 60] seconds")
     check(o["log_throttle"] >= 0, "log_throttle must be ≥ 0")
+    check(o["metric_model.period"] >= 0, "metric_model.period must be ≥ 0 seconds (0 = as often as it can)")
+    check(0 < o["metric_model.smoothing"] <= 1, "metric_model.smoothing must be in (0, 1]")
+    check(o["metric_model.initial_scale"] > 0, "metric_model.initial_scale must be > 0")
     if o["scale_source"] == "metric_model":
-        errors.append("scale_source 'metric_model' is not available yet in this build; use auto, ground_plane, "
-                      "stereo or fixed")
+        check(bool(o["metric_model.model"]), "scale_source metric_model needs metric_model.model (a metric depth "
+              "model file, e.g. from `depth-node import depth-pro`)")
     if errors:
         raise ParamError("invalid parameters: " + "; ".join(errors))
     return NodeConfig(out)

@@ -1,0 +1,132 @@
+"""The node's per-frame computation without ROS: model → depth in metres → odometry.
+
+The ROS node and `depth-node eval-bag --offline` both run frames through `FramePipeline`, so an offline score
+is the score of the node's own code path (same preprocessing, backend, scale source and odometry integration),
+minus transport and the node's latest-frame-wins dropping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_node.geometry.camera import Intrinsics
+from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, transform_from_xyz_quat
+from depth_node.geometry.scale import ScaleInput, make_scale_estimator, resolve_source
+
+
+@dataclass
+class DepthFrame:
+    x: np.ndarray  # network input (1, 3, h, w), kept for the pose network's next pair
+    depth: np.ndarray  # (H, W) metres, NaN invalid
+    intrinsics: Intrinsics  # of depth's pixel grid
+    scale: float  # metres per model unit applied to this frame
+    seconds: float  # wall time of preprocessing + depth network + scale
+
+
+def odometry_noise(cfg: Mapping[str, Any]) -> OdometryNoise:
+    """The `odom.*` noise parameters of a node config (everything in the group but max_gap)."""
+    return OdometryNoise(**{k: float(v) for k, v in cfg.group("odom").items() if k != "max_gap"})
+
+
+def camera_info_intrinsics(info: Any, w: int, h: int) -> tuple[Intrinsics | None, str]:
+    """Intrinsics of a (duck-typed) sensor_msgs/CameraInfo for a w×h image: (intrinsics, "") when usable,
+    (rescaled intrinsics, "size") when the info is for another resolution, (None, "invalid") for a bad K."""
+    K = np.asarray(info.k, dtype=np.float64).reshape(-1)
+    iw, ih = int(info.width) or w, int(info.height) or h
+    intr = Intrinsics.from_K(K, iw, ih) if K.size == 9 else None
+    if intr is None or not intr.is_valid() or not np.isfinite(K).all():
+        return None, "invalid"
+    if (iw, ih) != (w, h):
+        return intr.scaled(w, h), "size"
+    return intr, ""
+
+
+def configured_intrinsics(cfg: Any, w: int, h: int) -> Intrinsics:
+    """The `intrinsics` parameter (normalised or in pixels) for a w×h image: the fallback without camera_info."""
+    fx, fy, cx, cy = cfg["intrinsics"]
+    if cfg["intrinsics_normalized"]:
+        fx, fy, cx, cy = fx * w, fy * h, cx * w, cy * h
+    return Intrinsics(fx, fy, cx, cy, w, h)
+
+
+class FramePipeline:
+    """One model with its scale source and odometry integrator; not thread-safe (the node serialises frames)."""
+
+    def __init__(self, model_path: str | Path, cfg: Any) -> None:
+        """`cfg`: a validated node config (`depth_node.ros.params.NodeConfig`: item access and `group`)."""
+        from depth_node.inference.estimator import DepthEstimator
+        from depth_node.inference.factory import create_backend
+
+        t0 = time.monotonic()
+        self.model_path = str(model_path)
+        self.backend = create_backend(model_path, cfg["backend"], cfg["precision"], cfg["device"],
+                                      cache_dir=cfg["cache_dir"] or None)
+        try:
+            self.estimator = DepthEstimator(self.backend)
+            info = self.backend.info
+            self.scale_source = resolve_source(cfg["scale_source"], dict(info.scale))
+            T_bc = transform_from_xyz_quat(cfg["camera_to_base"])
+            import depth_node.inference.metric_scale  # noqa: F401  (registers scale_source metric_model)
+
+            self.scale = make_scale_estimator(  # ScaleError: the scale settings do not fit this model
+                cfg["scale_source"], dict(info.scale),
+                {"scale_factor": cfg["scale_factor"], "stereo_baseline": cfg["stereo_baseline"],
+                 "ground_plane": cfg.group("ground_plane"), "metric_model": cfg.group("metric_model"),
+                 "runtime": {k: cfg[k] for k in ("backend", "precision", "device", "cache_dir")}}, T_bc)
+            self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg["odom.max_gap"])
+            self.prev_input: np.ndarray | None = None
+            # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
+            x = np.zeros((1, 3, self.estimator.height, self.estimator.width), np.float32)
+            self.estimator.depth(x)
+            if self.estimator.has_pose:
+                self.estimator.motion(x, x)
+        except BaseException:
+            self.backend.close()
+            raise
+        self.load_seconds = time.monotonic() - t0
+
+    @property
+    def info(self):
+        return self.backend.info
+
+    @property
+    def has_pose(self) -> bool:
+        return self.estimator.has_pose
+
+    def depth(self, rgb: np.ndarray, intrinsics: Intrinsics | None, stamp: float,
+              out_size: tuple[int, int] | None = None) -> DepthFrame:
+        """Metric depth of one RGB frame (H, W, 3 uint8); `out_size` (h, w) = None: the network's resolution."""
+        t0 = time.monotonic()
+        x = self.estimator.prepare(rgb)
+        res = self.estimator.depth(x, intrinsics, out_size)
+        s = self.scale.update(ScaleInput(res.depth, res.intrinsics, stamp, res.outputs, rgb))
+        depth = res.depth if s == 1.0 else res.depth * np.float32(s)
+        return DepthFrame(x, depth, res.intrinsics, s, time.monotonic() - t0)
+
+    def odometry(self, frame: DepthFrame, stamp: float) -> VisualOdometry:
+        """Integrate the motion from the previous frame given here to this one; the first frame starts a track."""
+        if self.prev_input is None:
+            self.vo.start(stamp)
+        else:
+            motion = self.estimator.motion(self.prev_input, frame.x)
+            self.vo.step(motion, stamp, scale=frame.scale, scale_rel_std=self.scale.rel_std)
+        self.prev_input = frame.x
+        return self.vo
+
+    def break_pairing(self) -> None:
+        """The next frame is not paired with the previous one (a frame went unused for odometry)."""
+        self.prev_input = None
+
+    def restart_odometry(self, keep_pose: bool) -> None:
+        self.vo.reset(keep_pose=keep_pose)
+        self.prev_input = None
+
+    def close(self) -> None:
+        self.scale.close()
+        self.backend.close()
