@@ -31,7 +31,7 @@ class DepthFrame:
 
 def odometry_noise(cfg: Mapping[str, Any]) -> OdometryNoise:
     """The `odom.*` noise parameters of a node config (everything in the group but max_gap)."""
-    return OdometryNoise(**{k: float(v) for k, v in cfg.group("odom").items() if k != "max_gap"})
+    return OdometryNoise(**{k: float(v) for k, v in cfg.group("odom").items() if k not in ("max_gap", "refine")})
 
 
 def camera_info_intrinsics(info: Any, w: int, h: int) -> tuple[Intrinsics | None, str]:
@@ -80,7 +80,9 @@ class FramePipeline:
                  "ground_plane": cfg.group("ground_plane"), "metric_model": cfg.group("metric_model"),
                  "runtime": {k: cfg[k] for k in ("backend", "precision", "device", "cache_dir")}}, T_bc)
             self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg["odom.max_gap"])
-            self.prev_input: np.ndarray | None = None
+            self.prev: DepthFrame | None = None
+            self.refine = bool(cfg["odom.refine"])
+            self.refine_stats = {"used": 0, "rejected": 0, "last_ms": 0.0}
             # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
             x = np.zeros((1, 3, self.estimator.height, self.estimator.width), np.float32)
             self.estimator.depth(x)
@@ -111,21 +113,39 @@ class FramePipeline:
 
     def odometry(self, frame: DepthFrame, stamp: float) -> VisualOdometry:
         """Integrate the motion from the previous frame given here to this one; the first frame starts a track."""
-        if self.prev_input is None:
+        prev = self.prev
+        if prev is None:
             self.vo.start(stamp)
         else:
-            motion = self.estimator.motion(self.prev_input, frame.x)
+            motion = self.estimator.motion(prev.x, frame.x)
+            if self.refine:
+                motion = self._refined(prev, frame, motion)
             self.vo.step(motion, stamp, scale=frame.scale, scale_rel_std=self.scale.rel_std)
-        self.prev_input = frame.x
+        self.prev = frame
         return self.vo
+
+    def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray) -> np.ndarray:
+        """The pose network's motion refined by direct alignment on the previous frame's depth (same units)."""
+        from depth_node.geometry.pose_refine import gray, refine_motion
+        from depth_node.inference.preprocess import resize_depth
+
+        if prev.intrinsics is None or not prev.scale > 0:
+            return motion
+        t0 = time.monotonic()
+        h, w = prev.x.shape[2:]
+        depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
+        res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion)
+        self.refine_stats["used" if res.used else "rejected"] += 1
+        self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
+        return res.motion
 
     def break_pairing(self) -> None:
         """The next frame is not paired with the previous one (a frame went unused for odometry)."""
-        self.prev_input = None
+        self.prev = None
 
     def restart_odometry(self, keep_pose: bool) -> None:
         self.vo.reset(keep_pose=keep_pose)
-        self.prev_input = None
+        self.prev = None
 
     def close(self) -> None:
         self.scale.close()

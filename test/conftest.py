@@ -88,3 +88,16 @@ def small_model_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("onnx_cache")
+
+
+def write_small_drive(out: Path, seed: int, frames: int, fmt: str = "kitti", width: int = 320,
+                      height: int = 96) -> Path:
+    """A short synthetic drive at the small models' size (KITTI-like folder or MCAP bag), without label images."""
+    from depth_node.sim.config import DriveConfig
+    from depth_node.sim.drive import Drive
+    from depth_node.sim.writers import write_drive
+
+    cfg = DriveConfig(seed=seed, frames=frames)
+    cfg.camera.width, cfg.camera.height = width, height
+    write_drive(Drive(cfg), out, fmt, labels=False)
+    return out

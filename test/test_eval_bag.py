@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_small_drive
 
 pytest.importorskip("rclpy")
 
@@ -33,15 +34,7 @@ def _env(domain: int) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def drive_bag(tmp_path_factory) -> Path:
     """A short held-out-style drive at the small model's size, as the demo renders it."""
-    from depth_node.sim.config import DriveConfig
-    from depth_node.sim.drive import Drive
-    from depth_node.sim.writers import write_drive
-
-    cfg = DriveConfig(seed=9001, frames=24)
-    cfg.camera.width, cfg.camera.height = 320, 96
-    out = tmp_path_factory.mktemp("drive") / "bag"
-    write_drive(Drive(cfg), out, "mcap", labels=False)
-    return out
+    return write_small_drive(tmp_path_factory.mktemp("drive") / "bag", seed=9001, frames=24, fmt="mcap")
 
 
 def _depth_by_stamp(bag: Path, topic: str) -> dict[int, np.ndarray]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, make_model_file, require_shared
+from conftest import REPO, make_model_file, require_shared, write_small_drive
 
 from depth_node.errors import DepthNodeError
 from depth_node.evaluate.depth_metrics import (
@@ -219,15 +219,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def synth_folder(tmp_path_factory) -> Path:
     """Three frames of a synthetic drive at 320×96, written by the sim's KITTI writer."""
-    from depth_node.sim.config import DriveConfig
-    from depth_node.sim.drive import Drive
-    from depth_node.sim.writers import write_drive
-
-    cfg = DriveConfig(seed=5, frames=3)
-    cfg.camera.width, cfg.camera.height = 320, 96
-    out = tmp_path_factory.mktemp("synth") / "drive"
-    write_drive(Drive(cfg), out, labels=False)
-    return out
+    return write_small_drive(tmp_path_factory.mktemp("synth") / "drive", seed=5, frames=3)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

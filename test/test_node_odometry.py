@@ -135,7 +135,8 @@ def test_node_chains_a_perfect_estimator_into_the_ground_truth(tmp_path) -> None
                          "scale_source": "ground_plane", "ground_plane.camera_height": 1.65})
     try:
         with ln.node.proc_lock:
-            ln.node.estimator = OracleEstimator(ln.node.estimator, frames, factor)
+            # the node's frames go through its FramePipeline: the oracle replaces the pipeline's estimator
+            ln.node.pipe.estimator = ln.node.estimator = OracleEstimator(ln.node.estimator, frames, factor)
         ln.subscribe("odom")
         ln.subscribe("depth")
         odom = []

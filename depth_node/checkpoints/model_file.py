@@ -141,6 +141,9 @@ def save_model(path: str | os.PathLike, model: ModelFile, storage: str = "fp32")
     os.close(fd)
     try:
         torch.save(d, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is data others read (installs, services)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -209,7 +209,7 @@ def plot_cloud(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None,
     else:
         c = colorize(p[:, 2].reshape(1, -1).astype(np.float32), "turbo", 0.0, 0.0, bgr=False)[0] / 255.0
     # plot axes: x right, z forward (depth), −y up
-    ax.scatter(p[:, 0], p[:, 2], -p[:, 1], c=c, s=0.6, depthshade=False, linewidths=0)
+    ax.scatter(p[:, 0], p[:, 2], -p[:, 1], c=c, s=1.5, depthshade=False, linewidths=0)
     ax.scatter([0], [0], [0], c="k", s=20, marker="^")
     ax.set_xlabel("x right [m]")
     ax.set_ylabel("z forward [m]")

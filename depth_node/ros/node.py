@@ -259,6 +259,8 @@ def create_node(**node_kwargs: Any):
                     self.scale.configure(factor=cfg["scale_factor"])
                 if self.scale.source in ("ground_plane", "metric_model"):  # each reads its own group only
                     self.scale.configure(**cfg.group(self.scale.source))
+            if self.pipe is not None:
+                self.pipe.refine = bool(cfg["odom.refine"])
             if self.vo is not None:
                 self.vo.max_gap = cfg["odom.max_gap"]
                 self.vo.noise = odometry_noise(cfg)
@@ -592,6 +594,8 @@ def create_node(**node_kwargs: Any):
             if self.vo is not None:
                 values.update({"odom.steps": self.vo.steps, "odom.restarts": self.vo.restarts,
                                "odom.distance_m": self.vo.distance})
+            if self.pipe is not None:
+                values.update({f"odom.refine_{k}": v for k, v in self.pipe.refine_stats.items()})
             level, text = M.OK, "ok"
             if not self.configured:
                 level, text = M.ERROR, self.param_error or "not configured"

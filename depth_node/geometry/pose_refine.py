@@ -1,0 +1,170 @@
+"""Refining the pose network's frame-to-frame motion by direct image alignment on the predicted depth.
+
+Why: a self-supervised pose network is the weak half of Monodepth2-style odometry (ours, trained from scratch
+on a CPU, hardly turns in curves), while the depth network is good. With depth for frame t, the motion to
+frame t+1 is the one that makes frame t+1, warped back through that depth, look like frame t: dense direct
+alignment (as in DVO), Gauss–Newton on SE(3) with Huber weights, coarse to fine, started at the network's
+answer. Rotation is pinned by the whole image; translation takes the depth's units (metres for a metric model).
+
+Conventions: `motion` is the later camera's pose in the earlier camera's optical frame (DepthEstimator.motion);
+a point X in camera t is inv(motion)·X in camera t+1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from depth_node.geometry.odometry import rotation_vector, skew
+
+
+@dataclass
+class RefineResult:
+    motion: np.ndarray  # 4×4, refined
+    iterations: int
+    residual_before: float  # robust residual std at the finest level, at the start and at the end
+    residual_after: float
+    used: bool  # False: the refinement was rejected (too few pixels, or it made things worse)
+
+
+def se3_exp(xi: np.ndarray) -> np.ndarray:
+    """(ρ, φ) → 4×4 (translation first; Rodrigues with the SE(3) V matrix)."""
+    rho, phi = xi[:3], xi[3:]
+    th = float(np.linalg.norm(phi))
+    W = skew(phi)
+    if th < 1e-10:
+        R, V = np.eye(3) + W, np.eye(3) + 0.5 * W
+    else:
+        a, b = np.sin(th) / th, (1 - np.cos(th)) / th**2
+        c = (1 - a) / th**2
+        R = np.eye(3) + a * W + b * W @ W
+        V = np.eye(3) + b * W + c * W @ W
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, V @ rho
+    return T
+
+
+def gray(x: np.ndarray) -> np.ndarray:
+    """Network input (1, 3, H, W) or (H, W, 3) RGB → (H, W) float32 luminance in [0, 1]."""
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 4:
+        a = a[0].transpose(1, 2, 0)
+    if a.max() > 1.5:
+        a = a / 255.0
+    return (0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]).astype(np.float32)
+
+
+def _sample(img: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of (C, H, W) at pixel coordinates u, v (N,) → (C, N); outside = NaN."""
+    _, h, w = img.shape
+    grid = torch.stack([2 * u / (w - 1) - 1, 2 * v / (h - 1) - 1], dim=-1).reshape(1, 1, -1, 2)
+    out = F.grid_sample(img[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, :, 0]
+    inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
+    return torch.where(inside[None], out, torch.full_like(out, float("nan")))
+
+
+def _level(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray, s: int):
+    if s == 1:
+        return img0, img1, depth0, K
+    h, w = img0.shape[0] // s, img0.shape[1] // s
+
+    def down(a: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+        return F.interpolate(t, size=(h, w), mode="area")[0, 0].numpy()
+
+    inv = np.where(np.isfinite(depth0) & (depth0 > 0), 1.0 / np.where(depth0 > 0, depth0, 1.0), 0.0)
+    valid = down((inv > 0).astype(np.float32))
+    inv_d = down(inv)
+    d = np.where(valid > 0.99, valid / np.maximum(inv_d, 1e-9), np.nan)  # mean inverse depth of full cells
+    Ks = K.copy()
+    Ks[0] /= img0.shape[1] / w
+    Ks[1] /= img0.shape[0] / h
+    return down(img0), down(img1), d.astype(np.float32), Ks
+
+
+class _Level:
+    """One pyramid level: frame t's textured pixels back-projected, frame t+1 with its gradients."""
+
+    def __init__(self, img0, img1, depth0, K, s: int, max_depth: float, max_points: int):
+        g0, g1, d0, self.K = _level(img0, img1, depth0, K, s)
+        h, w = g0.shape
+        I1 = torch.from_numpy(np.ascontiguousarray(g1))[None]
+        gx, gy = torch.zeros_like(I1), torch.zeros_like(I1)
+        gx[:, :, 1:-1] = 0.5 * (I1[:, :, 2:] - I1[:, :, :-2])
+        gy[:, 1:-1, :] = 0.5 * (I1[:, 2:, :] - I1[:, :-2, :])
+        self.stack = torch.cat([I1, gx, gy], 0)
+        vv, uu = np.mgrid[0:h, 0:w]
+        grad0 = np.zeros_like(g0)
+        grad0[1:-1, 1:-1] = np.hypot(g0[1:-1, 2:] - g0[1:-1, :-2], g0[2:, 1:-1] - g0[:-2, 1:-1])
+        # textured pixels carry the information; flat ones only add noise and time
+        ok = np.isfinite(d0) & (d0 > 0) & (d0 < max_depth) & (grad0 > 0.01)
+        idx = np.flatnonzero(ok)
+        if idx.size > max_points:  # an even spread of the textured pixels bounds the cost per iteration
+            ok = np.zeros_like(ok)
+            ok.reshape(-1)[idx[np.linspace(0, idx.size - 1, max_points).astype(int)]] = True
+        z = d0[ok].astype(np.float64)
+        Kl = self.K
+        self.X = np.stack([(uu[ok] - Kl[0, 2]) / Kl[0, 0] * z, (vv[ok] - Kl[1, 2]) / Kl[1, 1] * z, z], 1)
+        self.ref = g0[ok].astype(np.float64)
+
+    def residuals(self, T: np.ndarray):
+        """(r, X' , ∇I1 at the warped pixels) for the pixels that land inside frame t+1."""
+        Xp = self.X @ T[:3, :3].T + T[:3, 3]
+        Z = Xp[:, 2]
+        front = Z > 0.05
+        Zs = np.where(front, Z, 1.0)
+        u = self.K[0, 0] * Xp[:, 0] / Zs + self.K[0, 2]
+        v = self.K[1, 1] * Xp[:, 1] / Zs + self.K[1, 2]
+        smp = _sample(self.stack, torch.from_numpy(u).float(), torch.from_numpy(v).float()).double().numpy()
+        r = smp[0] - self.ref
+        good = front & np.isfinite(r)
+        return r[good], Xp[good], smp[1][good], smp[2][good]
+
+
+def _sigma(r: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(r - np.median(r)))) + 1e-6 if r.size else float("nan")
+
+
+def refine_motion(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray, motion: np.ndarray,
+                  levels: tuple[int, ...] = (4, 2, 1), iterations: tuple[int, ...] = (12, 6, 3),
+                  max_depth: float = 80.0, max_points: int = 3000, min_pixels: int = 300) -> RefineResult:
+    """Refine `motion` (t → t+1, as DepthEstimator.motion) from gray images (H, W) and frame t's depth (same
+    units as the motion's translation) with K of that pixel grid. Falls back to `motion` when the alignment
+    does not lower the photometric residual or jumps more than 5° away from it."""
+    T0 = np.linalg.inv(np.asarray(motion, dtype=np.float64))  # camera t → camera t+1 point map
+    T = T0.copy()
+    total = 0
+    finest = None
+    for s, n_iter in zip(levels, iterations, strict=True):
+        lv = _Level(img0, img1, depth0, K, s, max_depth, max_points)
+        if s == levels[-1]:
+            finest = lv
+        if len(lv.ref) < min_pixels // (s * s):
+            continue
+        for _ in range(n_iter):
+            r, Xg, gxs, gys = lv.residuals(T)
+            if r.size < min_pixels // (s * s):
+                break
+            k = 1.345 * _sigma(r)
+            wts = np.where(np.abs(r) <= k, 1.0, k / np.maximum(np.abs(r), 1e-12))
+            fx, fy, Zg = lv.K[0, 0], lv.K[1, 1], Xg[:, 2]
+            du = np.stack([fx / Zg, np.zeros_like(Zg), -fx * Xg[:, 0] / Zg**2], 1)
+            dv = np.stack([np.zeros_like(Zg), fy / Zg, -fy * Xg[:, 1] / Zg**2], 1)
+            dI_dX = gxs[:, None] * du + gys[:, None] * dv  # ∇I1 · ∂π/∂X'
+            J = np.concatenate([dI_dX, np.cross(Xg, dI_dX)], 1)  # ∂r/∂(ρ, φ) for X' ← exp(ξ)·X'
+            Jw = J * wts[:, None]
+            delta = -np.linalg.solve(Jw.T @ J + 1e-6 * np.eye(6), Jw.T @ r)
+            T = se3_exp(delta) @ T
+            total += 1
+            if np.linalg.norm(delta[3:]) < 1e-6 and np.linalg.norm(delta[:3]) < 1e-5:
+                break
+    before = _sigma(finest.residuals(T0)[0]) if finest is not None else float("nan")
+    after = _sigma(finest.residuals(T)[0]) if finest is not None else float("nan")
+    rel = np.linalg.inv(T0) @ T
+    used = bool(np.isfinite(after) and np.isfinite(before) and after <= before * 1.02
+                and np.degrees(np.linalg.norm(rotation_vector(rel[:3, :3]))) <= 5.0)
+    final = np.linalg.inv(T) if used else np.asarray(motion, dtype=np.float64)
+    return RefineResult(final, total, before, after, used)
