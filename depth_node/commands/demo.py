@@ -72,14 +72,6 @@ def model_size(model: str) -> tuple[int, int]:
     return int(m.width), int(m.height)
 
 
-def acceptance(headline: dict) -> dict[str, dict]:
-    out = {}
-    for key, limit in ACCEPT.items():
-        v = headline.get(key)
-        out[key] = {"value": v, "limit": limit, "pass": v is not None and v <= limit}
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     if args.frames < 10:
         raise DepthNodeError(f"--frames must be ≥ 10, got {args.frames}")
@@ -93,11 +85,7 @@ def run(args: argparse.Namespace) -> int:
              "(and Sim(3) for reference) over the whole drive.")
     metrics = evaluate_bag(args, bag, out, image="/camera/image_raw", camera_info="/camera/camera_info",
                            gt_depth="/ground_truth/depth", gt_odom="/ground_truth/odom", params=params,
-                           title="depth_node demo: held-out synthetic drive", notes=notes)
-    metrics["acceptance"] = acceptance(metrics["headline"])
-    from depth_node.evaluate.report import write_json
-
-    write_json(out / "metrics.json", metrics)
+                           title="depth_node demo: held-out synthetic drive", notes=notes, limits=ACCEPT)
     print_headline(metrics, out)
     ok = True
     for key, a in metrics["acceptance"].items():

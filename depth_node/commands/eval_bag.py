@@ -87,7 +87,7 @@ def isolated_ros_env(domain_id: int | None = None) -> int:
 
 def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image: str, camera_info: str | None,
                  gt_depth: str | None, gt_odom: str | None, params: dict[str, Any], title: str,
-                 notes: tuple[str, ...] = ()) -> dict:
+                 notes: tuple[str, ...] = (), limits: dict[str, float] | None = None) -> dict:
     from depth_node.evaluate.bag_score import ScoreSettings, score_run
     from depth_node.ros.bag_runner import run_offline, run_online
 
@@ -101,7 +101,7 @@ def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image:
         run_ = run_online(bag, outputs, image=image, camera_info=camera_info, params=params, rate=args.rate)
     settings = ScoreSettings(image=image, gt_depth=gt_depth, gt_odom=gt_odom, median_scaling=args.median_scaling,
                              max_depth=args.max_depth, max_dt=args.max_dt, samples=args.samples)
-    return score_run(bag, run_, out, settings, title=title, notes=notes)
+    return score_run(bag, run_, out, settings, title=title, notes=notes, limits=limits)
 
 
 def print_headline(metrics: dict, out: Path) -> None:

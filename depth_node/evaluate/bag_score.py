@@ -122,8 +122,10 @@ def _diagnostics(bag: BagReader) -> dict[str, str]:
 
 
 def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settings: ScoreSettings,
-              title: str = "depth_node on a bag", notes: tuple[str, ...] = ()) -> dict:
-    """Score `run`'s outputs bag; write report.html, metrics.json and PNGs into `out_dir`; return the metrics."""
+              title: str = "depth_node on a bag", notes: tuple[str, ...] = (),
+              limits: dict[str, float] | None = None) -> dict:
+    """Score `run`'s outputs bag; write report.html, metrics.json and PNGs into `out_dir`; return the metrics.
+    `limits` {headline key: upper bound} adds an `acceptance` section (value, limit, pass) to both."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figs: list[tuple[str, Path]] = []
@@ -274,11 +276,24 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
                                                                          title="pipeline time per frame")))
     metrics["timing"] = timing
     metrics["skipped"] = skipped
-    metrics["headline"] = headline(metrics)
+    metrics["headline"] = h = headline(metrics)
+    summary = [f"{k}: {v:.4g}" for k, v in h.items() if isinstance(v, float)]
+    if limits:
+        metrics["acceptance"] = acc = acceptance(h, limits)
+        summary += [f"{k} ≤ {a['limit']}: {'PASS' if a['pass'] else 'FAIL'}" for k, a in acc.items()]
     R.write_json(out / "metrics.json", metrics)
     R.write_html_report(out / "report.html", title, metrics, figs,
-                        notes=tuple(notes) + tuple(f"Not scored: {s}." for s in skipped))
+                        notes=("Headline — " + "; ".join(summary) + ".", *notes,
+                               *(f"Not scored: {s}." for s in skipped)))
     return metrics
+
+
+def acceptance(head: dict, limits: dict[str, float]) -> dict[str, dict]:
+    out = {}
+    for key, limit in limits.items():
+        v = head.get(key)
+        out[key] = {"value": v, "limit": limit, "pass": v is not None and v <= limit}
+    return out
 
 
 def headline(metrics: dict) -> dict[str, float | None]:
