@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("quantize", "quantize", "int8 Q/DQ ONNX from an fp32 export, calibrated on sample frames"),
     ("build-engine", "engine", "build a TensorRT engine from an ONNX file (needs tensorrt)"),
     ("verify-engine", "verify_engine", "run an engine and its ONNX on the same frames and compare"),
+    ("check-fp16", "check_fp16", "is an ONNX safe in fp16? activation headroom, output ranges, fp16 drift"),
     ("infer", "infer", "run a model on images and write depth maps"),
     ("bench", "bench", "latency/throughput benchmark of every available backend (JSON + table)"),
     ("synth", "synth", "render synthetic drives with exact ground truth (KITTI-like folder or MCAP bag)"),

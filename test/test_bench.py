@@ -98,3 +98,22 @@ def test_bad_arguments_exit_2(capsys):
     assert main(["bench", "--resolutions", "100x50"]) == 2
     assert "multiples of 32" in capsys.readouterr().err
     assert main(["bench", "--backends", "tpu"]) == 2
+
+
+def test_depth_pro_preset_rows(tmp_path, capsys):
+    """`bench --depth-pro`: one row per preset and backend with size, cost, latency and drift against PyTorch fp32
+    of the same run; a preset that is not a preset is a clear error."""
+    out = tmp_path / "dp.json"
+    code = main(["bench", "--depth-pro", "--presets", "small", "--backends", "torch,onnxruntime", "--precisions",
+                 "fp32", "--iters", "1", "--warmup", "0", "--no-progress", "--json", str(out), "--cache-dir",
+                 str(tmp_path / "cache")])
+    assert code == 0
+    rep = json.loads(out.read_text())
+    rows = {(r["backend"], r["precision"]): r for r in rep["rows"]}
+    assert set(rows) == {("torch", "fp32"), ("onnxruntime", "fp32")}
+    for r in rows.values():
+        assert r["preset"] == "small" and r["network_size"] == 256 and r["gflop"] > 1 and r["median_ms"] > 0
+    assert rows[("torch", "fp32")]["abs_rel_drift"] == 0.0
+    assert 0 < rows[("onnxruntime", "fp32")]["abs_rel_drift"] < 1e-4
+    assert "small" in capsys.readouterr().out
+    assert main(["bench", "--depth-pro", "--presets", "huge"]) == 2

@@ -92,6 +92,12 @@ def test_scorer_reads_exactly_what_the_outputs_bag_holds(drive_bag, tmp_path):
     assert m["odometry"]["ate"]["se3"]["trans"]["rmse"] < 1e-6  # a rigid change of odom frame is aligned away
     assert m["counts"]["depth_out"] == 24 - 5 and m["counts"]["dropped_or_lost"] == 5
     assert m["headline"]["gt_path_length_m"] > 5
+    # depth scale: GT / published = 1/0.9 on every frame; the rigidly moved odometry has scale error 0
+    ds = m["depth_scale"]
+    assert ds["ratio_median"] == pytest.approx(1 / 0.9, rel=1e-4) and ds["within_5pct"] == 0.0
+    assert m["headline"]["depth_scale_error"] == pytest.approx(1 / 0.9 - 1, rel=1e-3)
+    assert 0 < ds["frames_after_warmup"] < ds["frames"] == 24 - 5
+    assert m["headline"]["odom_scale_error"] < 1e-6
     # median scaling removes a global factor entirely
     m2 = score_run(drive_bag, run, tmp_path / "report2",
                    ScoreSettings(image="/camera/image_raw", gt_depth="/ground_truth/depth", median_scaling=True))

@@ -134,32 +134,36 @@ def import_depth_pro(
             check_state_dict(build_depth_pro(config), state, what)
 
     depth_state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    provenance = {
+        "source": "depth_pro.pt",
+        "path": str(path.resolve()),
+        "sha256": _sha256(path),
+        "preset": label,
+        "checkpoint_dtype": sorted({str(v.dtype) for v in state.values()}),
+    }
+    return depth_pro_model_file(config, depth_state, provenance,
+                                "Apple's Depth Pro weights: Apple sample-code / ML research licence (check before use)")
+
+
+def depth_pro_model_file(config: dict[str, Any], depth_state: dict[str, torch.Tensor], provenance: dict[str, Any],
+                         licence: str | None = None) -> ModelFile:
+    """The model file of a Depth Pro network (imported or trained here): config, weights and the metadata every
+    backend needs to turn its outputs into metres."""
     size = network_size(config)
-    return ModelFile(
-        arch="depth_pro",
-        config=config,
-        height=size,
-        width=size,
-        depth_state=depth_state,
-        pose_state=None,
-        meta={
-            # infer()'s clamp: inverse depth in [1e-4, 1e4] → depth in [1e-4, 1e4] m
-            "min_depth": 1.0 / INVERSE_DEPTH_CLAMP[1],
-            "max_depth": 1.0 / INVERSE_DEPTH_CLAMP[0],
-            "scale": {"kind": "metric", "factor": 1.0},
-            "output": {
-                "kind": "canonical_inverse_depth",
-                "note": "inverse depth [1/m] = output · W / f_px (f_px at image width W; from CameraInfo, else "
-                "from fov_deg); depth = 1 / clamp(inverse, 1e-4, 1e4)",
-                "fov_head": bool(config["use_fov_head"]),
-            },
-            "provenance": {
-                "source": "depth_pro.pt",
-                "path": str(path.resolve()),
-                "sha256": _sha256(path),
-                "preset": label,
-                "checkpoint_dtype": sorted({str(v.dtype) for v in state.values()}),
-            },
-            "licence": "Apple's Depth Pro weights: Apple sample-code / ML research licence (check before use)",
+    meta: dict[str, Any] = {
+        # infer()'s clamp: inverse depth in [1e-4, 1e4] → depth in [1e-4, 1e4] m
+        "min_depth": 1.0 / INVERSE_DEPTH_CLAMP[1],
+        "max_depth": 1.0 / INVERSE_DEPTH_CLAMP[0],
+        "scale": {"kind": "metric", "factor": 1.0},
+        "output": {
+            "kind": "canonical_inverse_depth",
+            "note": "inverse depth [1/m] = output · W / f_px (f_px at image width W; from CameraInfo, else "
+            "from fov_deg); depth = 1 / clamp(inverse, 1e-4, 1e4)",
+            "fov_head": bool(config["use_fov_head"]),
         },
-    )
+        "provenance": provenance,
+    }
+    if licence:
+        meta["licence"] = licence
+    return ModelFile(arch="depth_pro", config=config, height=size, width=size, depth_state=depth_state,
+                     pose_state=None, meta=meta)

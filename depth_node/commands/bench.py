@@ -8,7 +8,8 @@ import argparse
 import importlib
 
 # flag → module under depth_node.bench; the first entry is the default mode
-MODES: dict[str, str] = {"inference": "inference", "node": "node_bench", "train": "train_bench"}
+MODES: dict[str, str] = {"inference": "inference", "node": "node_bench", "train": "train_bench",
+                         "depth-pro": "depth_pro_bench"}
 
 
 def register(sub, name: str, help_text: str) -> None:
@@ -27,5 +28,6 @@ def register(sub, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    mode = next((flag for flag in MODES if flag != "inference" and getattr(args, flag, False)), "inference")
+    mode = next((flag for flag in MODES if flag != "inference" and getattr(args, flag.replace("-", "_"), False)),
+                "inference")
     return int(importlib.import_module(f"depth_node.bench.{MODES[mode]}").run(args) or 0)

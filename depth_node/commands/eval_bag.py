@@ -50,6 +50,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-depth", type=float, default=80.0, help="GT depth cap in metres (default 80)")
     p.add_argument("--max-dt", type=float, default=0.01, help="largest stamp difference paired with GT (s)")
     p.add_argument("--samples", type=int, default=4, help="sample frames in the report (default 4)")
+    p.add_argument("--scale-warmup", type=float, default=2.0,
+                   help="bag seconds before the depth-scale error is judged (scale sources settle; default 2)")
 
 
 def node_params(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,7 +102,8 @@ def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image:
         print(f"eval-bag: node and replay on ROS_DOMAIN_ID={domain}, loopback only")
         run_ = run_online(bag, outputs, image=image, camera_info=camera_info, params=params, rate=args.rate)
     settings = ScoreSettings(image=image, gt_depth=gt_depth, gt_odom=gt_odom, median_scaling=args.median_scaling,
-                             max_depth=args.max_depth, max_dt=args.max_dt, samples=args.samples)
+                             max_depth=args.max_depth, max_dt=args.max_dt, samples=args.samples,
+                             scale_warmup_s=args.scale_warmup)
     return score_run(bag, run_, out, settings, title=title, notes=notes, limits=limits)
 
 
@@ -112,6 +115,11 @@ def print_headline(metrics: dict, out: Path) -> None:
 
     mode = metrics.get("depth", {}).get("mode", "")
     print(f"depth ({mode}): abs_rel {f(h['abs_rel'], '.4f')}  rmse {f(h['rmse'], '.3f')} m  δ<1.25 {f(h['a1'], '.3f')}")
+    ds = metrics.get("depth_scale", {})
+    if ds.get("frames_after_warmup"):
+        print(f"depth scale after {ds['warmup_s']:g} s: GT/published median {ds['ratio_median']:.3f}, per-frame error "
+              f"median {ds['error_median']:.2%} (p90 {ds['error_p90']:.2%}); odometry scale error "
+              f"{f(h['odom_scale_error'], '.2%')}")
     print(f"odometry: ATE (SE(3)) {f(h['ate_se3_rmse_m'], '.3f')} m = {f(h['ate_se3_pct_of_path'], '.2f')} % of "
           f"{f(h['gt_path_length_m'], '.1f')} m path")
     print(f"timing: median latency {f(h['latency_median_ms'], '.1f')} ms, "

@@ -42,11 +42,13 @@ def storage_drift(ref, packed, seed: int = 9001, frames: int = 8) -> dict[str, f
     cfg.camera.width, cfg.camera.height = ref.width, ref.height
     drive = Drive(cfg)
     x = torch.from_numpy(np.stack([drive.frame(k * 5).rgb for k in range(frames)])).permute(0, 3, 1, 2).float() / 255
+    if ref.arch == "depth_pro":
+        x = x * 2.0 - 1.0  # its forward takes [-1, 1]
     nets = [build_depth_net(m).eval() for m in (ref, packed)]
     with torch.no_grad():
         outs = [net(x) for net in nets]
     key = next(iter(outs[0])) if isinstance(outs[0], dict) else 0
-    a, b = outs[0][key], outs[1][key]  # disparity at full resolution
+    a, b = outs[0][key], outs[1][key]  # disparity at full resolution (Depth Pro: canonical inverse depth)
     rel = ((a - b).abs() / a.abs().clamp_min(1e-6)).flatten()
     sample = rel[:: max(1, rel.numel() // 100000)]  # torch.quantile has an input size limit
     return {"mean_rel": float(rel.mean()), "p99_rel": float(torch.quantile(sample, 0.99)), "frames": frames,
@@ -59,14 +61,25 @@ def model_card(name: str, mf, sizes: dict[str, int], drift: dict, storage: str, 
     cfg = prov.get("config") or {}
     synth = cfg.get("synth") or {}
     lines = [f"# Model card: {name}", ""]
-    lines += [f"- Architecture: Monodepth2 ResNet-{mf.config.get('num_layers')} depth + ResNet-"
-              f"{mf.config.get('pose_num_layers')} pose, input {mf.width}×{mf.height} RGB.",
+    output = "canonical inverse depth" if mf.arch == "depth_pro" else "disparity"
+    if mf.arch == "depth_pro":
+        c = mf.config
+        arch = (f"- Architecture: Depth Pro-style metric ViT, preset `{c.get('preset')}` (ViT {c['embed_dim']}/"
+                f"{c['depth']}/{c['num_heads']} on {c['img_size']} px windows of {c['patch_size']} px patches, "
+                f"decoder {c['decoder_features']}), input {mf.width}×{mf.height} RGB; outputs canonical inverse "
+                "depth and the horizontal FOV.")
+        scale = ("- Scale: metric — depth = 1 / (output · W / f_px), f_px from camera_info (else the FOV head).")
+    else:
+        arch = (f"- Architecture: Monodepth2 ResNet-{mf.config.get('num_layers')} depth + ResNet-"
+                f"{mf.config.get('pose_num_layers')} pose, input {mf.width}×{mf.height} RGB.")
+        scale = (f"- Scale: {json.dumps(mf.meta.get('scale'))} — depth × factor is metres (stereo baseline of the "
+                 "training rig).")
+    lines += [arch,
               f"- Training: `depth-node train`, mode {prov.get('mode')}, seed {prov.get('seed')}, "
               f"{prov.get('steps')} steps in {prov.get('train_seconds')} s, best epoch {prov.get('best_epoch')}.",
-              f"- Scale: {json.dumps(mf.meta.get('scale'))} — depth × factor is metres (stereo baseline of the "
-              "training rig).",
+              scale,
               f"- Weight storage: {storage} (loads as fp32); storage drift on held-out frames: mean "
-              f"{100 * drift['mean_rel']:.3f} %, p99 {100 * drift['p99_rel']:.3f} % of disparity.",
+              f"{100 * drift['mean_rel']:.3f} %, p99 {100 * drift['p99_rel']:.3f} % of {output}.",
               "- Files: " + ", ".join(f"`{k}` {v / 1e6:.1f} MB" for k, v in sizes.items()) + ".",
               f"- Licence: {licence}.", ""]
     lines += ["## Data", ""]
@@ -110,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
     from depth_node.export.onnx_export import export_model
 
     ref = load_model(args.model)
-    if ref.arch != "monodepth2":
-        raise DepthNodeError(f"pack handles monodepth2 models; {args.model} is {ref.arch}")
+    if ref.arch not in ("monodepth2", "depth_pro"):
+        raise DepthNodeError(f"pack handles monodepth2 and depth_pro models; {args.model} is {ref.arch}")
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     pt = save_model(out / f"{args.name}.pt", ref, storage=args.storage)
@@ -129,5 +142,5 @@ def run(args: argparse.Namespace) -> int:
     card.write_text(model_card(args.name, packed, sizes, drift, args.storage, metrics, args.licence))
     for k, v in sizes.items():
         print(f"{out / k}: {v / 1e6:.1f} MB")
-    print(f"storage drift: mean {100 * drift['mean_rel']:.3f} % of disparity; card: {card}")
+    print(f"storage drift: mean {100 * drift['mean_rel']:.3f} % of the network output; card: {card}")
     return 0

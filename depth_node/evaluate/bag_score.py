@@ -38,6 +38,7 @@ class ScoreSettings:
     max_depth: float = 80.0
     max_dt: float = 0.01  # s: largest stamp difference paired (GT from another sensor)
     samples: int = 4
+    scale_warmup_s: float = 2.0  # depth-scale error is judged after this much bag time (scale sources settle)
 
 
 def gt_depth_metres(msg: Any) -> np.ndarray:
@@ -162,12 +163,17 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
                                                   min_depth=settings.min_depth, max_depth=settings.max_depth))
             paired: list[int] = []
             per_frame: list[float] = []
+            ratios: list[tuple[int, float]] = []  # (stamp, median GT / predicted depth) of each paired frame
             for m in bag.messages([settings.gt_depth]):
                 s = stamp_to_ns(m.msg.header.stamp)
                 j = _nearest(pred_stamps, s, max_dt_ns)
                 if j is None:
                     continue
-                r = ev.add(gt_depth_metres(m.msg), preds[int(pred_stamps[j])], name=str(s))
+                gt = gt_depth_metres(m.msg)
+                r = ev.add(gt, preds[int(pred_stamps[j])], name=str(s))
+                ratio = frame_scale_ratio(gt, preds[int(pred_stamps[j])], settings.min_depth, settings.max_depth)
+                if ratio is not None:
+                    ratios.append((s, ratio))
                 if r.errors:
                     paired.append(int(pred_stamps[j]))
                     per_frame.append(r.errors["abs_rel"])
@@ -179,6 +185,11 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
                                 else "metric"}
             figs.append(("abs_rel per frame", R.plot_curves(out / "depth_abs_rel.png", {"abs_rel": per_frame},
                                                             xlabel="frame", title="abs_rel per frame")))
+            if ratios:
+                metrics["depth_scale"] = scale_summary(ratios, settings.scale_warmup_s)
+                figs.append(("depth scale per frame: median(GT / published depth); 1 = metric", R.plot_curves(
+                    out / "depth_scale.png", {"GT / published": [r for _, r in ratios], "metric": [1.0] * len(ratios)},
+                    xlabel="frame", title="depth scale per frame")))
             k = min(settings.samples, len(paired))
             samples = [paired[i] for i in np.linspace(0, len(paired) - 1, k).astype(int)] if k else []
         else:
@@ -288,12 +299,45 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
     return metrics
 
 
+def frame_scale_ratio(gt: np.ndarray, pred: np.ndarray, min_depth: float, max_depth: float) -> float | None:
+    """Median over valid pixels of GT / predicted depth: how far this frame's published scale is from metric."""
+    from depth_node.evaluate.depth_metrics import resize_to
+
+    if pred.shape != gt.shape:
+        pred = resize_to(pred, gt.shape)
+    ok = np.isfinite(gt) & (gt > min_depth) & (gt < max_depth) & np.isfinite(pred) & (pred > 0)
+    if ok.sum() < 10:
+        return None
+    return float(np.median(gt[ok] / pred[ok]))
+
+
+def scale_summary(ratios: list[tuple[int, float]], warmup_s: float) -> dict[str, Any]:
+    """Depth-scale error after warm-up: per frame |ratio − 1| (median, p90, max) and the bias |median ratio − 1|.
+    The per-frame figure includes the model's own frame-to-frame scale jitter, which no scale source removes."""
+    t0 = ratios[0][0]
+    after = np.array([r for s, r in ratios if (s - t0) / 1e9 >= warmup_s], dtype=np.float64)
+    out: dict[str, Any] = {"warmup_s": warmup_s, "frames": len(ratios), "frames_after_warmup": int(after.size),
+                           "ratio_median_all": float(np.median([r for _, r in ratios]))}
+    if after.size:
+        err = np.abs(after - 1.0)
+        out.update({"ratio_median": float(np.median(after)), "bias": float(abs(np.median(after) - 1.0)),
+                    "error_median": float(np.median(err)), "error_p90": float(np.percentile(err, 90)),
+                    "error_max": float(err.max()), "within_5pct": float(np.mean(err <= 0.05))})
+    return out
+
+
 def acceptance(head: dict, limits: dict[str, float]) -> dict[str, dict]:
     out = {}
     for key, limit in limits.items():
         v = head.get(key)
         out[key] = {"value": v, "limit": limit, "pass": v is not None and v <= limit}
     return out
+
+
+def _odom_scale_error(odometry: dict) -> float | None:
+    """|published / true translation − 1| from the Sim(3) alignment (scale s maps the estimate onto GT)."""
+    s = odometry.get("ate", {}).get("sim3", {}).get("alignment", {}).get("scale")
+    return abs(1.0 / s - 1.0) if s else None
 
 
 def headline(metrics: dict) -> dict[str, float | None]:
@@ -308,6 +352,8 @@ def headline(metrics: dict) -> dict[str, float | None]:
         "ate_se3_pct_of_path": o.get("ate_se3_pct_of_path"),
         "ate_se3_rmse_m": o.get("ate", {}).get("se3", {}).get("trans", {}).get("rmse"),
         "gt_path_length_m": o.get("gt_path_length"),
+        "depth_scale_error": metrics.get("depth_scale", {}).get("error_median"),
+        "odom_scale_error": _odom_scale_error(o),
         "latency_median_ms": lat.get("median_ms"),
         "output_rate_hz": t.get("output_rate_hz", t.get("pipeline_rate_hz")),
     }

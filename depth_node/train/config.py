@@ -19,7 +19,7 @@ import yaml
 
 from depth_node.errors import DepthNodeError
 
-MODES = ("M", "S", "MS")
+MODES = ("M", "S", "MS", "metric")
 
 
 class ConfigError(DepthNodeError):
@@ -118,6 +118,22 @@ class OutputConfig:
 
 
 @dataclass
+class MetricConfig:
+    """mode: metric — supervised training of the Depth Pro-style metric ViT on ground-truth depth."""
+
+    preset: str = "small"  # depth_node.networks.depth_pro preset (small, fast, tiny, full)
+    network: dict[str, Any] = field(default_factory=dict)  # preset keys to change, e.g. {embed_dim: 192, depth: 6}
+    stage2_epoch: int = 1  # first epoch of curriculum stage 2 (MAE + MAGE/MSGE/MALE); before it: MAE only
+    trim: float = 0.0  # stage 1: drop each image's worst fraction of pixels (0.2 for noisy real ground truth)
+    weights: dict[str, float] = field(default_factory=lambda: {"mae": 1.0, "mage": 1.0, "msge": 1.0, "male": 1.0})
+    loss_scales: int = 4  # pyramid levels of the derivative losses
+    zoom_p: float = 0.5  # probability of a random crop-and-zoom (changes the field of view the network sees)
+    zoom_min: float = 0.7  # smallest crop side, as a fraction of the frame
+    fov_steps: int = 200  # FOV-head steps after the depth stages, on frozen depth features (0: no FOV training)
+    fov_lr: float = 1.0e-4
+
+
+@dataclass
 class SynthSplit:
     seeds: list[int] = field(default_factory=list)
     frames: int = 200
@@ -147,15 +163,21 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    metric: MetricConfig = field(default_factory=MetricConfig)
     synth: SynthConfig | None = None
 
     @property
     def use_stereo(self) -> bool:
-        return "S" in self.mode
+        return self.mode in ("S", "MS")
 
     @property
     def use_temporal(self) -> bool:
-        return "M" in self.mode
+        return self.mode in ("M", "MS")
+
+    @property
+    def is_metric(self) -> bool:
+        """Supervised metric ViT (Depth Pro-style) instead of self-supervised Monodepth2."""
+        return self.mode == "metric"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -320,7 +342,7 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"config key {key!r}: {msg}")
 
     need(cfg.mode in MODES, "mode", f"must be one of {', '.join(MODES)} (M = monocular video, S = stereo pairs, "
-         f"MS = both), got {cfg.mode!r}")
+         f"MS = both, metric = supervised metric ViT on ground-truth depth), got {cfg.mode!r}")
     d, m, o, s, a = cfg.data, cfg.model, cfg.optim, cfg.system, cfg.augment
     for key, v in (("data.width", d.width), ("data.height", d.height)):
         need(v > 0 and v % 32 == 0, key, f"must be a positive multiple of 32 (the encoder downsamples 32×), got {v}"
@@ -359,6 +381,29 @@ def validate(cfg: TrainConfig) -> None:
     need(s.threads is None or s.threads >= 1, "system.threads", "must be ≥ 1 or null")
     for key in ("checkpoint_every", "log_every", "image_every"):
         need(getattr(s, key) >= 1, f"system.{key}", "must be ≥ 1")
+    if cfg.is_metric:
+        from depth_node.networks.depth_pro import PRESETS
+
+        mc = cfg.metric
+        need(mc.preset in PRESETS, "metric.preset", f"must be one of {', '.join(PRESETS)}, got {mc.preset!r}")
+        if mc.preset in PRESETS:
+            from depth_node.networks.depth_pro import DepthProConfigError, resolve_config
+
+            try:
+                resolve_config({**PRESETS[mc.preset], **mc.network, "preset": mc.preset if not mc.network
+                                else f"{mc.preset}+custom"})
+            except DepthProConfigError as exc:
+                need(False, "metric.network", str(exc))
+        need(mc.stage2_epoch >= 0, "metric.stage2_epoch", "must be ≥ 0")
+        need(0 <= mc.trim < 1, "metric.trim", f"must be in [0, 1), got {mc.trim}")
+        unknown = sorted(set(mc.weights) - {"mae", "mage", "msge", "male"})
+        need(not unknown, "metric.weights", f"unknown loss names {unknown}; known: mae, mage, msge, male")
+        need(all(v >= 0 for v in mc.weights.values()), "metric.weights", "weights must be ≥ 0")
+        need(mc.loss_scales >= 1, "metric.loss_scales", "must be ≥ 1")
+        need(0 <= mc.zoom_p <= 1, "metric.zoom_p", f"is a probability, got {mc.zoom_p}")
+        need(0.2 <= mc.zoom_min <= 1, "metric.zoom_min", f"must be in [0.2, 1], got {mc.zoom_min}")
+        need(mc.fov_steps >= 0, "metric.fov_steps", "must be ≥ 0")
+        need(mc.fov_lr > 0, "metric.fov_lr", "must be > 0")
     if cfg.synth is not None:
         for split in ("train", "val"):
             sp = getattr(cfg.synth, split)

@@ -386,6 +386,7 @@ class ValFrame:
     rgb: np.ndarray  # (H, W, 3) uint8 at training size
     depth: np.ndarray  # native-size GT, metres
     name: str
+    f_norm: float | None = None  # focal length in image widths (metric models need it)
 
 
 @dataclass
@@ -402,4 +403,5 @@ def validation_set(sequences: Sequence[CachedSequence], max_frames: int) -> Vali
     if max_frames and len(refs) > max_frames:
         pick = np.linspace(0, len(refs) - 1, max_frames).round().astype(int)
         refs = [refs[k] for k in pick]
-    return ValidationSet([ValFrame(s.frame(i), s.depth[i], f"{s.name}/{i:06d}") for s, i in refs])  # type: ignore[index]
+    return ValidationSet([ValFrame(s.frame(i), s.depth[i], f"{s.name}/{i:06d}", float(s.K_norm[0, 0]))  # type: ignore[index]
+                          for s, i in refs])

@@ -45,10 +45,10 @@ def write_report(trainer: Trainer, result: TrainResult) -> Path:
     if n:
         pick = np.linspace(0, len(samples) - 1, n).round().astype(int)
         chosen = [samples[k] for k in pick]
-        preds = trainer.predict_depth([f.rgb for f in chosen])
+        preds = trainer.predict_val(chosen)
         for f, p in zip(chosen, preds):
             gt = np.where(np.isfinite(f.depth) & (f.depth > 0), f.depth, np.nan).astype(np.float32)
-            p = _to_gt_scale(p * trainer.scale_factor(), gt, median=not trainer.cfg.use_stereo)
+            p = _to_gt_scale(p * trainer.scale_factor(), gt, median=trainer.median_scaling)
             from depth_node.evaluate.depth_metrics import resize_to
 
             p_full = resize_to(p, gt.shape)
@@ -66,13 +66,13 @@ def write_report(trainer: Trainer, result: TrainResult) -> Path:
         "train_minutes": round(trainer.train_seconds / 60.0, 2),
         "best_epoch": best.get("epoch"),
         "best": best.get("metrics") or {},
-        "scaling": "median (mono)" if not trainer.cfg.use_stereo else f"stereo ×{trainer.scale_factor():.3g}",
+        "scaling": trainer.scaling_label(),
     }
     write_json(out / "metrics.json", {**metrics, "history": history})
     notes = [
         f"Model file: {result.model_path}",
         "Metrics are on held-out validation data at the chosen (lowest abs_rel) epoch; mono models are "
-        "median-scaled per image, stereo-trained models scaled by baseline/0.1.",
+        "median-scaled per image, stereo-trained models scaled by baseline/0.1, metric models not scaled.",
     ]
     return write_html_report(out / "index.html", f"depth_node training report ({trainer.cfg.mode})", metrics,
                              images, notes)

@@ -68,7 +68,7 @@ def jobs_for(cfg: TrainConfig, split: str, cache_dir: Path) -> list[SynthJob]:
     h = cfg.synth.height or cfg.data.height
     return [
         SynthJob(int(seed), sp.frames, dict(sp.overrides), bool(stereo), int(w), int(h), cfg.data.width,
-                 cfg.data.height, str(cache_dir), split == "val", f"synth_{split}_seed{seed}")
+                 cfg.data.height, str(cache_dir), split == "val" or cfg.is_metric, f"synth_{split}_seed{seed}")
         for seed in sp.seeds
     ]
 

@@ -162,7 +162,7 @@ class Trainer:
             self._train_seqs, self._val_seqs = self._open(cfg.data.train, cfg.data.val)
             if self.dist.enabled and self.main:
                 ddp.barrier(self.dist)
-        self.dataset = TripletDataset(self._train_seqs, cfg, train=True)
+        self.dataset = self.make_dataset(self._train_seqs)
         self.valset: ValidationSet = validation_set(self._val_seqs or [], cfg.data.val_max_frames)
         self.ref_baseline = reference_baseline(self._train_seqs, cfg)
         self.steps_per_epoch = EpochBatchSampler.steps_per_epoch(len(self.dataset), cfg.optim.batch_size,
@@ -181,7 +181,7 @@ class Trainer:
         cfg = self.cfg
         synth_dir = self._cache_dir() / "synth"
         if train:
-            tr = self._open_specs(train, need_depth=False)
+            tr = self._open_specs(train, need_depth=cfg.is_metric)
         else:
             if cfg.synth is None or not cfg.synth.train.seeds:
                 raise DepthNodeError("no training data: give --data DIR_OR_BAG (or data.train in the config), or a "
@@ -198,6 +198,9 @@ class Trainer:
         else:
             va = []
         return tr, va
+
+    def make_dataset(self, sequences: list[CachedSequence]):
+        return TripletDataset(sequences, self.cfg, train=True)
 
     def _open_specs(self, specs: list[str], need_depth: bool) -> list[CachedSequence]:
         from depth_node.train.sources import open_sources
@@ -219,9 +222,9 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.load_data()
-        depth, pose = build_networks(cfg)
+        depth, pose = self.build_networks()
         if cfg.model.init:
-            init_from_model_file(cfg.model.init, depth, pose)
+            self.init_from(cfg.model.init, depth, pose)
         self.amp_dtype, use_scaler = autocast_settings(cfg, self.device)
         cl = cfg.system.channels_last
         self.channels_last = cl == "on" or (cl == "auto" and self.device.type == "cuda")
@@ -229,7 +232,7 @@ class Trainer:
         depth.to(self.device, memory_format=fmt)
         if pose is not None:
             pose.to(self.device, memory_format=fmt)
-        params = list(depth.parameters()) + (list(pose.parameters()) if pose is not None else [])
+        params = self.trainable_parameters(depth, pose)
         try:  # the fused kernel: a quarter of the time of the per-tensor loop on CPU (~10% of a step otherwise)
             self.optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
                                               fused=True)
@@ -257,6 +260,22 @@ class Trainer:
         elif self.main and (self.ckpt_dir / "last.pt").exists():
             raise DepthNodeError(f"{self.out} already holds a training run (checkpoints/last.pt): pass --resume to "
                                  "continue it, or choose another --out")
+
+    # Hooks the metric trainer (metric_trainer.py) overrides; the loop, checkpoints, resume, DDP and logging stay
+    # one implementation.
+    def build_networks(self) -> tuple[nn.Module, nn.Module | None]:
+        return build_networks(self.cfg)
+
+    def init_from(self, path: str, depth: nn.Module, pose: nn.Module | None) -> None:
+        init_from_model_file(path, depth, pose)
+
+    def trainable_parameters(self, depth: nn.Module, pose: nn.Module | None) -> list[nn.Parameter]:
+        return list(depth.parameters()) + (list(pose.parameters()) if pose is not None else [])
+
+    @property
+    def median_scaling(self) -> bool:
+        """Validation and report scale each prediction by the GT median (relative-scale models)."""
+        return not self.cfg.use_stereo
 
     def _load_resume(self) -> None:
         path = self.ckpt_dir / "last.pt"
@@ -587,9 +606,19 @@ class Trainer:
         net.train(was_training)
         return out
 
+    def predict_val(self, frames: list) -> list[np.ndarray]:
+        """Depth (network units, training size) of validation frames."""
+        return self.predict_depth([f.rgb for f in frames])
+
+    # Boundary F1 costs a little per frame; the metric trainer reports it (Depth Pro's boundary accuracy).
+    validate_boundary = False
+
     def scale_factor(self) -> float:
         """Network depth → metres: baseline/0.1 for stereo-trained models, 1 (median scaling) for mono."""
         return self.ref_baseline / NOMINAL_BASELINE if self.cfg.use_stereo else 1.0
+
+    def scaling_label(self) -> str:
+        return f"stereo ×{self.scale_factor():.3g}" if self.cfg.use_stereo else "median (mono)"
 
     def validate(self) -> dict[str, float] | None:
         if not len(self.valset):
@@ -598,10 +627,10 @@ class Trainer:
 
         d = self.cfg.data
         ev = DepthEvaluator(DepthEvalSettings(
-            median_scaling=not self.cfg.use_stereo, min_depth=d.eval_min_depth, max_depth=d.eval_max_depth,
-            crop="none", scale_factor=self.scale_factor(), boundary=False,
+            median_scaling=self.median_scaling, min_depth=d.eval_min_depth, max_depth=d.eval_max_depth,
+            crop="none", scale_factor=self.scale_factor(), boundary=self.validate_boundary,
         ))
-        preds = self.predict_depth([f.rgb for f in self.valset.frames])
+        preds = self.predict_val(self.valset.frames)
         for f, p in zip(self.valset.frames, preds):
             gt = np.where(np.isfinite(f.depth), f.depth, 0.0).astype(np.float32)
             ev.add(gt, p, f.name)
@@ -610,6 +639,8 @@ class Trainer:
         if res.ratio_median is not None:
             m["ratio_median"], m["ratio_std"] = res.ratio_median, res.ratio_std
         m["n_images"] = res.n_images
+        if res.boundary_f1 is not None:
+            m["boundary_f1"] = res.boundary_f1
         return m
 
     # ------------------------------------------------------------------------------------------- logging
@@ -716,5 +747,10 @@ def _dump_yaml(d: dict) -> str:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, **kw) -> TrainResult:
-    """Run a whole training (the `depth-node train` command's body)."""
+    """Run a whole training (the `depth-node train` command's body): self-supervised Monodepth2 for M/S/MS,
+    the supervised metric ViT for mode metric."""
+    if cfg.is_metric:
+        from depth_node.train.metric_trainer import MetricTrainer
+
+        return MetricTrainer(cfg, out_dir, resume, **kw).train()
     return Trainer(cfg, out_dir, resume, **kw).train()

@@ -75,6 +75,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "encoder_feature_dims": [96, 192, 384, 384],
         "decoder_features": 64,
     },
+    "small": {
+        **_FULL,
+        "preset": "small",
+        "img_size": 64,
+        "patch_size": 8,
+        "embed_dim": 128,
+        "depth": 4,
+        "num_heads": 2,
+        "hooks": [0, 1, 2, 3],
+        "encoder_feature_dims": [32, 64, 128, 128],
+        "decoder_features": 32,
+    },
     "tiny": {
         **_FULL,
         "preset": "tiny",

@@ -25,6 +25,8 @@ from depth_node.networks.vit import VisionTransformer, tokens_to_grid
 LEVEL_OVERLAP = (0.25, 0.5)
 # The network input is the ViT input times this; levels 0..2 are S, S/2, S/4.
 PYRAMID_FACTOR = 4
+# Supported ViT patch sizes → how many ×2 upsamplings fewer than the reference (16-px patches) they need.
+PATCH_SHIFT = {16: 0, 8: 1}
 
 
 class WindowGrid:
@@ -114,12 +116,22 @@ class DepthProEncoder(nn.Module):
 
         e_patch, e_image = patch_encoder.embed_dim, image_encoder.embed_dim
         d = self.dims_encoder
-        self.upsample_latent0 = project_upsample(e_patch, decoder_features, 3, dim_int=d[0])
-        self.upsample_latent1 = project_upsample(e_patch, d[0], 2)
-        self.upsample0 = project_upsample(e_patch, d[1], 1)
-        self.upsample1 = project_upsample(e_patch, d[2], 1)
-        self.upsample2 = project_upsample(e_patch, d[3], 1)
-        self.upsample_lowres = nn.ConvTranspose2d(e_image, d[3], kernel_size=2, stride=2, bias=True)
+        # The decoder wants maps at S/2 … S/32. 16-px patches (the reference) give token grids at S/16, S/32 and
+        # S/64, hence 3/2/1/1/1 transposed-conv upsamplings; 8-px patches give grids twice as fine and need one
+        # fewer each (the coarsest map then only projects: a 1×1 conv in place of the ×2 transposed conv).
+        shift = PATCH_SHIFT.get(patch)
+        if shift is None:
+            raise ValueError(f"patch_size {patch} is not supported: use 16 (the reference) or 8")
+        self.upsample_latent0 = project_upsample(e_patch, decoder_features, 3 - shift, dim_int=d[0])
+        self.upsample_latent1 = project_upsample(e_patch, d[0], 2 - shift)
+        self.upsample0 = project_upsample(e_patch, d[1], 1 - shift)
+        self.upsample1 = project_upsample(e_patch, d[2], 1 - shift)
+        self.upsample2 = project_upsample(e_patch, d[3], 1 - shift)
+        self.upsample_lowres: nn.Module = (
+            nn.ConvTranspose2d(e_image, d[3], kernel_size=2, stride=2, bias=True)
+            if shift == 0
+            else nn.Conv2d(e_image, d[3], kernel_size=1, bias=True)
+        )
         self.fuse_lowres = nn.Conv2d(2 * d[3], d[3], kernel_size=1, bias=True)
 
     def pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -31,8 +31,11 @@ class FOVNetwork(nn.Module):
         super().__init__()
         self.input_scale = float(input_scale)  # network input → FOV ViT input (a constant: static graph)
         f = num_features
-        down = [nn.Conv2d(f, f // 2, kernel_size=3, stride=2, padding=1), nn.ReLU(True)]
-        size = _half(lowres_size)
+        # With 16-px patches the FOV ViT's grid is half the decoder's coarsest map (stride-2 downsample, as the
+        # reference); with 8-px patches they are the same size and the downsample keeps the size (stride 1).
+        stride = 1 if fov_encoder is not None and fov_encoder.grid_size == lowres_size else 2
+        down = [nn.Conv2d(f, f // 2, kernel_size=3, stride=stride, padding=1), nn.ReLU(True)]
+        size = _half(lowres_size) if stride == 2 else lowres_size
         if fov_encoder is not None and fov_encoder.grid_size != size:
             raise ValueError(f"FOV ViT grid {fov_encoder.grid_size} does not match the {size}² downsampled features")
         size = _half(_half(size))

@@ -15,7 +15,7 @@ from torch import nn
 
 from depth_node.errors import DepthNodeError
 from depth_node.networks.depth_pro.decoder import MultiresConvDecoder
-from depth_node.networks.depth_pro.encoder import PYRAMID_FACTOR, DepthProEncoder
+from depth_node.networks.depth_pro.encoder import PATCH_SHIFT, PYRAMID_FACTOR, DepthProEncoder
 from depth_node.networks.depth_pro.fov import FOVNetwork
 from depth_node.networks.vit import VisionTransformer
 
@@ -73,6 +73,8 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     cfg["layer_scale"] = None if cfg["layer_scale"] is None else float(cfg["layer_scale"])
     for k in ("qkv_bias", "use_fov_head", "fov_encoder"):
         cfg[k] = bool(cfg[k])
+    if cfg["patch_size"] not in PATCH_SHIFT:
+        raise DepthProConfigError(f"patch_size {cfg['patch_size']} is not supported: use 16 (the reference) or 8")
     grid, rem = divmod(cfg["img_size"], cfg["patch_size"])
     if rem or grid % 8:
         raise DepthProConfigError(
@@ -127,12 +129,14 @@ class DepthPro(nn.Module):
             nn.init.zeros_(self.head[4].bias)  # as the reference: start from a zero-offset inverse depth
         self.fov: FOVNetwork | None = None
         if cfg["use_fov_head"]:
-            lowres = 2 * self.encoder.grid  # level-2 tokens upsampled ×2
+            lowres = self.img_size // 32  # the decoder's coarsest map
             self.fov = FOVNetwork(
                 dec, lowres, _vit(cfg) if cfg["fov_encoder"] else None, input_scale=1.0 / PYRAMID_FACTOR
             )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, with_fov: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`with_fov=False` skips the FOV head (its own ViT): depth-only training and metric depth from a known
+        focal length do not need it."""
         # (skipped while tracing for export: the traced graph is static anyway, and the check would only warn)
         if not torch.jit.is_tracing() and (x.shape[-2] != self.img_size or x.shape[-1] != self.img_size):
             raise ValueError(
@@ -140,7 +144,7 @@ class DepthPro(nn.Module):
             )
         features, lowres = self.decoder(self.encoder(x))
         cid = self.head(features)
-        fov = self.fov(x, lowres.detach()) if self.fov is not None else None
+        fov = self.fov(x, lowres.detach()) if self.fov is not None and with_fov else None
         return cid, fov
 
     @torch.no_grad()

@@ -1,0 +1,361 @@
+"""Supervised training of the Depth Pro-style metric ViT (`mode: metric`) on ground-truth depth, on the same
+infrastructure as the self-supervised trainer: config, data sources and synthetic drives, epochs, time budget,
+atomic checkpoints with `--resume`, SIGINT/SIGTERM saves, DDP, TensorBoard, validation, model file, ONNX, report.
+
+What differs (Bochkovskii et al. 2024, §3.3):
+- Loss on canonical inverse depth C = f_px / (W · d) at the frame's own size (the prediction is resized back
+  as `canonical_to_metric` does at inference): stage 1 = MAE (optionally trimmed), from `metric.stage2_epoch`
+  on stage 2 = MAE + MAGE + MSGE + MALE (`metric_losses.py`).
+- The FOV head (with its own ViT) is not trained with depth: after the depth epochs the best depth weights are
+  frozen and `metric.fov_steps` steps fit the FOV head alone (L2 on degrees), on frames randomly cropped and
+  zoomed so the field of view varies. Under DDP that phase runs on rank 0 (it is short).
+- Validation is metric (no median scaling) and reports boundary F1 and the FOV error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import depth_node
+from depth_node.errors import DepthNodeError
+from depth_node.networks.depth_pro import DepthPro, canonical_to_metric, network_size, preset, resolve_config
+from depth_node.train import distributed as ddp
+from depth_node.train.data import CachedSequence, EpochBatchSampler, ValFrame
+from depth_node.train.metric_data import MetricFrameDataset, resize_prediction
+from depth_node.train.metric_losses import canonical_inverse_depth, fov_loss, metric_depth_loss
+from depth_node.train.trainer import Trainer, TrainingInterrupted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MetricStep:
+    total: torch.Tensor
+    parts: dict[str, float]
+    stage: int
+    pred: torch.Tensor  # canonical inverse depth at frame size (B, 1, H, W)
+    target: torch.Tensor
+    mask: torch.Tensor
+
+
+class MetricTrainer(Trainer):
+    validate_boundary = True
+
+    def __init__(self, cfg, out_dir, resume: bool = False, **kw) -> None:
+        super().__init__(cfg, out_dir, resume, **kw)
+        self.init_model = None
+        if cfg.model.init:
+            from depth_node.checkpoints.model_file import load_model
+
+            self.init_model = load_model(cfg.model.init)
+            if self.init_model.arch != "depth_pro":
+                raise DepthNodeError(f"model.init: {cfg.model.init} is a {self.init_model.arch} model; mode metric "
+                                     "starts from Depth Pro model files (depth-node import depth-pro)")
+            self.net_config = resolve_config(self.init_model.config)
+        else:
+            net = {**preset(cfg.metric.preset), **cfg.metric.network}
+            if cfg.metric.network:
+                net["preset"] = f"{cfg.metric.preset}+custom"
+            self.net_config = resolve_config(net)
+        self.net_size = network_size(self.net_config)
+        self.fov_step = 0
+
+    # ------------------------------------------------------------------------------------------- hooks
+
+    def make_dataset(self, sequences: list[CachedSequence]) -> MetricFrameDataset:
+        return MetricFrameDataset(sequences, self.cfg, self.net_size, train=True)
+
+    def build_networks(self) -> tuple[nn.Module, None]:
+        net = DepthPro(self.net_config)
+        # The head ends in a ReLU with a zero bias (the reference's init, harmless for released weights): from
+        # scratch, half the outputs start negative and get no gradient, and the net can sit at zero. Start the
+        # bias at the data's typical canonical inverse depth instead, so every output begins alive and near it.
+        with torch.no_grad():
+            net.head[4].bias.fill_(self.typical_target())
+        return net, None
+
+    def typical_target(self, n: int = 32) -> float:
+        """Median canonical inverse depth over up to `n` training frames (evenly spread, no augmentation)."""
+        plain = MetricFrameDataset(self.dataset.sequences, self.cfg, self.net_size, train=False)
+        vals = []
+        for k in np.linspace(0, len(plain) - 1, min(n, len(plain))).round().astype(int):
+            s = plain[int(k)]
+            d = s["depth"]
+            vals.append(canonical_inverse_depth(d[d > 0], s["f_norm"], 1))
+        v = torch.cat(vals) if vals else torch.zeros(0)
+        return float(v.median()) if v.numel() else 0.05
+
+    def init_from(self, path: str, depth: nn.Module, pose: nn.Module | None) -> None:
+        assert self.init_model is not None
+        depth.load_state_dict(self.init_model.depth_state)
+        log.info("initialised from %s", path)
+
+    def trainable_parameters(self, depth: nn.Module, pose: nn.Module | None) -> list[nn.Parameter]:
+        """Everything but the FOV head, which is fitted afterwards on frozen features (DDP skips frozen ones)."""
+        params = []
+        for name, p in depth.named_parameters():
+            if name.startswith("fov."):
+                p.requires_grad_(False)
+            else:
+                params.append(p)
+        return params
+
+    @property
+    def median_scaling(self) -> bool:
+        return False
+
+    def scaling_label(self) -> str:
+        return "metric (no scaling; focal length from the data's intrinsics)"
+
+    # ------------------------------------------------------------------------------------------ one step
+
+    def stage(self) -> int:
+        return 2 if self.epoch >= self.cfg.metric.stage2_epoch else 1
+
+    def forward_loss(self, batch: dict[str, torch.Tensor], keep_visuals: bool = False) -> tuple[MetricStep, None]:
+        m = self.cfg.metric
+        x = batch["image"] * 2.0 - 1.0  # the network's [-1, 1] input (the exported graph does this inside)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            cid, _ = self.depth(x, False)
+        h, w = batch["depth"].shape[-2:]
+        pred = resize_prediction(cid.float(), h, w)
+        depth = batch["depth"]
+        mask = (depth > 0).to(pred.dtype)
+        target = canonical_inverse_depth(depth, batch["f_norm"], 1)
+        stage = self.stage()
+        total, parts = metric_depth_loss(pred, target, mask, stage, m.trim, m.weights, m.loss_scales)
+        return MetricStep(total, parts, stage, pred.detach(), target, mask), None
+
+    def train_step(self, batch: dict[str, torch.Tensor], keep_visuals: bool = False):
+        self.depth.train()
+        batch = self._to_device(batch)
+        out, _ = self.forward_loss(batch, keep_visuals)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return out, None, batch
+
+    # ------------------------------------------------------------------------------------- FOV phase
+
+    def _loop(self) -> None:
+        super()._loop()
+        if self.cfg.metric.fov_steps > 0 and self.net_config["use_fov_head"] and self._stop_signal is None:
+            if self.main:
+                self._train_fov()
+            ddp.barrier(self.dist)
+
+    def _train_fov(self) -> None:
+        """Fit the FOV head on the best depth weights, frozen (the paper's separate FOV stage)."""
+        from depth_node.train.checkpoint import atomic_torch_save, load_torch_file
+
+        m, net = self.cfg.metric, ddp.unwrap(self.depth)
+        best_path = self.ckpt_dir / "best.pt"
+        if best_path.is_file():
+            net.load_state_dict(load_torch_file(best_path, "best checkpoint")["depth"])
+        assert net.fov is not None
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.startswith("fov."))
+        opt = torch.optim.Adam([p for p in net.fov.parameters()], lr=m.fov_lr)
+        if self.fov_step and getattr(self, "_fov_opt_state", None):
+            opt.load_state_dict(self._fov_opt_state)
+        progress = None
+        if self.cfg.system.progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=m.fov_steps, initial=self.fov_step, desc="fov head", unit="step",
+                            dynamic_ncols=True)
+        self._clock = time.perf_counter()
+        epoch = 10_000  # sample order of its own, independent of the depth epochs
+        n = EpochBatchSampler.steps_per_epoch(len(self.dataset), self.cfg.optim.batch_size)
+        batches: Any = iter(())
+        try:
+            while self.fov_step < m.fov_steps:
+                if self._stop_signal is not None:
+                    self._fov_opt_state = opt.state_dict()
+                    raise TrainingInterrupted(self._stop_signal, self.save())
+                batch = next(batches, None)
+                if batch is None:
+                    start = self.fov_step % max(n, 1)
+                    batches = iter(self._fov_loader(epoch + self.fov_step // max(n, 1), start))
+                    continue
+                batch = self._to_device(batch)
+                x = batch["image"] * 2.0 - 1.0
+                net.eval()
+                net.fov.train()
+                with torch.no_grad(), self._autocast():
+                    _, lowres = net.decoder(net.encoder(x))
+                with self._autocast():
+                    fov = net.fov(x, lowres)
+                loss = fov_loss(fov.float(), batch["fov_deg"])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self.fov_step += 1
+                self._tick()
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss.item():.3f}")
+                if self.writer is not None and self.fov_step % self.cfg.system.log_every == 0:
+                    self.writer.add_scalar("fov/train_l2_deg2", loss.item(), self.fov_step)
+        finally:
+            if progress is not None:
+                progress.close()
+        fov_err = self.validate_fov()
+        if self.best is not None:
+            self.best.setdefault("metrics", {})
+            if self.best["metrics"] is not None and fov_err is not None:
+                self.best["metrics"]["fov_abs_err_deg"] = fov_err
+        if self.history and fov_err is not None:
+            self.history[-1]["fov_abs_err_deg"] = fov_err
+        if self.writer is not None and fov_err is not None:
+            self.writer.add_scalar("val/fov_abs_err_deg", fov_err, self.step)
+        atomic_torch_save({"depth": net.state_dict(), "pose": None, "best": self.best}, best_path)
+        self.save()
+        log.info("FOV head: %d steps, validation |FOV error| %.2f°", self.fov_step,
+                 fov_err if fov_err is not None else float("nan"))
+
+    def _fov_loader(self, epoch: int, start: int):
+        from torch.utils.data import DataLoader
+
+        sampler = EpochBatchSampler(len(self.dataset), self.cfg.optim.batch_size, self.cfg.seed, epoch, 0, 1, start)
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.data.num_workers)
+
+    @torch.no_grad()
+    def validate_fov(self) -> float | None:
+        """Mean |FOV error| (degrees) of the FOV head on the validation frames (whole frames, no zoom)."""
+        from depth_node.inference.preprocess import to_network_input
+        from depth_node.train.metric_data import fov_from_focal
+
+        net = ddp.unwrap(self.depth)
+        frames = [f for f in self.valset.frames if f.f_norm]
+        if net.fov is None or not frames:
+            return None
+        net.eval()
+        errs = []
+        for i in range(0, len(frames), 8):
+            chunk = frames[i:i + 8]
+            x = torch.from_numpy(np.concatenate([to_network_input(f.rgb, self.net_size, self.net_size)
+                                                 for f in chunk])).to(self.device) * 2.0 - 1.0
+            with self._autocast():
+                _, fov = net(x)
+            true = torch.tensor([fov_from_focal(f.f_norm) for f in chunk])  # type: ignore[arg-type]
+            errs += (fov.float().reshape(-1).cpu() - true).abs().tolist()
+        return float(np.mean(errs))
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        st = super().state()
+        st["fov_step"] = self.fov_step
+        st["fov_optimizer"] = getattr(self, "_fov_opt_state", None)
+        st["net_config"] = self.net_config
+        return st
+
+    def _load_resume(self) -> None:
+        super()._load_resume()
+        from depth_node.train.checkpoint import load_checkpoint
+
+        ck = load_checkpoint(self.ckpt_dir / "last.pt")
+        self.fov_step = int(ck.get("fov_step", 0))
+        self._fov_opt_state = ck.get("fov_optimizer")
+
+    # ------------------------------------------------------------------------------------- validation
+
+    @torch.no_grad()
+    def predict_val(self, frames: list[ValFrame]) -> list[np.ndarray]:
+        """Metric depth at frame size with the frame's own focal length (as the node with camera_info)."""
+        from depth_node.inference.preprocess import to_network_input
+
+        net = ddp.unwrap(self.depth)
+        was_training = net.training
+        net.eval()
+        out = []
+        for i in range(0, len(frames), 8):
+            chunk = frames[i:i + 8]
+            h, w = chunk[0].rgb.shape[:2]
+            x = torch.from_numpy(np.concatenate([to_network_input(f.rgb, self.net_size, self.net_size)
+                                                 for f in chunk])).to(self.device) * 2.0 - 1.0
+            with self._autocast():
+                cid, _ = net(x, False)
+            f_px = torch.tensor([(f.f_norm or float("nan")) * w for f in chunk])
+            if not bool(torch.isfinite(f_px).all()):
+                raise DepthNodeError("validation data without intrinsics: metric validation needs the focal length")
+            depth, _, _ = canonical_to_metric(cid.float(), (h, w), f_px=f_px.to(cid.device))
+            out += [d[0].cpu().numpy() for d in depth]
+        net.train(was_training)
+        return out
+
+    def predict_depth(self, rgbs: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+        raise DepthNodeError("metric models need each frame's focal length: use predict_val(frames)")
+
+    # ---------------------------------------------------------------------------------------- logging
+
+    def _log_scalars(self, out: MetricStep, loss: float, sps: float) -> None:
+        if self.writer is None:
+            return
+        w, s = self.writer, self.step
+        w.add_scalar("train/loss", loss, s)
+        for k, v in out.parts.items():
+            w.add_scalar(f"train/{k}", v, s)
+        w.add_scalar("train/stage", out.stage, s)
+        w.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], s)
+        w.add_scalar("train/samples_per_s", sps, s)
+        w.add_scalar("train/epoch", self.epoch, s)
+
+    def _log_images(self, batch, out: MetricStep, disps) -> None:
+        if self.writer is None:
+            return
+        from depth_node.colormap import colorize
+
+        w, s = self.writer, self.step
+        w.add_image("img/input", batch["image"][0].clamp(0, 1).cpu(), s)
+        f = float(batch["f_norm"][0])
+        for name, c in (("prediction", out.pred[0, 0]), ("ground_truth", out.target[0, 0])):
+            d = np.where(c.cpu().numpy() > 0, f / np.maximum(c.cpu().numpy(), 1e-6), np.nan)
+            w.add_image(f"img/depth_{name}", torch.from_numpy(np.ascontiguousarray(colorize(d, bgr=False)))
+                        .permute(2, 0, 1), s)
+
+    # ----------------------------------------------------------------------------------------- finish
+
+    def finish(self):
+        from depth_node.checkpoints.depth_pro import depth_pro_model_file
+        from depth_node.checkpoints.model_file import save_model
+        from depth_node.train.checkpoint import load_torch_file
+
+        best_path = self.ckpt_dir / "best.pt"
+        if best_path.is_file():
+            st = load_torch_file(best_path, "best checkpoint")
+            state, best = st["depth"], st["best"] or {}
+        else:
+            state = ddp.unwrap(self.depth).state_dict()
+            best = {"epoch": self.epoch, "step": self.step, "abs_rel": None, "metrics": None}
+        cfg = self.cfg
+        provenance = {
+            "trainer": f"depth_node {depth_node.__version__}",
+            "mode": "metric",
+            "preset": self.net_config.get("preset"),
+            "config": cfg.to_dict(),
+            "data": {"train": [s.name for s in (self._train_seqs or [])],
+                     "val": [s.name for s in (self._val_seqs or [])], "train_samples": len(self.dataset)},
+            "seed": cfg.seed,
+            "metrics": best.get("metrics"),
+            "best_epoch": best.get("epoch"),
+            "best_step": best.get("step"),
+            "steps": self.step,
+            "fov_steps": self.fov_step,
+            "train_seconds": round(self.train_seconds, 1),
+        }
+        mf = depth_pro_model_file(self.net_config, state, provenance)
+        path = save_model(self.out / "model.pt", mf)
+        log.info("model file: %s (epoch %s, val abs_rel %s)", path, best.get("epoch"), best.get("abs_rel"))
+        return path
