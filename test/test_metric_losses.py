@@ -11,6 +11,7 @@ from depth_node.train.metric_losses import (
     canonical_inverse_depth,
     derivative_losses,
     fov_loss,
+    log_loss,
     mae_loss,
     metric_depth_loss,
 )
@@ -50,6 +51,24 @@ def test_trimmed_mae_discards_worst_fraction():
     m = torch.ones_like(t)
     assert float(mae_loss(p, t, m)) == pytest.approx(10.0)
     assert float(mae_loss(p, t, m, trim=0.2)) == pytest.approx(0.0)
+
+
+def test_log_loss_weighs_relative_error_alike_near_and_far():
+    """The same 10 % depth error costs MAE on C 10× more at 5 m than at 50 m; the log term costs it the same."""
+    near, far = torch.full((1, 1, 4, 4), 5.0), torch.full((1, 1, 4, 4), 50.0)
+    m = torch.ones_like(near)
+    costs = {}
+    for name, d in (("near", near), ("far", far)):
+        t = canonical_inverse_depth(d, 700.0, 96)
+        p = canonical_inverse_depth(d * 1.1, 700.0, 96)
+        costs[name] = (float(mae_loss(p, t, m)), float(log_loss(p, t, m)))
+    assert costs["near"][0] == pytest.approx(10 * costs["far"][0], rel=1e-4)
+    assert costs["near"][1] == pytest.approx(costs["far"][1], rel=1e-4) == pytest.approx(math.log(1.1), rel=1e-4)
+    t = canonical_inverse_depth(near, 700.0, 96)
+    dead = torch.zeros_like(t)  # a dead ReLU output: finite loss, masked pixels ignored
+    assert math.isfinite(float(log_loss(dead, t, m))) and float(log_loss(dead, t, torch.zeros_like(m))) == 0.0
+    total, parts = metric_depth_loss(t * 1.1, t, m, stage=1, weights={"log": 0.5})
+    assert set(parts) == {"mae", "log"} and float(total) == pytest.approx(parts["mae"] + 0.5 * parts["log"], rel=1e-5)
 
 
 def test_derivative_losses_see_blur_that_mae_barely_sees():

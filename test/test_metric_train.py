@@ -156,3 +156,19 @@ def test_resume_continues_exactly_through_the_fov_phase(tmp_path, seqs):
     assert ra.steps == rb.steps == 3 and ra.losses[2:] == rb.losses
     wa, wb = a.depth.state_dict(), b2.depth.state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_more_fov_steps_on_resume_continue_the_fov_phase_exactly(tmp_path, seqs):
+    base = {"optim__batch_size": 1, "optim__epochs": 1, "optim__max_steps": 1}
+    a = MetricTrainer(cfg_for(metric__fov_steps=4, **base), tmp_path / "a", train_sequences=seqs[0],
+                      val_sequences=[])
+    a.train()
+    MetricTrainer(cfg_for(metric__fov_steps=2, **base), tmp_path / "b", train_sequences=seqs[0],
+                  val_sequences=[]).train()
+    b = MetricTrainer(cfg_for(metric__fov_steps=4, **base), tmp_path / "b", resume=True, train_sequences=seqs[0],
+                      val_sequences=[])
+    b.train()
+    assert a.fov_step == b.fov_step == 4
+    wa, wb = a.depth.state_dict(), b.depth.state_dict()
+    fov_keys = [k for k in wa if k.startswith("fov.")]
+    assert fov_keys and all(torch.equal(wa[k], wb[k]) for k in wa)

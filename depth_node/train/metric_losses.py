@@ -6,6 +6,9 @@ in image widths, so one prediction serves every camera and metric depth follows 
 - Multi-scale derivative losses on C: MAGE (mean absolute Scharr-gradient error), MSGE (mean squared
   Scharr-gradient error), MALE (mean absolute Laplacian error), each averaged over a pyramid of blurred,
   2×-downsampled copies — they sharpen boundaries, which synthetic ground truth renders exactly.
+- Optional (weight `log`, 0 in the paper's recipe): L1 on log C, i.e. on relative depth error. MAE on C counts a
+  pixel's relative depth error with weight ∝ 1/d, so far pixels barely count; a small model that cannot fit everything then spends its capacity
+  near the camera, while abs_rel and δ1 weigh every pixel alike. The CPU recipe turns it on.
 - Curriculum: stage 1 = MAE (+ trimmed MAE for real data); stage 2 = MAE + derivative losses on synthetic
   data only. The FOV head is trained afterwards on frozen depth features with an L2 loss on the field of view.
 """
@@ -43,6 +46,12 @@ def mae_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, trim:
         k = max(1, round(vals.numel() * (1.0 - trim)))
         losses.append(torch.topk(vals, k, largest=False).values.mean())
     return torch.stack(losses).mean() if losses else err.sum() * 0.0
+
+
+def log_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |log C_pred − log C_true| over valid pixels (relative error; a dead ReLU output is clamped, not NaN)."""
+    err = (pred.clamp_min(1e-4).log() - target.clamp_min(1e-6).log()).abs()
+    return _masked_mean(torch.where(mask > 0, err, torch.zeros_like(err)), mask)
 
 
 def _filter(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -95,6 +104,8 @@ def metric_depth_loss(
     """The curriculum's loss for `stage` 1 or 2; returns (total, logged parts)."""
     w = {"mae": 1.0, "mage": 1.0, "msge": 1.0, "male": 1.0, **(weights or {})}
     parts = {"mae": mae_loss(pred, target, mask, trim if stage == 1 else 0.0)}
+    if w.get("log", 0.0) > 0:
+        parts["log"] = log_loss(pred, target, mask)
     if stage >= 2:
         parts.update(derivative_losses(pred, target, mask, scales))
     total = sum(w[k] * v for k, v in parts.items())

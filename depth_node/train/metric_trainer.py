@@ -161,7 +161,11 @@ class MetricTrainer(Trainer):
         m, net = self.cfg.metric, ddp.unwrap(self.depth)
         best_path = self.ckpt_dir / "best.pt"
         if best_path.is_file():
-            net.load_state_dict(load_torch_file(best_path, "best checkpoint")["depth"])
+            best_sd = load_torch_file(best_path, "best checkpoint")["depth"]
+            if self.fov_step:  # resumed inside this phase: the FOV head's progress is in the resume checkpoint
+                now = net.state_dict()
+                best_sd = {k: (now[k] if k.startswith("fov.") else v) for k, v in best_sd.items()}
+            net.load_state_dict(best_sd)
         assert net.fov is not None
         for name, p in net.named_parameters():
             p.requires_grad_(name.startswith("fov."))
@@ -220,6 +224,7 @@ class MetricTrainer(Trainer):
         if self.writer is not None and fov_err is not None:
             self.writer.add_scalar("val/fov_abs_err_deg", fov_err, self.step)
         atomic_torch_save({"depth": net.state_dict(), "pose": None, "best": self.best}, best_path)
+        self._fov_opt_state = opt.state_dict()  # a later --resume with more fov_steps continues exactly
         self.save()
         log.info("FOV head: %d steps, validation |FOV error| %.2f°", self.fov_step,
                  fov_err if fov_err is not None else float("nan"))
