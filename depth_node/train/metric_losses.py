@@ -6,9 +6,10 @@ in image widths, so one prediction serves every camera and metric depth follows 
 - Multi-scale derivative losses on C: MAGE (mean absolute Scharr-gradient error), MSGE (mean squared
   Scharr-gradient error), MALE (mean absolute Laplacian error), each averaged over a pyramid of blurred,
   2×-downsampled copies — they sharpen boundaries, which synthetic ground truth renders exactly.
-- Optional (weight `log`, 0 in the paper's recipe): L1 on log C, i.e. on relative depth error. MAE on C counts a
-  pixel's relative depth error with weight ∝ 1/d, so far pixels barely count; a small model that cannot fit everything then spends its capacity
-  near the camera, while abs_rel and δ1 weigh every pixel alike. The CPU recipe turns it on.
+- Optional (weight `log`, 0 in the paper's recipe): L1 on log C, i.e. on relative depth error. MAE on C counts
+  a pixel's relative depth error with weight ∝ 1/d, so far pixels barely count; a small model that cannot fit
+  everything then spends its capacity near the camera, while abs_rel and δ1 weigh every pixel alike.
+  The CPU recipe turns it on.
 - Curriculum: stage 1 = MAE (+ trimmed MAE for real data); stage 2 = MAE + derivative losses on synthetic
   data only. The FOV head is trained afterwards on frozen depth features with an L2 loss on the field of view.
 """
