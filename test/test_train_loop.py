@@ -141,6 +141,16 @@ def test_resume_continues_exactly(tmp_path, mono_seqs):
     assert a.optimizer.param_groups[0]["lr"] == b2.optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-5)
 
 
+def test_resuming_a_run_that_stopped_on_its_budget_validates_nothing_twice(tmp_path, mono_seqs):
+    """A run stopped mid-epoch by its budget validated those weights; `--resume` with the same budget (to get
+    the model file, ONNX and report again) must not append a second entry for the same step."""
+    cfg = tiny_cfg("M", optim__max_steps=4, optim__batch_size=1, optim__epochs=3)
+    first = Trainer(cfg, tmp_path, train_sequences=mono_seqs[0], val_sequences=mono_seqs[1]).train()
+    assert [h["epoch"] for h in first.history] == [1, 1.5] and first.history[-1]["step"] == 4
+    again = Trainer(cfg, tmp_path, resume=True, train_sequences=mono_seqs[0], val_sequences=mono_seqs[1]).train()
+    assert [h["step"] for h in again.history] == [3, 4] and again.model_path is not None
+
+
 def test_checkpoint_write_is_atomic(tmp_path):
     from depth_node.train.checkpoint import load_checkpoint, save_checkpoint
 

@@ -34,6 +34,11 @@ def write_report(trainer: Trainer, result: TrainResult) -> Path:
     if result.losses:
         images.append(("training loss per step (running mean over 20 steps; this session)",
                        plot_curves(out / "loss.png", {"loss": smooth(result.losses, 20)}, "step", "training loss")))
+    elif any(h.get("train_loss") is not None for h in history):  # a resumed session that trained no step
+        epochs = [h for h in history if h.get("train_loss") is not None]
+        images.append(("training loss per epoch (mean over the epoch's steps)",
+                       plot_curves(out / "loss.png", {"loss": [h["train_loss"] for h in epochs]}, "epoch index",
+                                   "training loss")))
     val = [h for h in history if h.get("val")]
     if val:
         curves = {k: [h["val"][k] for h in val] for k in ("abs_rel", "rmse_log") if k in val[0]["val"]}

@@ -492,7 +492,10 @@ class Trainer:
         while self.batch_in_epoch < self.steps_per_epoch:
             if ddp.any_flag(not self._budget_left() or self._stop_signal is not None, self.dist, self.device):
                 self._stop_here(loader)
-                if self.batch_in_epoch > 0:  # budget ran out mid-epoch: judge the weights trained so far too
+                # budget ran out mid-epoch: judge the weights trained so far too (once: a --resume of a run that
+                # stopped on its budget finds these weights already validated)
+                done = bool(self.history) and self.history[-1]["step"] == self.step
+                if self.batch_in_epoch > 0 and not ddp.any_flag(done, self.dist, self.device):
                     self._end_of_epoch(partial=True)
                 return False
             try:
