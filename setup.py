@@ -23,6 +23,7 @@ setup(
         (f"share/{PACKAGE}/config", _files("config/*.yaml")),
         (f"share/{PACKAGE}/models", _files("models/*")),
         (f"share/{PACKAGE}/models/default_onnx", _files("models/default_onnx/*.onnx")),
+        (f"share/{PACKAGE}/models/metric_small_onnx", _files("models/metric_small_onnx/*.onnx")),
     ],
     python_requires=">=3.10",
     install_requires=[

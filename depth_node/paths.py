@@ -31,3 +31,13 @@ def config_file(name: str) -> Path:
 
 def models_dir() -> Path:
     return share_dir() / "models"
+
+
+BUNDLED_METRIC_MODEL = "metric_small.pt"
+
+
+def bundled_metric_model() -> str:
+    """The package's own metric model (models/metric_small.pt), used when metric_model.model is empty, so
+    `scale_source: metric_model` works out of the box; "" when this installation has none."""
+    path = models_dir() / BUNDLED_METRIC_MODEL
+    return str(path) if path.is_file() else ""

@@ -97,3 +97,14 @@ def test_depth_only_model_refuses_pose(tmp_path):
     assert not est.has_pose
     with pytest.raises(BackendError, match="no pose network"):
         est.motion(_frame(64, 224), _frame(64, 224))
+
+
+def test_usable_cpus_follow_the_affinity_mask():
+    """Pinned to one core (taskset, a cgroup cpuset), the CPU runtimes (sized by usable_cpus) get one thread."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from depth_node.inference.base import usable_cpus; print(usable_cpus())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1"

@@ -109,7 +109,18 @@ def test_factory_refuses_a_non_metric_teacher(tmp_path):
     with pytest.raises(ScaleError, match="not a metric model"):
         make_scale_estimator("metric_model", {"kind": "relative"}, {"metric_model": {"model": str(p)},
                                                                     "runtime": {"backend": "torch"}})
-    with pytest.raises(ScaleError, match=r"needs metric_model\.model"):
+
+
+def test_empty_model_parameter_means_the_bundled_metric_model(monkeypatch, tmp_path):
+    import depth_node.inference.metric_scale  # noqa: F401
+    from depth_node import paths
+    from depth_node.checkpoints.model_file import load_model
+
+    bundled = paths.bundled_metric_model()
+    assert bundled.endswith("models/metric_small.pt") and load_model(bundled).scale_kind == "metric"
+    monkeypatch.setattr("depth_node.paths.share_dir", lambda: tmp_path)  # an installation without it
+    assert paths.bundled_metric_model() == ""
+    with pytest.raises(ScaleError, match=r"needs metric_model\.model.*no bundled metric_small\.pt"):
         make_scale_estimator("metric_model", {"kind": "relative"}, {"metric_model": {"model": ""}})
 
 

@@ -40,10 +40,16 @@ def test_validation_reports_every_problem_at_once() -> None:
     for part in ("stride must be in 1..64", "backend must be one of", "camera_to_base must be",
                  "odom_frame and base_frame", "camera_height must be > 0", "sync_slop must be a finite number"):
         assert part in msg
-    with pytest.raises(P.ParamError, match=r"scale_source metric_model needs metric_model\.model"):
-        P.validate({"scale_source": "metric_model"})
+    P.validate({"scale_source": "metric_model"})  # empty model: the bundled models/metric_small.pt
     with pytest.raises(P.ParamError, match=r"metric_model\.smoothing must be in"):
         P.validate({"scale_source": "metric_model", "metric_model.model": "m.pt", "metric_model.smoothing": 0})
+
+
+def test_metric_model_needs_a_file_where_none_is_bundled(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("depth_node.paths.share_dir", lambda: tmp_path)
+    with pytest.raises(P.ParamError, match=r"scale_source metric_model needs metric_model\.model.*no bundled"):
+        P.validate({"scale_source": "metric_model"})
+    P.validate({"scale_source": "metric_model", "metric_model.model": "m.pt"})
 
 
 def test_numbers_are_coerced() -> None:

@@ -91,6 +91,39 @@ def test_fp16_typed_onnx_for_strongly_typed_tensorrt(tmp_path_factory, net):
     assert (d.abs_rel < 0.005) if net == "depth" else (d.max_abs < 1e-3), d
 
 
+def test_fp16_typing_keeps_resize_scales_from_constant_nodes_in_fp32(tmp_path):
+    """Some torch versions export Resize scales as Constant nodes rather than initializers (seen with torch 2.11 on
+    the GPU machine); ONNX types that input float32 in any precision, so it must not be converted."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from depth_node.export.tensorrt_engine import to_fp16
+    from depth_node.inference.onnxruntime_backend import make_session
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(2, 1, 3, 3)).astype(np.float32), "w")
+    scales = helper.make_tensor("s", TensorProto.FLOAT, [4], [1.0, 1.0, 2.0, 2.0])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Constant", [], ["scales"], value=scales, name="scales_const"),
+        helper.make_node("Resize", ["c", "", "scales"], ["y"], mode="nearest", name="up"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    typed = to_fp16(model, keep_fp32=set())  # raises if the typed graph does not check
+    const = next(n for n in typed.graph.node if n.op_type == "Constant")
+    assert const.attribute[0].t.data_type == TensorProto.FLOAT
+    assert typed.graph.initializer[0].data_type == TensorProto.FLOAT16
+    x = rng.normal(size=(1, 1, 4, 4)).astype(np.float32)
+    outs = []
+    for name, m in (("ref", model), ("typed", typed)):
+        onnx.save(m, str(tmp_path / f"{name}.onnx"))
+        outs.append(make_session(tmp_path / f"{name}.onnx").run(["y"], {"x": x})[0])
+    ref, got = outs
+    assert got.dtype == np.float32 and np.allclose(got, ref, atol=2e-2 * np.abs(ref).max())
+
+
 # ---------------------------------------------------------------------------------------------- on a GPU
 
 

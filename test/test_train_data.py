@@ -60,10 +60,12 @@ def test_config_overrides_parse_yaml_values():
 
 def test_shipped_configs_load():
     repo = Path(__file__).resolve().parents[1]
-    for name in ("train_mono.yaml", "train_mono_stereo.yaml", "train_cpu_60min.yaml", "train_default_ms.yaml",
-                 "train_metric_small.yaml"):
+    shipped = sorted(p.name for p in (repo / "config").glob("train_*.yaml"))
+    assert len(shipped) >= 7, shipped
+    for name in shipped:
         cfg = TrainConfig.from_yaml(repo / "config" / name)
         assert cfg.data.width % 32 == 0
+    assert TrainConfig.from_yaml(repo / "config" / "train_metric_fast_gpu.yaml").metric.preset == "fast"
     assert TrainConfig.from_yaml(repo / "config" / "train_mono_stereo.yaml").mode == "MS"
     metric = TrainConfig.from_yaml(repo / "config" / "train_metric_small.yaml")
     assert metric.is_metric and not metric.use_temporal and not metric.use_stereo and metric.metric.preset == "small"

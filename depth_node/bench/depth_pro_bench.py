@@ -60,8 +60,8 @@ def candidates(backends: list[str] | None, precisions: list[str] | None) -> tupl
     plan += [Candidate("openvino", "bf16", "cpu")] if bf16 else []
     notes = ["int8 is not offered for the ViT presets (no calibrated Q/DQ placement for attention here)"]
     if cuda_available():
-        plan += [Candidate("torch", "fp32", "cuda"), Candidate("torch", "fp16", "cuda"),
-                 Candidate("tensorrt", "fp16", "cuda")]
+        plan += [Candidate("torch", p, "cuda") for p in ("fp32", "fp16", "bf16")]
+        plan += [Candidate("tensorrt", "fp16", "cuda")]
     else:
         notes.append("no CUDA device: GPU rows skipped")
     plan = [c for c in plan if c.backend in avail]

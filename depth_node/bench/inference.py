@@ -192,6 +192,15 @@ def cpu_bf16() -> bool:
         return False
 
 
+def ort_has_cuda() -> bool:
+    try:
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers()
+    except Exception:
+        return False
+
+
 def candidates(settings: Settings) -> tuple[list[Candidate], list[str]]:
     """(what to run, notes on what was skipped and why)."""
     from depth_node.inference.factory import available_backends, cuda_available
@@ -209,10 +218,14 @@ def candidates(settings: Settings) -> tuple[list[Candidate], list[str]]:
     plan += [Candidate("openvino", "bf16", "cpu")] if bf16 else []
     plan += [Candidate("openvino", "int8", "cpu")]
     if cuda_available():
-        plan += [Candidate("torch", "fp16", "cuda")]
+        plan += [Candidate("torch", p, "cuda") for p in ("fp32", "fp16", "bf16")]
+        if ort_has_cuda():
+            plan += [Candidate("onnxruntime", "fp32", "cuda")]
+        else:
+            notes.append("ONNX Runtime has no CUDA provider here (onnxruntime-gpu not installed): its GPU row skipped")
         plan += [Candidate("tensorrt", p, "cuda") for p in ("fp16", "int8")]
     else:
-        notes.append("no CUDA device: GPU rows (PyTorch CUDA fp16 + CUDA graphs, TensorRT) skipped")
+        notes.append("no CUDA device: GPU rows (PyTorch CUDA + CUDA graphs, ONNX Runtime CUDA, TensorRT) skipped")
     for b in ("onnxruntime", "openvino", "tensorrt"):
         if b not in avail and any(c.backend == b for c in plan):
             notes.append(f"{b} not available here: its rows skipped")

@@ -77,15 +77,13 @@ def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
 
 
 def machine_info() -> dict:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count()
+    from depth_node.inference.base import usable_cpus
+
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": affinity,
+        "usable_cores": usable_cpus(),
         "cpu_flags": cpu_flags(),
         "gpu": gpu_name(),
         "load_avg_1min": load_average(),  # other work on the machine skews latencies (PyTorch's most)

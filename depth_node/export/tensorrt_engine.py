@@ -137,6 +137,9 @@ def to_fp16(model, keep_fp32: set[str]):
     # float initializers: fp16 for body uses (a copy where the head or a float32-only input also uses them)
     fp32_use = {t for n in g.node for i, t in enumerate(n.input)
                 if float_init(t) and (n.name in keep_fp32 or i in FLOAT32_INPUTS.get(n.op_type, ()))}
+    # tensors that ONNX types as float32 whatever the graph's precision (Resize scales): a Constant node producing
+    # one stays fp32 (torch's exporter emits these scales as initializers or as Constant nodes, by version)
+    fp32_only = {t for n in g.node for i, t in enumerate(n.input) if i in FLOAT32_INPUTS.get(n.op_type, ())}
     copies: dict[str, str] = {}
     for n in body:
         for i, t in enumerate(n.input):
@@ -154,7 +157,8 @@ def to_fp16(model, keep_fp32: set[str]):
         for a in n.attribute:
             if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
                 a.i = TensorProto.FLOAT16
-            if n.op_type == "Constant" and a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+            if (n.op_type == "Constant" and a.name == "value" and a.t.data_type == TensorProto.FLOAT
+                    and not fp32_only.intersection(n.output)):
                 a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float16), a.t.name))
 
     def rename_uses(nodes, old: str, new: str) -> None:

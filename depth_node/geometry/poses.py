@@ -17,6 +17,13 @@ import torch
 OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
+def _homogeneous_row(batch: int, like: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 4) rows [0, 0, 0, 1], made on `like`'s device: a host-made constant would be a host→device copy,
+    which CUDA-graph capture (the torch backend on CUDA) refuses."""
+    zeros = torch.zeros(batch, 1, 3, dtype=like.dtype, device=like.device)
+    return torch.cat([zeros, torch.ones(batch, 1, 1, dtype=like.dtype, device=like.device)], dim=2)
+
+
 def rot_from_axisangle(vec: torch.Tensor) -> torch.Tensor:
     """(B, 1, 3) axis-angle → (B, 4, 4) rotation (Rodrigues), numerically as the reference implementation."""
     angle = torch.norm(vec, 2, 2, True)
@@ -33,8 +40,7 @@ def rot_from_axisangle(vec: torch.Tensor) -> torch.Tensor:
     R3 = torch.cat([row0, row1, row2], dim=1)  # (B, 3, 3)
     B = vec.shape[0]
     top = torch.cat([R3, torch.zeros(B, 3, 1, dtype=vec.dtype, device=vec.device)], dim=2)
-    bottom = torch.tensor([[[0.0, 0.0, 0.0, 1.0]]], dtype=vec.dtype, device=vec.device).expand(B, 1, 4)
-    return torch.cat([top, bottom], dim=1)
+    return torch.cat([top, _homogeneous_row(B, vec)], dim=1)
 
 
 def get_translation_matrix(t: torch.Tensor) -> torch.Tensor:
@@ -43,7 +49,7 @@ def get_translation_matrix(t: torch.Tensor) -> torch.Tensor:
     B = t.shape[0]
     eye = torch.eye(3, dtype=t.dtype, device=t.device).expand(B, 3, 3)
     top = torch.cat([eye, t.unsqueeze(-1)], dim=2)
-    bottom = torch.tensor([[[0.0, 0.0, 0.0, 1.0]]], dtype=t.dtype, device=t.device).expand(B, 1, 4)
+    bottom = _homogeneous_row(B, t)
     return torch.cat([top, bottom], dim=1)
 
 

@@ -8,6 +8,7 @@ identically and can be checked against the others output by output."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,15 @@ from typing import Any
 import numpy as np
 
 from depth_node.errors import DepthNodeError
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (taskset, cgroup cpusets on robots and in containers), not
+    the machine's count — a runtime told to use 16 threads on 2 allowed cores runs several times slower."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class BackendError(DepthNodeError):

@@ -168,11 +168,13 @@ class MetricModelScale(ScaleEstimator):
 def _metric_model(model_scale: dict[str, Any], params: dict[str, Any], camera_to_base: np.ndarray) -> ScaleEstimator:
     from depth_node.inference.estimator import DepthEstimator
     from depth_node.inference.factory import create_backend
+    from depth_node.paths import BUNDLED_METRIC_MODEL, bundled_metric_model
 
     mm = dict(params.get("metric_model") or {})
-    path = str(mm.get("model") or "")
+    path = str(mm.get("model") or "") or bundled_metric_model()
     if not path:
-        raise ScaleError("scale_source metric_model needs metric_model.model (a metric depth model file)")
+        raise ScaleError("scale_source metric_model needs metric_model.model (a metric depth model file); this "
+                         f"installation has no bundled {BUNDLED_METRIC_MODEL}")
     rt = params.get("runtime") or {}
     backend = create_backend(path, rt.get("backend", "auto"), rt.get("precision", "auto"), rt.get("device", "auto"),
                              cache_dir=rt.get("cache_dir") or None)

@@ -3,12 +3,11 @@ int8 Q/DQ graphs from `depth-node quantize` (VNNI/AMX int8 kernels on CPUs that 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from depth_node.inference.base import Backend, BackendError, ModelInfo
+from depth_node.inference.base import Backend, BackendError, ModelInfo, usable_cpus
 
 
 def make_session(path: str | Path, device: str = "cpu", threads: int | None = None):
@@ -18,7 +17,7 @@ def make_session(path: str | Path, device: str = "cpu", threads: int | None = No
         raise BackendError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.intra_op_num_threads = threads or usable_cpus()
     opts.log_severity_level = 3
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():

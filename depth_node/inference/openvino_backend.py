@@ -9,13 +9,12 @@ bf16 error of its own to the fp32 head."""
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from depth_node.inference.base import Backend, BackendError, ModelInfo
+from depth_node.inference.base import Backend, BackendError, ModelInfo, usable_cpus
 
 DEVICES = {"cpu": "CPU", "gpu": "GPU", "igpu": "GPU"}
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
@@ -72,7 +71,7 @@ class _Graph:
             raise BackendError(f"OpenVINO sees no GPU here (devices: {', '.join(core.available_devices)}); use cpu")
         config: dict = {hints.performance_mode: hints.PerformanceMode.LATENCY}
         if ov_dev == "CPU":
-            config[props.inference_num_threads] = os.cpu_count() or 1
+            config[props.inference_num_threads] = usable_cpus()
             config[hints.inference_precision] = HINTS[precision]
         elif precision == "fp32":
             config[hints.inference_precision] = "f32"  # GPUs default to f16

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from depth_node.errors import DepthNodeError
+from depth_node.paths import bundled_metric_model
 
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort", "system_default")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
@@ -87,7 +88,7 @@ SPECS: tuple[ParamSpec, ...] = (
               True),
     ParamSpec("ground_plane.initial_scale", 1.0, "ground_plane: scale used until the first road fit", True),
     ParamSpec("metric_model.model", "", "metric_model: the metric depth model file (Depth Pro-style) that fixes "
-              "the scale", False),
+              "the scale; \"\" = the package's models/metric_small.pt", False),
     ParamSpec("metric_model.period", 1.0, "metric_model: seconds (image time) between metric-model runs; it runs "
               "beside the main model in its own thread", True),
     ParamSpec("metric_model.smoothing", 0.3, "metric_model: weight of a new ratio (0..1] in the running mean", True),
@@ -256,8 +257,9 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
     check(0 < o["metric_model.smoothing"] <= 1, "metric_model.smoothing must be in (0, 1]")
     check(o["metric_model.initial_scale"] > 0, "metric_model.initial_scale must be > 0")
     if o["scale_source"] == "metric_model":
-        check(bool(o["metric_model.model"]), "scale_source metric_model needs metric_model.model (a metric depth "
-              "model file, e.g. from `depth-node import depth-pro`)")
+        check(bool(o["metric_model.model"] or bundled_metric_model()), "scale_source metric_model needs "
+              "metric_model.model (a metric depth model file, e.g. from `depth-node import depth-pro`); this "
+              "installation has no bundled models/metric_small.pt")
     if errors:
         raise ParamError("invalid parameters: " + "; ".join(errors))
     return NodeConfig(out)
