@@ -20,7 +20,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", _files("launch/*.py")),
-        (f"share/{PACKAGE}/config", _files("config/*.yaml")),
+        (f"share/{PACKAGE}/config", _files("config/*.yaml") + _files("config/*.xml")),
         (f"share/{PACKAGE}/models", _files("models/*")),
         (f"share/{PACKAGE}/models/default_onnx", _files("models/default_onnx/*.onnx")),
         (f"share/{PACKAGE}/models/metric_small_onnx", _files("models/metric_small_onnx/*.onnx")),

@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-domain", type=int, default=None,
                    help="ROS_DOMAIN_ID of the private benchmark graph (default: $ROS_DOMAIN_ID or 73)")
     g.add_argument("--node-device", default="auto", help="device for the node and the raw timing (auto, cpu, cuda)")
+    g.add_argument("--node-dds-profile", default=None,
+                   help="Fast DDS XML profile for the node and this process: a path, or 'shm' for the package's "
+                        "config/fastdds_shm_large.xml (default: none, Fast DDS's built-in transports)")
 
 
 def _first(csv: str | None, default: str) -> str:
@@ -277,6 +280,14 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
         raise DepthNodeError("--node-input-size must look like 640x192") from exc
     domain = int(getattr(args, "node_domain", None) or os.environ.get("ROS_DOMAIN_ID") or 73)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # this benchmark's private graph, not the node's
+    profile = getattr(args, "node_dds_profile", None)
+    if profile:
+        from depth_node.paths import config_file
+
+        path = config_file("fastdds_shm_large.xml") if profile == "shm" else Path(profile)
+        if not path.is_file():
+            raise DepthNodeError(f"--node-dds-profile: no such file {path}")
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(path)
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     backend = _first(getattr(args, "backends", None), "auto")
     precision = _first(getattr(args, "precisions", None), "auto")
@@ -346,6 +357,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             "input_size": f"{w_in}x{h_in}",
             "weights": "recipe (untrained; speed is representative)" if weights == "recipe" else weights,
             "frames": n,
+            "dds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or None,
             "raw_inference_ms": raw_t,
             "estimator_depth_ms": full_t,
             "pose_net_ms": pose_t,
