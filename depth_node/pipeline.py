@@ -27,6 +27,7 @@ class DepthFrame:
     intrinsics: Intrinsics  # of depth's pixel grid
     scale: float  # metres per model unit applied to this frame
     seconds: float  # wall time of preprocessing + depth network + scale
+    rgb_net: np.ndarray | None = None  # (h, w, 3) uint8: the frame at the network's size (the cloud's colours)
 
 
 def odometry_noise(cfg: Mapping[str, Any]) -> OdometryNoise:
@@ -104,12 +105,15 @@ class FramePipeline:
     def depth(self, rgb: np.ndarray, intrinsics: Intrinsics | None, stamp: float,
               out_size: tuple[int, int] | None = None) -> DepthFrame:
         """Metric depth of one RGB frame (H, W, 3 uint8); `out_size` (h, w) = None: the network's resolution."""
+        from depth_node.inference.preprocess import resize_rgb
+
         t0 = time.monotonic()
-        x = self.estimator.prepare(rgb)
+        small = resize_rgb(rgb, self.estimator.height, self.estimator.width)
+        x = self.estimator.prepare(small)
         res = self.estimator.depth(x, intrinsics, out_size)
         s = self.scale.update(ScaleInput(res.depth, res.intrinsics, stamp, res.outputs, rgb))
         depth = res.depth if s == 1.0 else res.depth * np.float32(s)
-        return DepthFrame(x, depth, res.intrinsics, s, time.monotonic() - t0)
+        return DepthFrame(x, depth, res.intrinsics, s, time.monotonic() - t0, small)
 
     def odometry(self, frame: DepthFrame, stamp: float) -> VisualOdometry:
         """Integrate the motion from the previous frame given here to this one; the first frame starts a track."""

@@ -29,6 +29,9 @@ ARGUMENTS = [
     ("publish_tf", "", "true or false: broadcast odom → base_frame; empty = the parameter file's value"),
     ("use_sim_time", "false", "true when replaying a bag with --clock"),
     ("log_level", "info", "node log level (debug, info, warn, error)"),
+    ("dds_profile", "auto", "Fast DDS transports of the node: auto = the package's shared-memory profile for large "
+     "clouds unless FASTDDS_DEFAULT_PROFILES_FILE is set or another RMW is used; none = Fast DDS defaults; "
+     "or a Fast DDS XML path"),
 ]
 STRING_OVERRIDES = ("model", "backend", "precision", "device")
 BOOL_OVERRIDES = ("publish_tf",)
@@ -59,6 +62,8 @@ def _node(context, *args, **kwargs) -> list:
             parameters=[params_file, overrides],
             remappings=[("image", arg("image")), ("camera_info", arg("camera_info"))],
             arguments=["--ros-args", "--log-level", arg("log_level")],
+            # read by the node before rclpy.init (depth_node/ros/dds_profile.py); discovery is untouched
+            additional_env={"DEPTH_NODE_DDS_PROFILE": arg("dds_profile") or "auto"},
         )
     ]
 

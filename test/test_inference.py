@@ -10,7 +10,7 @@ from depth_node.geometry.poses import invert_se3
 from depth_node.inference.base import BackendError
 from depth_node.inference.estimator import DepthEstimator
 from depth_node.inference.factory import create_backend, resolve
-from depth_node.inference.preprocess import resize_depth, to_network_input
+from depth_node.inference.preprocess import resize_depth, resize_rgb, to_network_input
 
 
 def _frame(h=375, w=1242, seed=0):
@@ -69,6 +69,31 @@ def test_preprocess_any_size_and_aspect():
     assert x.shape == (1, 3, 96, 320) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     with pytest.raises(ValueError, match="HxWx3"):
         to_network_input(np.zeros((10, 10), np.uint8), 96, 320)
+
+
+@pytest.mark.parametrize("src,dst", [((375, 1242), (192, 640)), ((192, 640), (96, 320)), ((96, 320), (192, 640)),
+                                     ((480, 640), (96, 320))])
+def test_uint8_resize_matches_the_float_filter(src, dst):
+    """The uint8 kernel is the antialiased (shrinking) / plain (enlarging) bilinear filter of the float path,
+    within one grey level. Its fixed-point rounding lifts the mean by up to a quarter level (0.1 % of the
+    range, far inside training's brightness jitter); truncation would lower it by half a level."""
+    import torch
+    import torch.nn.functional as F
+
+    rgb = _frame(*src)
+    t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    ref = F.interpolate(t, size=dst, mode="bilinear", align_corners=False,
+                        antialias=src[0] > dst[0] or src[1] > dst[1])[0].permute(1, 2, 0).numpy()
+    out = resize_rgb(rgb, *dst)
+    assert out.shape == (*dst, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(np.float32) - ref).max() <= 1.0
+    assert abs(float(out.mean()) - float(ref.mean())) < 0.3
+    ro = rgb.copy()
+    ro.flags.writeable = False  # decoded images and memmaps arrive read-only
+    np.testing.assert_array_equal(resize_rgb(ro, *dst), out)
+    np.testing.assert_array_equal(resize_rgb(rgb[:, :, ::-1][:, :, ::-1], *dst), out)  # non-contiguous view
+    x = to_network_input(rgb, *dst)
+    np.testing.assert_allclose(x[0].transpose(1, 2, 0), out / np.float32(255.0), atol=1e-7)
 
 
 def test_resize_depth_keeps_holes_and_values():

@@ -134,6 +134,9 @@ def test_defaults_keep_the_yaml_and_overrides_are_typed(launch_module) -> None:
     assert node.kwargs["namespace"] == "front"
     assert node.kwargs["remappings"] == [("image", "/cam/image_raw"), ("camera_info", "/cam/camera_info")]
     assert node.kwargs["arguments"] == ["--ros-args", "--log-level", "info"]
+    assert node.kwargs["additional_env"] == {"DEPTH_NODE_DDS_PROFILE": "auto"}
+    _, node = _describe(launch_module, dds_profile="none")
+    assert node.kwargs["additional_env"] == {"DEPTH_NODE_DDS_PROFILE": "none"}
 
 
 @pytest.mark.ros

@@ -50,9 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-domain", type=int, default=None,
                    help="ROS_DOMAIN_ID of the private benchmark graph (default: $ROS_DOMAIN_ID or 73)")
     g.add_argument("--node-device", default="auto", help="device for the node and the raw timing (auto, cpu, cuda)")
-    g.add_argument("--node-dds-profile", default=None,
-                   help="Fast DDS XML profile for the node and this process: a path, or 'shm' for the package's "
-                        "config/fastdds_shm_large.xml (default: none, Fast DDS's built-in transports)")
+    g.add_argument("--node-dds-profile", default=None, metavar="auto|none|shm|PATH",
+                   help="transports: auto (default) = the node's own choice (the package's shared-memory profile "
+                        "unless Fast DDS is configured), this process on Fast DDS defaults like RViz; none = "
+                        "Fast DDS defaults on both sides; shm or a Fast DDS XML path = that profile on both")
+    g.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="a node parameter for the benchmarked node (e.g. cloud_rgb:=false); repeatable")
 
 
 def _first(csv: str | None, default: str) -> str:
@@ -170,6 +173,17 @@ class _Pipeline:
         self.rclpy = rclpy
         rclpy.init()
         self.node = rclpy.create_node("depth_node_bench")
+        # the receiving side's own cost is not the node's: one executor for the whole run (rclpy.spin_once(node)
+        # adds and removes the node on the global executor every call), rclpy's C++ events executor where this
+        # rclpy has it (Kilted on): it hands a 1 MB cloud to its callback ~0.4 ms sooner, nearer what a C++
+        # subscriber such as RViz pays
+        try:
+            from rclpy.experimental import EventsExecutor as Executor
+        except ImportError:
+            from rclpy.executors import SingleThreadedExecutor as Executor
+        self.executor = Executor()
+        self.executor_name = type(self.executor).__name__
+        self.executor.add_node(self.node)
         self.frames, self.K = frames, K
         self.img = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
@@ -228,7 +242,7 @@ class _Pipeline:
                 return True
             # spin_once returns as soon as something arrives: a long timeout costs no latency, and a short one
             # would busy-poll a core away from the node being measured
-            self.rclpy.spin_once(self.node, timeout_sec=0.05)
+            self.executor.spin_once(timeout_sec=0.05)
         return cond()
 
     def send(self, k: int, kinds: set[str], timeout: float = 20.0) -> float | None:
@@ -260,8 +274,34 @@ class _Pipeline:
         return (max(self.recv[kd][stamp] for kd in kinds) - t0) / 1e6
 
     def close(self) -> None:
+        self.executor.shutdown()
         self.node.destroy_node()
         self.rclpy.try_shutdown()
+
+
+def _dds_setup(profile: str | None) -> dict[str, str]:
+    """Transports of the two processes. Default: both see this environment, so this process (the subscriber)
+    is set up as RViz or a user's node would be, and the node makes its own choice
+    (`depth_node.ros.dds_profile`); `none`:
+    Fast DDS defaults on both sides; `shm` or a path: that profile on both sides."""
+    from depth_node.paths import config_file
+    from depth_node.ros import dds_profile as D
+
+    if profile in (None, "", "auto"):  # as deployed: both sides see this environment
+        user = next((os.environ[k] for k in D.FASTDDS_ENV if os.environ.get(k)), None)
+        _, why = D.choose_profile(os.environ, config_file(D.PROFILE_NAME))
+        return {"subscriber": user or "Fast DDS defaults", "node": why}
+    for key in (*D.FASTDDS_ENV, D.ENV):
+        os.environ.pop(key, None)
+    if profile == "none":
+        os.environ[D.ENV] = "none"  # inherited by the node
+        return {"subscriber": "Fast DDS defaults", "node": "Fast DDS defaults"}
+    path = config_file(D.PROFILE_NAME) if profile == "shm" else Path(profile)
+    if not path.is_file():
+        raise DepthNodeError(f"--node-dds-profile: no such file {path}")
+    D.set_profile(os.environ, path)
+    os.environ[D.ENV] = str(path)
+    return {"subscriber": str(path), "node": str(path)}
 
 
 def _node_env(domain: int) -> dict[str, str]:
@@ -280,15 +320,11 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
         raise DepthNodeError("--node-input-size must look like 640x192") from exc
     domain = int(getattr(args, "node_domain", None) or os.environ.get("ROS_DOMAIN_ID") or 73)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # this benchmark's private graph, not the node's
-    profile = getattr(args, "node_dds_profile", None)
-    if profile:
-        from depth_node.paths import config_file
-
-        path = config_file("fastdds_shm_large.xml") if profile == "shm" else Path(profile)
-        if not path.is_file():
-            raise DepthNodeError(f"--node-dds-profile: no such file {path}")
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(path)
+    dds_profile = _dds_setup(getattr(args, "node_dds_profile", None))
     os.environ["ROS_DOMAIN_ID"] = str(domain)
+    from depth_node.ros import params as P
+
+    extra = P.params_from_cli(list(getattr(args, "node_param", None) or []), "--node-param")
     backend = _first(getattr(args, "backends", None), "auto")
     precision = _first(getattr(args, "precisions", None), "auto")
     device = getattr(args, "node_device", "auto") or "auto"
@@ -306,10 +342,11 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
     params = tmp / "params.yaml"
     import yaml
 
-    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
-        "model": str(model_path), "backend": info["backend"], "precision": info["precision"],
-        "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
-        "output_qos": "reliable", "output_qos_depth": 5}}}))
+    node_params = {"model": str(model_path), "backend": info["backend"], "precision": info["precision"],
+                   "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
+                   "output_qos": "reliable", "output_qos_depth": 5, **extra}
+    P.validate(node_params)  # a typo in --node-param fails here, naming the parameter, before a node starts
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": P.nested(node_params)}}))
     node_log = tmp / "node.log"
     with open(node_log, "wb") as lf:
         proc = subprocess.Popen([sys.executable, "-m", "depth_node.cli", "node", "--ros-args", "--params-file",
@@ -357,7 +394,9 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             "input_size": f"{w_in}x{h_in}",
             "weights": "recipe (untrained; speed is representative)" if weights == "recipe" else weights,
             "frames": n,
-            "dds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or None,
+            "dds_profile": dds_profile,
+            "subscriber_executor": pipe.executor_name,
+            "node_params": extra,
             "raw_inference_ms": raw_t,
             "estimator_depth_ms": full_t,
             "pose_net_ms": pose_t,

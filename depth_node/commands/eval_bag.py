@@ -66,11 +66,7 @@ def node_params(args: argparse.Namespace, base: dict[str, Any] | None = None) ->
         except (OSError, yaml.YAMLError) as exc:
             raise DepthNodeError(f"cannot read --params-file {args.params_file}: {exc}") from exc
         values.update(P.params_from_yaml(data or {}))
-    for item in args.param:
-        if ":=" not in item:
-            raise DepthNodeError(f"-p takes NAME:=VALUE, got {item!r}")
-        k, v = item.split(":=", 1)
-        values[k.strip()] = yaml.safe_load(v)
+    values.update(P.params_from_cli(args.param))
     if args.model:
         values["model"] = str(Path(args.model).expanduser().resolve())
     values.setdefault("autostart", True)

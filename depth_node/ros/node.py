@@ -35,6 +35,7 @@ from depth_node.geometry.scale import ScaleError, ScaleEstimator
 from depth_node.pipeline import camera_info_intrinsics, configured_intrinsics, odometry_noise
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
+from depth_node.ros.image_cdr import parse_image
 from depth_node.ros.sync import CameraInfoCache, LatestSlot, stamp_to_ns
 
 NODE_NAME = "mono_depth_node"
@@ -174,6 +175,7 @@ def create_node(**node_kwargs: Any):
     from rcl_interfaces.msg import SetParametersResult
     from rclpy.clock import Clock, ClockType
     from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+    from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image
 
     class _Node(LifecycleNode):
@@ -200,6 +202,7 @@ def create_node(**node_kwargs: Any):
             self.vo: VisualOdometry | None = None
             self.tf = None
             self.tf_tried = False
+            self.info_msg: tuple[Intrinsics, Any] | None = None
             self.pubs: dict[str, Any] = {}
             self.subs: list[Any] = []
             self.worker: threading.Thread | None = None
@@ -325,7 +328,8 @@ def create_node(**node_kwargs: Any):
             qi = _qos(cfg["image_qos"], cfg["image_qos_depth"])
             qc = _qos(cfg["image_qos"], max(10, cfg["image_qos_depth"]))
             self.subs = [
-                self.create_subscription(Image, "image", self._on_image, qi),
+                # raw: the frame is read from its CDR bytes (ros/image_cdr.py), not built as a Python message
+                self.create_subscription(Image, "image", self._on_image, qi, raw=True),
                 self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qc),
             ]
             self.slot.reopen()
@@ -377,9 +381,12 @@ def create_node(**node_kwargs: Any):
                 self.configured = False
 
         # -------------------------------------------------------------------------------- callbacks
-        def _on_image(self, msg: Any, info: Any) -> None:
+        def _on_image(self, raw: bytes, info: Any) -> None:
             # two parameters: rclpy then passes MessageInfo, whose sequence numbers reveal transport losses
             try:
+                msg = parse_image(raw)
+                if msg is None:  # not plain CDR: rclpy's deserializer reads what ours does not
+                    msg = deserialize_message(raw, Image)
                 self.stats.received += 1
                 self.stats.period_received += 1
                 if info:
@@ -514,15 +521,16 @@ def create_node(**node_kwargs: Any):
             frame = self.pipe.depth(rgb, intr_in, stamp, out_size)
             depth, intr = frame.depth, frame.intrinsics
             t_inf = time.monotonic() - t0
-            header = M.copy_header(msg.header, None if msg.header.frame_id else (cfg["camera_frame"] or None))
+            # the input's header as is (a fresh message, ours now) unless the frame id has to be filled in
+            header = msg.header if msg.header.frame_id else M.copy_header(msg.header, cfg["camera_frame"] or None)
             if wants["depth"]:
                 self.pubs["depth"].publish(M.depth_msg(depth, header))
             if wants["depth_info"]:
-                self.pubs["depth_info"].publish(M.camera_info_msg(intr, header))
+                self.pubs["depth_info"].publish(self._depth_info(intr, header))
             if wants["points"]:
                 colour = None
                 if cfg["cloud_rgb"]:
-                    colour = rgb if out_size is not None else _network_rgb(frame.x)
+                    colour = rgb if out_size is not None else frame.rgb_net
                 cloud = self.cloud_builder.build(depth, intr, int(cfg["stride"]), colour,
                                                  float(cfg["cloud_max_range"]))
                 self.pubs["points"].publish(M.pointcloud_msg(cloud, header, self.cloud_builder.payload))
@@ -537,6 +545,14 @@ def create_node(**node_kwargs: Any):
             else:
                 self.pipe.break_pairing()
             self.stats.done(latency, t_start - t_recv, t_inf, t_out - t0 - t_inf)
+
+        def _depth_info(self, intr: Intrinsics, header: Any) -> Any:
+            """depth/camera_info: one message per set of intrinsics, re-stamped (building one costs 0.2 ms)."""
+            if self.info_msg is None or self.info_msg[0] != intr:
+                self.info_msg = (intr, M.camera_info_msg(intr, header))
+            msg = self.info_msg[1]
+            msg.header = header
+            return msg
 
         def _odometry(self, frame: Any, stamp: float, header: Any, tf: bool) -> None:
             vo = self.pipe.odometry(frame, stamp)
@@ -614,11 +630,6 @@ def create_node(**node_kwargs: Any):
     return _Node()
 
 
-def _network_rgb(x: np.ndarray) -> np.ndarray:
-    """The network input [1, 3, H, W] in [0, 1] back to (H, W, 3) uint8: the colours on the depth grid."""
-    return (x[0].transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `mono_depth_node` and `depth-node node` (argv: everything after the command)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -630,6 +641,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{USAGE}\n\nerror: unexpected arguments {' '.join(user)} (ROS arguments go after --ros-args)",
               file=sys.stderr)
         return 2
+    from depth_node.ros import dds_profile
+
+    try:
+        transports = dds_profile.apply()  # before rclpy.init: the participant is created there
+    except FileNotFoundError as exc:
+        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
+        return 2
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
@@ -638,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         node = create_node()
+        node.get_logger().info(f"DDS transports: {transports}")
         if node.cfg["autostart"]:
             from rclpy.lifecycle import TransitionCallbackReturn
 

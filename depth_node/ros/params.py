@@ -154,6 +154,22 @@ def params_from_yaml(data: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+def params_from_cli(items: list[str], option: str = "-p") -> dict[str, Any]:
+    """`NAME:=VALUE` items (ROS's -p form; VALUE read as YAML, so `2`, `true`, `[0, 1]` get their types)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if ":=" not in item:
+            raise DepthNodeError(f"{option} takes NAME:=VALUE, got {item!r}")
+        k, v = item.split(":=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError as exc:
+            raise DepthNodeError(f"{option} {item!r}: the value is not valid YAML ({exc})") from exc
+    return out
+
+
 def _as_float(name: str, v: Any, errors: list[str]) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
         errors.append(f"{name} must be a finite number, got {v!r}")

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from depth_node.inference import preprocess
 from depth_node.train.augment import apply_jitter, draw_jitter
 from depth_node.train.config import AugmentConfig, TrainConfig
 from depth_node.train.sources import DataError, FrameData, FrameSource
@@ -40,13 +40,8 @@ THUMB_FACTOR = 8
 
 
 def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """uint8 (H, W, 3) → uint8 (height, width, 3), antialiased bilinear (as `to_network_input`)."""
-    if rgb.shape[:2] == (height, width):
-        return np.ascontiguousarray(rgb)
-    t = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float()
-    antialias = rgb.shape[0] > height or rgb.shape[1] > width
-    t = F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False, antialias=antialias)
-    return t[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    """uint8 (H, W, 3) → uint8 (height, width, 3) with the inference path's resize (`preprocess.resize_rgb`)."""
+    return preprocess.resize_rgb(rgb, height, width)
 
 
 def resize_ids(ids: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -121,7 +116,8 @@ class CachedSequence:
 
 
 def _cache_key(source: FrameSource, width: int, height: int, flags: tuple) -> str:
-    ident: list[Any] = [type(source).__name__, source.name, len(source), width, height, flags]
+    # "u8": frames resized by the uint8 kernel; caches written by the earlier float resize are not mixed in
+    ident: list[Any] = [type(source).__name__, source.name, len(source), width, height, flags, "u8"]
     for attr in ("drive", "folder", "path"):
         p = getattr(source, attr, None)
         if isinstance(p, Path) and p.exists():
