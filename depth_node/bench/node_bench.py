@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-device", default="auto", help="device for the node and the raw timing (auto, cpu, cuda)")
     g.add_argument("--node-dds-profile", default=None, metavar="auto|none|shm|PATH",
                    help="transports: auto (default) = the node's own choice (the package's shared-memory profile "
-                        "unless Fast DDS is configured), this process on Fast DDS defaults like RViz; none = "
+                        "unless Fast DDS is configured), this process set up by the environment like RViz; none = "
                         "Fast DDS defaults on both sides; shm or a Fast DDS XML path = that profile on both")
     g.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
                    help="a node parameter for the benchmarked node (e.g. cloud_rgb:=false); repeatable")
@@ -282,8 +282,8 @@ class _Pipeline:
 def _dds_setup(profile: str | None) -> dict[str, str]:
     """Transports of the two processes. Default: both see this environment, so this process (the subscriber)
     is set up as RViz or a user's node would be, and the node makes its own choice
-    (`depth_node.ros.dds_profile`); `none`:
-    Fast DDS defaults on both sides; `shm` or a path: that profile on both sides."""
+    (`depth_node.ros.dds_profile`); `none`: Fast DDS defaults on both sides; `shm` or a path: that profile on
+    both sides."""
     from depth_node.paths import config_file
     from depth_node.ros import dds_profile as D
 
