@@ -10,8 +10,8 @@ import pytest
 
 from depth_node.cli import main as cli_main
 from depth_node.errors import DepthNodeError
-from depth_node.ros.bag_io import BagError, BagReader, BagWriter, header, read_messages, summarize, typestore
-from depth_node.ros.image_codec import decode_image, encode_image
+from depth_node.io.bags import BagError, BagReader, BagWriter, header, read_messages, summarize, typestore
+from depth_node.io.image_codec import decode_image, encode_image
 
 T0 = 1_700_000_000_000_000_000
 

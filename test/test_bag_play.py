@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from depth_node.ros.bag_io import summarize
+from depth_node.io.bags import summarize
 
 pytest.importorskip("rclpy")
 pytestmark = pytest.mark.ros

@@ -30,7 +30,7 @@ def test_fields_and_pixels_match_rclpys_deserializer(frame_id, encoding, h, w, s
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import Image
 
-    from depth_node.ros.image_cdr import parse_image
+    from depth_node.io.image_cdr import parse_image
 
     m = _image(frame_id, encoding, h, w, step, big, sec=-5 if big else 1_700_000_123)
     raw = serialize_message(m)
@@ -46,7 +46,7 @@ def test_fields_and_pixels_match_rclpys_deserializer(frame_id, encoding, h, w, s
 def test_what_it_does_not_recognise_is_left_to_rclpy() -> None:
     from rclpy.serialization import serialize_message
 
-    from depth_node.ros.image_cdr import parse_image
+    from depth_node.io.image_cdr import parse_image
 
     raw = serialize_message(_image("cam", "rgb8", 4, 4, 12))
     assert parse_image(raw[:3]) is None  # too short for the encapsulation
@@ -62,8 +62,8 @@ def test_the_pixels_are_decoded_like_a_regular_message() -> None:
     from rclpy.serialization import deserialize_message, serialize_message
     from sensor_msgs.msg import Image
 
-    from depth_node.ros.image_cdr import parse_image
-    from depth_node.ros.image_codec import decode_image
+    from depth_node.io.image_cdr import parse_image
+    from depth_node.io.image_codec import decode_image
 
     raw = serialize_message(_image("cam", "bgr8", 6, 5, 16))
     np.testing.assert_array_equal(decode_image(parse_image(raw)), decode_image(deserialize_message(raw, Image)))

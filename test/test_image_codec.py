@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from depth_node.errors import DepthNodeError
-from depth_node.ros.image_codec import ImageFormatError, decode_image, encode_image
+from depth_node.io.image_codec import ImageFormatError, decode_image, encode_image
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -71,7 +71,7 @@ def test_big_endian_payloads():
 
 
 def test_works_with_rosbags_and_rclpy_messages():
-    from depth_node.ros.bag_io import header, typestore
+    from depth_node.io.bags import header, typestore
 
     enc = encode_image(RGB, "rgb8")
     Image = typestore().types["sensor_msgs/msg/Image"]

@@ -37,7 +37,7 @@ def format_summary(info: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_node.ros.bag_io import summarize
+    from depth_node.io.bags import summarize
 
     info = summarize(args.bag)
     if args.json == "-":

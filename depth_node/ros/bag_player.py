@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from depth_node.errors import DepthNodeError
-from depth_node.ros.bag_io import BagMessage, BagReader
+from depth_node.io.bags import BagMessage, BagReader
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from depth_node.errors import DepthNodeError
-from depth_node.ros.bag_io import BagReader, BagWriter, stamp_to_ns
+from depth_node.io.bags import BagReader, BagWriter, stamp_to_ns
 
 NAMESPACE = "/depth_node"
 OUTPUTS = {

@@ -53,7 +53,7 @@ def image_msg(arr: np.ndarray, encoding: str, header: Any):
     """sensor_msgs/Image through the project's codec (colour arrays are RGB; the codec orders bgr8)."""
     from sensor_msgs.msg import Image
 
-    from depth_node.ros.image_codec import encode_image
+    from depth_node.io.image_codec import encode_image
 
     enc = encode_image(arr, encoding)
     msg = Image()

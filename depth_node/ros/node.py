@@ -35,7 +35,7 @@ from depth_node.geometry.scale import ScaleError, ScaleEstimator
 from depth_node.pipeline import camera_info_intrinsics, configured_intrinsics, odometry_noise
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
-from depth_node.ros.image_cdr import parse_image
+from depth_node.io.image_cdr import parse_image
 from depth_node.ros.sync import CameraInfoCache, LatestSlot, stamp_to_ns
 
 NODE_NAME = "mono_depth_node"
@@ -71,7 +71,7 @@ INPUT_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC1")
 def decode_rgb(msg: Any) -> np.ndarray:
     """sensor_msgs/Image → (H, W, 3) uint8 RGB via the project's codec; anything else is an ImageFormatError
     whose message says what was wrong (a depth or float image on the camera topic is the common mistake)."""
-    from depth_node.ros.image_codec import ImageFormatError, decode_image
+    from depth_node.io.image_codec import ImageFormatError, decode_image
 
     img = decode_image(msg)
     if msg.encoding not in INPUT_ENCODINGS:
@@ -99,7 +99,7 @@ def _error_kind(text: str) -> str:
 
 
 def image_error_type() -> type[Exception]:
-    from depth_node.ros.image_codec import ImageFormatError
+    from depth_node.io.image_codec import ImageFormatError
 
     return ImageFormatError
 
@@ -328,7 +328,7 @@ def create_node(**node_kwargs: Any):
             qi = _qos(cfg["image_qos"], cfg["image_qos_depth"])
             qc = _qos(cfg["image_qos"], max(10, cfg["image_qos_depth"]))
             self.subs = [
-                # raw: the frame is read from its CDR bytes (ros/image_cdr.py), not built as a Python message
+                # raw: the frame is read from its CDR bytes (io/image_cdr.py), not built as a Python message
                 self.create_subscription(Image, "image", self._on_image, qi, raw=True),
                 self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qc),
             ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from depth_node.errors import DepthNodeError
-from depth_node.ros.bag_io import BagWriter
+from depth_node.io.bags import BagWriter
 from depth_node.ros.bag_player import message_class
 
 

@@ -119,7 +119,7 @@ class BagDriveWriter:
 
     def __init__(self, out: str | Path, intrinsics: Intrinsics, *, stereo: bool, baseline: float,
                  labels: bool = True, overwrite: bool = False, storage: str = "mcap") -> None:
-        from depth_node.ros.bag_io import BagWriter, typestore
+        from depth_node.io.bags import BagWriter, typestore
 
         self.path = Path(out)
         self.intr, self.stereo, self.baseline, self.labels = intrinsics, stereo, baseline, labels
@@ -135,7 +135,7 @@ class BagDriveWriter:
             self.bag.add_topic(topic, msgtype)
 
     def write(self, frame: Frame) -> None:
-        from depth_node.ros.bag_io import header
+        from depth_node.io.bags import header
 
         stamp = frame.stamp_ns
         depth = np.where(np.isfinite(frame.depth), frame.depth, np.float32(np.nan)).astype(np.float32)
@@ -152,7 +152,7 @@ class BagDriveWriter:
             self.bag.write(TOPIC_INSTANCE, stamp, self._image(frame.instance, "mono16", header(stamp, CAMERA_FRAME)))
 
     def _image(self, arr: np.ndarray, encoding: str, hdr):
-        from depth_node.ros.image_codec import encode_image
+        from depth_node.io.image_codec import encode_image
 
         enc = encode_image(arr, encoding)
         return self.types["sensor_msgs/msg/Image"](
@@ -171,7 +171,7 @@ class BagDriveWriter:
 
 def camera_info(intr: Intrinsics, hdr, baseline: float = 0.0):
     """sensor_msgs/CameraInfo of a rectified camera; baseline > 0 makes it the right camera of the pair."""
-    from depth_node.ros.bag_io import typestore
+    from depth_node.io.bags import typestore
 
     ts = typestore().types
     P = np.zeros(12)
@@ -185,7 +185,7 @@ def camera_info(intr: Intrinsics, hdr, baseline: float = 0.0):
 
 
 def odometry(T_odom_base: np.ndarray, twist: np.ndarray, stamp_ns: int):
-    from depth_node.ros.bag_io import header, typestore
+    from depth_node.io.bags import header, typestore
 
     ts = typestore().types
     q = quaternion_from_matrix(T_odom_base[:3, :3])

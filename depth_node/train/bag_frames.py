@@ -3,7 +3,7 @@
 Topics left unset in `data.bag` are found from the bag: the one image topic (or the one not named "right"),
 its CameraInfo next to it (`…/image_raw` → `…/camera_info`), and for stereo an image topic named "right".
 Left and right images are paired by header stamp (within `max_sync_dt`); the baseline comes from the right
-CameraInfo's P (P[0,3] = −fx·baseline, rectified rigs). Only this module (via depth_node.ros.bag_io, which
+CameraInfo's P (P[0,3] = −fx·baseline, rectified rigs). Only this module (via depth_node.io.bags, which
 uses `rosbags`) touches ROS data; nothing here needs a ROS installation.
 """
 
@@ -50,7 +50,7 @@ def _first(reader: Any, topic: str) -> Any:
 
 
 def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float | None = None) -> BagPlan:
-    from depth_node.ros.bag_io import open_bag
+    from depth_node.io.bags import open_bag
 
     with open_bag(path) as reader:
         topics = reader.topics
@@ -98,7 +98,7 @@ def _decode(msg: Any, msgtype: str) -> np.ndarray:
 
         with Image.open(io.BytesIO(bytes(msg.data))) as im:
             return np.asarray(im.convert("RGB"))
-    from depth_node.ros.image_codec import decode_image
+    from depth_node.io.image_codec import decode_image
 
     img = decode_image(msg)
     if img.ndim == 2:
@@ -118,7 +118,7 @@ def _stamp(msg: Any, fallback: int) -> int:
 def iterate(path: Path, p: BagPlan, cfg: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """(left RGB, right RGB or None) in time order; with a right topic, left frames without a partner within
     `max_sync_dt` are skipped (so every yielded frame is a stereo pair)."""
-    from depth_node.ros.bag_io import open_bag
+    from depth_node.io.bags import open_bag
 
     tol = int(float(getattr(cfg, "max_sync_dt", 0.005)) * 1e9)
     topics = [p.image_topic] + ([p.right_topic] if p.right_topic else [])

@@ -409,7 +409,7 @@ class VideoSource(FrameSource):
 
 class BagSource(FrameSource):
     """A rosbag2 bag (MCAP or SQLite): image (+ CameraInfo) topics, optionally a right camera for stereo.
-    Messages are decoded with depth_node.ros.bag_io / image_codec (no ROS installation needed)."""
+    Messages are decoded with depth_node.io.bags / image_codec (no ROS installation needed)."""
 
     random_access = False
 
