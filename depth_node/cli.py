@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("play", "play", "publish a bag over ROS 2 with its timing (and /clock)"),
     ("train", "train", "train a model from a YAML config"),
     ("eval-depth", "eval_depth", "depth metrics of a model on a folder with ground truth"),
+    ("eval-real", "eval_real", "the real-data table: a model on every real set with depth GT"),
     ("eval-pose", "eval_pose", "ATE/RPE of a trajectory against ground truth"),
     ("eval-bag", "eval_bag", "run the node over a bag and score it"),
     ("demo", "demo", "the node on a held-out synthetic drive, scored end to end (what `make demo` runs)"),

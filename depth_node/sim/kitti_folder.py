@@ -35,6 +35,8 @@ from PIL import Image
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import invert_se3
+from depth_node.io.depth_files import DepthFileError
+from depth_node.io.depth_files import read_calib_file as _read_calib_file
 
 DEPTH_PNG_SCALE = 256.0
 
@@ -60,21 +62,11 @@ def parse_timestamp(line: str) -> int:
 
 
 def read_calib_file(path: Path) -> dict[str, np.ndarray]:
-    """'KEY: numbers' lines → arrays (non-numeric values such as calib_time are skipped)."""
-    out: dict[str, np.ndarray] = {}
+    """'KEY: numbers' lines → arrays (the parser of `depth_node.io.depth_files`, errors as KittiFolderError)."""
     try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise KittiFolderError(f"cannot read calibration {path}: {exc}") from exc
-    for line in lines:
-        key, sep, value = line.partition(":")
-        if not sep:
-            continue
-        try:
-            out[key.strip()] = np.array([float(v) for v in value.split()])
-        except ValueError:
-            continue
-    return out
+        return _read_calib_file(path)
+    except DepthFileError as exc:
+        raise KittiFolderError(str(exc)) from exc
 
 
 def write_calib_cam_to_cam(path: Path, intr: Intrinsics, baseline: float) -> None:
