@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import invert_se3, optical_to_body_transform
-from depth_node.sim.config import DriveConfig
+from depth_node.sim.config import SCENE_KINDS, DriveConfig
+from depth_node.sim.indoor import IndoorLayout, generate_indoor
 from depth_node.sim.render import RayCaster, RenderOutput
 from depth_node.sim.road import Road
 from depth_node.sim.scene import Scene, Street, generate_street, generate_traffic
@@ -83,7 +85,12 @@ class Drive:
         self.profile = SpeedProfile.generate(rng_speed, traj, self.duration)
         ego_distance = float(self.profile.distance(self.duration))
         road_length = _S_START + ego_distance + config.view_distance + 80.0
-        self.road = Road.generate(rng_road, road_length, traj.curviness, traj.min_radius)
+        sc = config.scene
+        if sc.kind not in SCENE_KINDS:
+            raise DepthNodeError(f"scene.kind {sc.kind!r} is not one of {', '.join(SCENE_KINDS)}")
+        indoor = sc.kind == "indoor"
+        self.road = Road.straight(road_length) if indoor else Road.generate(rng_road, road_length, traj.curviness,
+                                                                            traj.min_radius)
         amp = np.deg2rad(traj.pitch_wobble_deg)
         wobble = np.array(
             [
@@ -91,16 +98,28 @@ class Drive:
                 [amp * 0.7, rng_wobble.uniform(0.4, 1.1), rng_wobble.uniform(0, 2 * np.pi)],
             ]
         )
-        self.path = EgoPath(self.road, self.profile, _S_START, traj.lane_offset, cam.height_m, wobble)
-        sc = config.scene
-        static, crosswalks, classes, next_id = generate_street(config, self.road, rng_scene, (0.0, road_length))
-        traffic, traffic_classes = generate_traffic(
-            config, self.road, rng_traffic, _S_START, ego_distance, self.duration, next_id
-        )
-        classes.update(traffic_classes)
-        street = Street(self.road, sc.road_half_width, abs(traj.lane_offset) * 2, sc.sidewalk_width, sc.kerb_height,
-                        crosswalks)
-        self.scene = Scene(static, config.lighting, street, True, traffic, config.view_distance, 0.0, classes)
+        # where the camera moves across the road, and its height above z = 0
+        ego_d, cam_z = traj.lane_offset, cam.height_m
+        if sc.kind == "sidewalk":
+            ego_d, cam_z = -(sc.road_half_width + sc.sidewalk_path), cam.height_m + sc.kerb_height
+        elif indoor:
+            ego_d = 0.0
+        self.path = EgoPath(self.road, self.profile, _S_START, ego_d, cam_z, wobble, np.deg2rad(cam.pitch_deg),
+                            np.deg2rad(cam.roll_deg))
+        self.layout: IndoorLayout | None = None
+        if indoor:
+            static, classes, self.layout = generate_indoor(config, rng_scene, _S_START, _S_START + ego_distance)
+            floor = (self.layout.floor_variant, self.layout.floor_color)
+            self.scene = Scene(static, config.lighting, None, True, None, config.view_distance, 0.0, classes, floor)
+        else:
+            static, crosswalks, classes, next_id = generate_street(config, self.road, rng_scene, (0.0, road_length))
+            traffic, traffic_classes = generate_traffic(
+                config, self.road, rng_traffic, _S_START, ego_distance, self.duration, next_id
+            )
+            classes.update(traffic_classes)
+            street = Street(self.road, sc.road_half_width, abs(traj.lane_offset) * 2, sc.sidewalk_width,
+                            sc.kerb_height, crosswalks)
+            self.scene = Scene(static, config.lighting, street, True, traffic, config.view_distance, 0.0, classes)
         self.caster = RayCaster(self.intrinsics)
         self._world_from_first = invert_se3(self.path.camera_pose(0.0))
 

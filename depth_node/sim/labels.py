@@ -20,7 +20,12 @@ class SemanticClass(IntEnum):
     TRAFFIC_SIGN = 6
     VEGETATION = 7
     CAR = 8
-    OBJECT = 9  # crates, bins, kiosks
+    OBJECT = 9  # crates, bins, kiosks, cartons
+    FLOOR = 10  # indoor floors
+    WALL = 11  # indoor walls, doors, windows, skirting
+    CEILING = 12  # indoor ceilings and their lights
+    FURNITURE = 13  # shelving, desks, chairs, cabinets
+    PERSON = 14  # people-sized obstacles
 
 
 CITYSCAPES_TRAIN_ID: dict[SemanticClass, int] = {
@@ -34,6 +39,11 @@ CITYSCAPES_TRAIN_ID: dict[SemanticClass, int] = {
     SemanticClass.VEGETATION: 8,
     SemanticClass.CAR: 13,
     SemanticClass.OBJECT: 4,  # closest: fence
+    SemanticClass.FLOOR: 0,  # the drivable surface, as road
+    SemanticClass.WALL: 3,
+    SemanticClass.CEILING: 2,  # closest: building
+    SemanticClass.FURNITURE: 4,  # closest: fence
+    SemanticClass.PERSON: 11,
 }
 
 # Classes whose instances can move in a drive (the lead and oncoming cars); static classes never do.

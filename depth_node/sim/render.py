@@ -291,7 +291,9 @@ class RayCaster:
             seed = 1234
             for cls in np.unique(gcls):
                 m = np.flatnonzero(gcls == cls)
-                if cls == G_PLAIN or st is None:
+                if (cls == G_PLAIN or st is None) and scene.floor is not None:
+                    albedo[m] = textures.floor_surface(gx[m], gy[m], fw[m], seed, *scene.floor)
+                elif cls == G_PLAIN or st is None:
                     albedo[m] = textures.plain_ground(gx[m], gy[m], fw[m], seed)
                 elif cls == G_ROAD:
                     albedo[m] = textures.road_surface(gx[m], gy[m], s_r[m], d_r[m], fw[m], seed, st.half_width,
@@ -316,6 +318,8 @@ class RayCaster:
                 [0, SemanticClass.ROAD, SemanticClass.SIDEWALK, SemanticClass.SIDEWALK, SemanticClass.TERRAIN,
                  SemanticClass.ROAD],
             ).astype(np.uint16)
+            if scene.floor is not None:
+                sem[pix[gcls == G_PLAIN]] = SemanticClass.FLOOR
 
         obj = np.flatnonzero(of >= 0)
         if len(obj):

@@ -145,6 +145,7 @@ class Scene:
     view_distance: float = 250.0
     sun_heading: float = 0.0  # radians; the sun azimuth is measured from here
     instance_classes: dict[int, int] = field(default_factory=dict)
+    floor: tuple[int, tuple[float, float, float]] | None = None  # indoor: (textures.floor_surface variant, tint)
 
     def dynamic(self, t: float, ego_s: float) -> Primitives | None:
         return None if self.traffic is None else self.traffic.primitives(t, ego_s)

@@ -308,6 +308,37 @@ def plain_ground(wx, wy, fw, seed: int) -> np.ndarray:
     return np.clip(np.stack([g, g, g], axis=1), 0.0, 1.0)
 
 
+FLOOR_VARIANTS = ("concrete", "tiles", "planks", "vinyl")
+
+
+def floor_surface(wx, wy, fw, seed: int, variant: int, color) -> np.ndarray:
+    """Indoor floors, world-anchored: sealed concrete with saw-cut joints, square tiles with grout, wooden
+    planks along x, mottled vinyl; `color` tints them."""
+    tint = np.asarray(color, dtype=np.float32)
+    grain = fbm(wx, wy, seed + 71, fw, 0.8, 5, gain=0.7)
+    if variant == 0:
+        base = tint * (1.0 + 0.18 * grain)[:, None]
+        joints = np.maximum(stripes(wx, 5.0, 0.0, 0.01, fw), stripes(wy, 5.0, 0.0, 0.01, fw))
+        out = lerp_rgb(base, tint * 0.55, 0.8 * joints)
+    elif variant == 1:
+        tile = cell_hash(wx, wy, 0.45, 0.45, seed + 73, fw) - 0.5
+        base = tint * (1.0 + 0.25 * tile + 0.08 * grain)[:, None]
+        grout = np.maximum(stripes(wx, 0.45, 0.0, 0.012, fw), stripes(wy, 0.45, 0.0, 0.012, fw))
+        out = lerp_rgb(base, (0.25, 0.24, 0.22), 0.8 * grout)
+    elif variant == 2:
+        row = np.floor(wy / 0.18)
+        stagger = hash01(row, row * 0 + 7, seed + 75) * 2.0
+        plank = cell_hash(wx + stagger, wy, 2.0, 0.18, seed + 77, fw) - 0.5
+        wood = fbm(wx * 0.15, wy * 3.0, seed + 79, fw, 4.0, 3)
+        base = tint * (1.0 + 0.35 * plank + 0.2 * wood)[:, None]
+        seams = np.maximum(stripes(wy, 0.18, 0.0, 0.006, fw), stripes(wx + stagger, 2.0, 0.0, 0.006, fw))
+        out = lerp_rgb(base, tint * 0.4, 0.8 * seams)
+    else:
+        blot = value_noise(wx * 1.5, wy * 1.5, seed + 81) - 0.5
+        out = tint * (1.0 + 0.3 * blot + 0.12 * grain)[:, None]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 def sky(dx, dy, dz, seed: int, clouds: float) -> np.ndarray:
     """Sky colour from the (world) ray direction only: it sits at infinity, like its depth."""
     norm = np.sqrt(dx * dx + dy * dy + dz * dz)

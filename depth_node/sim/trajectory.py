@@ -101,6 +101,8 @@ class EgoPath:
     lane_offset: float
     camera_height: float
     wobble: np.ndarray  # (2, 3): pitch/roll amplitude (rad), cycles per 10 m driven, phase
+    mount_pitch: float = 0.0  # rad, > 0 looks down (REP 103: about the body's y axis)
+    mount_roll: float = 0.0  # rad, about the forward axis (REP 103 sign: > 0 lowers the right side)
 
     def arc_length(self, t) -> np.ndarray:
         return self.s_start + self.profile.distance(t)
@@ -113,7 +115,7 @@ class EgoPath:
         pitch = self.wobble[0, 0] * np.sin(2 * np.pi * self.wobble[0, 1] * s / 10.0 + self.wobble[0, 2])
         roll = self.wobble[1, 0] * np.sin(2 * np.pi * self.wobble[1, 1] * s / 10.0 + self.wobble[1, 2])
         T = np.eye(4)
-        T[:3, :3] = _rot_z(float(th)) @ _rot_y(float(pitch)) @ _rot_x(float(roll))
+        T[:3, :3] = _rot_z(float(th)) @ _rot_y(float(pitch) + self.mount_pitch) @ _rot_x(float(roll) + self.mount_roll)
         T[:3, 3] = [float(x), float(y), self.camera_height]
         return T
 
