@@ -276,6 +276,8 @@ KIND_PRESETS: dict[str, dict[str, Any]] = {
         "trajectory.stop_duration": (1.0, 3.0),
         "trajectory.max_accel": 0.8,
         "trajectory.pitch_wobble_deg": 0.8,
+        "traffic.lead_cars": 0,  # a lead car would creep along the road at walking pace
+        "traffic.oncoming_cars": 4,
         "view_distance": 150.0,
     },
     "indoor": {
