@@ -12,15 +12,19 @@ def register(sub, name: str, help_text: str) -> None:
         name,
         help=help_text,
         description=help_text + ". Scene, traffic, light and speed come from --config/--set; the seed picks the "
-        "drive. Prints the measured render speed (also in manifest.json).",
+        "drive. Scene kinds: --set scene.kind=street|sidewalk|indoor (its preset first, then the other --set keys; "
+        "indoor.layout=corridor|warehouse|office|mixed). Cameras, one --set each: camera.hfov_deg=90, camera.aspect=16:9 "
+        "(10:3, 16:9, 4:3, 1:1, 3:2) camera.cx_offset/cy_offset camera.height_m camera.pitch_deg camera.roll_deg. "
+        "Prints the measured render speed (also in manifest.json).",
     )
     p.add_argument("--out", required=True, help="output folder (KITTI root, or the bag directory for mcap)")
     p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
     p.add_argument("--seed", type=int, default=0, help="drive seed: same seed + config = identical frames")
     p.add_argument("--format", choices=["kitti", "mcap"], default="kitti", help="output format (default kitti)")
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
-    p.add_argument("--width", type=int, help="image width (intrinsics scale from KITTI's 1242 × 375)")
-    p.add_argument("--height", type=int, help="image height")
+    p.add_argument("--width", type=int, help="image width (intrinsics scale from KITTI's 1242 × 375 unless "
+                   "camera.hfov_deg or camera.aspect is set)")
+    p.add_argument("--height", type=int, help="image height (camera.aspect, when set, overrides it)")
     p.add_argument("--config", help="YAML drive config (sections camera, trajectory, scene, traffic, lighting)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override one config field, e.g. --set traffic.oncoming_cars=0 (repeatable)")
