@@ -13,8 +13,9 @@ def register(sub, name: str, help_text: str) -> None:
         help=help_text,
         description=help_text + ". Scene, traffic, light and speed come from --config/--set; the seed picks the "
         "drive. Scene kinds: --set scene.kind=street|sidewalk|indoor (its preset first, then the other --set keys; "
-        "indoor.layout=corridor|warehouse|office|mixed). Cameras, one --set each: camera.hfov_deg=90, camera.aspect=16:9 "
-        "(10:3, 16:9, 4:3, 1:1, 3:2) camera.cx_offset/cy_offset camera.height_m camera.pitch_deg camera.roll_deg. "
+        "indoor.layout=corridor|warehouse|office|mixed). Cameras, one --set each: camera.hfov_deg=90, "
+        "camera.aspect=16:9 (10:3, 16:9, 4:3, 1:1, 3:2), camera.cx_offset/cy_offset, camera.height_m, "
+        "camera.pitch_deg, camera.roll_deg. "
         "Prints the measured render speed (also in manifest.json).",
     )
     p.add_argument("--out", required=True, help="output folder (KITTI root, or the bag directory for mcap)")
