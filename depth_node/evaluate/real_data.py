@@ -428,8 +428,11 @@ def eval_real(opts: EvalRealOptions) -> dict:
     if opts.html:
         notes = [NOTE, "Each set uses its own intrinsics; 'metric' takes the model's depth as metres, 'median' "
                  "scales each image by median(GT)/median(prediction)."]
-        write_html_report(opts.html, f"eval-real: {Path(opts.model).name}", {"table": out["table"],
-                          "groups": out["groups"], "model": out["model"]}, images, notes)
+        rows = list(out["table"]) + [g[sc] for g in out["groups"].values() for sc in SCALINGS]
+        summary = {f"{r['dataset']} ({r['scaling']})": {k: r[k] for k in ("frames", "abs_rel", "a1", "rmse")}
+                   for r in rows}
+        write_html_report(opts.html, f"eval-real: {Path(opts.model).name}", {**summary, "model": out["model"]},
+                          images, notes)
     return out
 
 
