@@ -147,6 +147,20 @@ class LightingConfig:
 
 
 @dataclass
+class PhotoConfig:
+    """Camera effects on the RGB only (`depth_node.sim.photometric`); ground truth is untouched. All off by
+    default."""
+
+    exposure_stops: float = 0.0  # per-drive exposure offset drawn from ±this many stops
+    exposure_drift: float = 0.0  # slow auto-exposure wander, amplitude in stops (period 5-20 s)
+    white_balance: float = 0.0  # per-drive channel gains drawn from 1 ± this (luminance kept)
+    vignetting: float = 0.0  # brightness lost at the image corners (0.3 = 30 %, falling off as r²)
+    noise: float = 0.0  # shot noise: sigma² = noise² · I + read_noise² (I in 0..1)
+    read_noise: float = 0.0
+    jpeg_quality: tuple[float, float] = (0.0, 0.0)  # JPEG round trip at a quality drawn from this range; 0 = off
+
+
+@dataclass
 class DriveConfig:
     seed: int = 0
     frames: int = 100
@@ -158,6 +172,7 @@ class DriveConfig:
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     lighting: LightingConfig = field(default_factory=LightingConfig)
     indoor: IndoorConfig = field(default_factory=IndoorConfig)
+    photo: PhotoConfig = field(default_factory=PhotoConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -21,6 +21,7 @@ import numpy as np
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import invert_se3, optical_to_body_transform
+from depth_node.sim import photometric
 from depth_node.sim.config import SCENE_KINDS, DriveConfig
 from depth_node.sim.indoor import IndoorLayout, generate_indoor
 from depth_node.sim.render import RayCaster, RenderOutput
@@ -79,7 +80,8 @@ class Drive:
         cam = config.camera
         self.intrinsics = cam.intrinsics()
         seqs = np.random.SeedSequence(int(config.seed)).spawn(6)
-        rng_road, rng_speed, rng_scene, rng_traffic, rng_wobble, _ = (np.random.default_rng(s) for s in seqs)
+        rng_road, rng_speed, rng_scene, rng_traffic, rng_wobble, rng_photo = (np.random.default_rng(s) for s in seqs)
+        self.photo = photometric.drive_params(config.photo, rng_photo) if photometric.enabled(config.photo) else None
         traj = config.trajectory
         self.duration = max(config.frames - 1, 0) / traj.fps
         self.profile = SpeedProfile.generate(rng_speed, traj, self.duration)
@@ -160,7 +162,11 @@ class Drive:
         if right:
             T = T @ right_from_left(self.config.camera.baseline)
         t = self.time(k)
-        return self.caster.render(self.scene, T, t, float(self.path.arc_length(t)))
+        out = self.caster.render(self.scene, T, t, float(self.path.arc_length(t)))
+        if self.photo is not None:  # per frame and view, from the seed: reproducible, and the two views differ
+            rng = np.random.default_rng([int(self.config.seed) & 0xFFFFFFFF, k, int(right)])
+            out.rgb = photometric.apply(out.rgb, self.config.photo, self.photo, t, rng)
+        return out
 
     def frame(self, k: int) -> Frame:
         if not 0 <= k < len(self):
