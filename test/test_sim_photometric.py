@@ -51,3 +51,19 @@ def test_exposure_gain_and_noise_level():
     sigma = np.sqrt(0.1**2 * 128 / 255) * 255  # shot noise at I = 128/255, in 8-bit steps
     assert noisy.astype(float).std() == pytest.approx(sigma, rel=0.02)
     assert noisy.astype(float).mean() == pytest.approx(128, abs=0.3)
+
+
+def test_motion_blur_averages_the_exposure_and_keeps_the_ground_truth():
+    cfg = DriveConfig().with_overrides(["camera.width=64", "camera.aspect=16:9"])
+    cfg.seed, cfg.frames = 2, 4
+    sharp = Drive(cfg)
+    blurred = Drive(cfg.with_overrides(["photo.shutter_s=0.04", "photo.blur_samples=3"]))
+    a, b = sharp.frame(2), blurred.frame(2)
+    for name in ("depth", "semantic", "instance", "pose"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    t = sharp.time(2)
+    renders = [sharp.caster.render(sharp.scene, sharp.path.camera_pose(ti), ti, float(sharp.path.arc_length(ti))).rgb
+               for ti in (t - 0.02, t, t + 0.02)]  # start, middle and end of a 40 ms exposure
+    mean = np.mean(np.stack(renders).astype(np.float64), axis=0)
+    assert np.abs(b.rgb - mean).max() <= 0.5 + 1e-4  # their average, rounded
+    assert not np.array_equal(a.rgb, b.rgb)

@@ -158,6 +158,8 @@ class PhotoConfig:
     noise: float = 0.0  # shot noise: sigma² = noise² · I + read_noise² (I in 0..1)
     read_noise: float = 0.0
     jpeg_quality: tuple[float, float] = (0.0, 0.0)  # JPEG round trip at a quality drawn from this range; 0 = off
+    shutter_s: float = 0.0  # motion blur: the picture averages renders over this exposure time (GT: its middle)
+    blur_samples: int = 5  # renders per blurred picture (cost × this)
 
 
 @dataclass

@@ -163,6 +163,15 @@ class Drive:
             T = T @ right_from_left(self.config.camera.baseline)
         t = self.time(k)
         out = self.caster.render(self.scene, T, t, float(self.path.arc_length(t)))
+        times = photometric.blur_times(self.config.photo, t)
+        if times.size > 1:  # motion blur: the picture averages the exposure, the ground truth is its middle
+            acc = np.zeros(out.rgb.shape, np.float32)
+            for ti in times:
+                Ti = self.path.camera_pose(float(ti))
+                if right:
+                    Ti = Ti @ right_from_left(self.config.camera.baseline)
+                acc += self.caster.render(self.scene, Ti, float(ti), float(self.path.arc_length(ti))).rgb
+            out.rgb = np.clip(acc / times.size + 0.5, 0, 255).astype(np.uint8)
         if self.photo is not None:  # per frame and view, from the seed: reproducible, and the two views differ
             rng = np.random.default_rng([int(self.config.seed) & 0xFFFFFFFF, k, int(right)])
             out.rgb = photometric.apply(out.rgb, self.config.photo, self.photo, t, rng)

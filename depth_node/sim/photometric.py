@@ -1,5 +1,6 @@
-"""What a real camera does to the picture, applied to the rendered RGB only: exposure (a per-drive offset
-and a slow auto-exposure wander), white balance, vignetting, shot and read noise, JPEG compression.
+"""What a real camera does to the picture, applied to the rendered RGB only: motion blur (renders averaged
+over the exposure), exposure (a per-drive offset and a slow auto-exposure wander), white balance,
+vignetting, shot and read noise, JPEG compression.
 
 Depth, poses, intrinsics and labels are untouched, so ground truth stays exact; every random draw comes from
 the drive's seed (per-drive parameters) and the frame index and view (per-frame noise), so frames stay
@@ -29,7 +30,14 @@ class PhotoParams:
 
 def enabled(cfg: PhotoConfig) -> bool:
     return bool(cfg.exposure_stops or cfg.exposure_drift or cfg.white_balance or cfg.vignetting or cfg.noise
-                or cfg.read_noise or cfg.jpeg_quality[1] > 0)
+                or cfg.read_noise or cfg.jpeg_quality[1] > 0 or blur_times(cfg, 0.0).size > 1)
+
+
+def blur_times(cfg: PhotoConfig, t: float) -> np.ndarray:
+    """Instants averaged into the picture taken at t: the frame's instant is the middle of the exposure."""
+    if cfg.shutter_s <= 0 or cfg.blur_samples < 2:
+        return np.array([t])
+    return t + cfg.shutter_s * (np.arange(cfg.blur_samples) / (cfg.blur_samples - 1) - 0.5)
 
 
 def drive_params(cfg: PhotoConfig, rng: np.random.Generator) -> PhotoParams:
