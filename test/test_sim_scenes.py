@@ -180,3 +180,39 @@ def test_the_camera_path_stays_clear_of_every_object(kind):
             assert not (np.abs(local) < p.half + 0.15).all(axis=1).any(), f"seed {seed} frame {k}"
         layouts.add(d.layout.kind if d.layout else kind)
     assert layouts == ({"corridor", "warehouse", "office"} if kind == "indoor" else {"sidewalk"})
+
+
+def test_ground_shadow_of_a_plate_is_the_plate_moved_along_the_sun():
+    """A 2 × 1 m plate 1.5 m up with the sun at (0.3, −0.2, 0.93): its shadow on z = 0 is the plate shifted by
+    −1.5·(sx, sy)/sz; ground points inside are shadowed, outside lit; also exact for a sphere's disc."""
+    from depth_node.sim.render import _in_shadow
+    from depth_node.sim.scene import PrimitiveBuilder
+
+    sun = np.array([0.3, -0.2, 0.93])
+    sun /= np.linalg.norm(sun)
+    b = PrimitiveBuilder()
+    b.box((4.0, 1.0, 1.5), (1.0, 0.5, 0.02))
+    b.sphere((-4.0, 0.0, 2.0), 0.5)
+    xs, ys = np.meshgrid(np.linspace(-8, 8, 321), np.linspace(-4, 4, 161))
+    P = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], 1)
+    got = _in_shadow(b.build(), sun, P)
+    # plate: its underside z = 1.48 and top 1.52 shift differently: inside both shifts → shadow; outside both → lit
+    shifts = [z * sun[:2] / sun[2] for z in (1.48, 1.52)]
+    inside = [(np.abs(P[:, 0] + sx - 4.0) < 1.0) & (np.abs(P[:, 1] + sy - 1.0) < 0.5) for sx, sy in shifts]
+    # sphere: the ray from P along the sun passes within 0.5 m of its centre
+    rel = np.array([-4.0, 0.0, 2.0]) - P
+    miss = np.linalg.norm(rel - (rel @ sun)[:, None] * sun, axis=1)
+    sure_in = (inside[0] & inside[1]) | (miss < 0.5 - 1e-6)
+    sure_out = ~(inside[0] | inside[1]) & (miss > 0.5 + 1e-6)
+    assert sure_in.sum() > 200 and got[sure_in].all() and not got[sure_out].any()
+
+
+def test_shadows_darken_only_the_ground_they_fall_on():
+    cfg = _config("street", "traffic.oncoming_cars=0", seed=2)
+    lit = Drive(cfg).frame(1)
+    shaded = Drive(cfg.with_overrides(["lighting.shadows=true"])).frame(1)
+    np.testing.assert_array_equal(lit.depth, shaded.depth)
+    darker = shaded.rgb.astype(int).sum(2) < lit.rgb.astype(int).sum(2)
+    ground = np.isin(lit.semantic, [SemanticClass.ROAD, SemanticClass.SIDEWALK, SemanticClass.TERRAIN])
+    assert darker.any() and not (darker & ~ground).any()
+    assert (shaded.rgb.astype(int).sum(2) <= lit.rgb.astype(int).sum(2)).all()

@@ -144,6 +144,7 @@ class LightingConfig:
     sky_clouds: float = 0.5
     detail: float = 1.0  # strength of the pixel-scale texture layer on every surface
     haze_distance: float = 900.0  # m: exp(-distance / this) of a surface's colour survives the haze
+    shadows: bool = False  # objects cast sun shadows on the ground (street and sidewalk scenes)
 
 
 @dataclass
@@ -295,6 +296,7 @@ KIND_PRESETS: dict[str, dict[str, Any]] = {
         "trajectory.pitch_wobble_deg": 0.8,
         "traffic.lead_cars": 0,  # a lead car would creep along the road at walking pace
         "traffic.oncoming_cars": 4,
+        "lighting.shadows": True,
         "view_distance": 150.0,
     },
     "indoor": {

@@ -260,11 +260,13 @@ class RayCaster:
             rgb[sky] = textures.sky(dxf[sky], dyf[sky], dzf[sky], 7, lit.sky_clouds)
             sem[sky] = SemanticClass.SKY
 
-        def finish(pix, albedo, normal, dist, p, q, seed, fw, strength=1.0):
+        def finish(pix, albedo, normal, dist, p, q, seed, fw, strength=1.0, sunlit=None):
             # pixel-scale detail on every surface (band-limited like all texture): real images have texture
             # down to the pixel, and photometric losses need it to lock on at full resolution
             detail = fbm(p, q, seed, fw, 4.0, 6, gain=_DETAIL_GAIN, min_px=_DETAIL_MIN_PX)
             ndl = np.maximum(normal @ sun, 0.0)
+            if sunlit is not None:
+                ndl = ndl * sunlit
             col = albedo * ((lit.ambient + lit.sun_intensity * ndl) * (1.0 + lit.detail * strength * detail))[:, None]
             fog = (1.0 - np.exp(-dist / lit.haze_distance)).astype(np.float32)
             rgb[pix] = col + (_HAZE - col) * fog[:, None]
@@ -312,7 +314,11 @@ class RayCaster:
                     fw[m] = dist[m] / self.focal / np.sqrt(np.maximum(cosk, 0.03))
                     albedo[m] = textures.kerb_face(s_r[m], z, gx[m], gy[m], fw[m], seed)
                     pd[m], qd[m] = s_r[m], z
-            finish(pix, albedo, normal, dist, pd, qd, np.uint32(seed + 99), fw)
+            sunlit = None
+            if lit.shadows and len(prims):
+                P = np.stack([gx, gy, c[2] + t.astype(np.float64) * dz], axis=1)
+                sunlit = (~_in_shadow(prims, sun.astype(np.float64), P)).astype(np.float32)
+            finish(pix, albedo, normal, dist, pd, qd, np.uint32(seed + 99), fw, sunlit=sunlit)
             sem[pix] = np.choose(
                 gcls,
                 [0, SemanticClass.ROAD, SemanticClass.SIDEWALK, SemanticClass.SIDEWALK, SemanticClass.TERRAIN,
@@ -381,6 +387,43 @@ class RayCaster:
 
         img = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(H, W, 3)
         return RenderOutput(img, zbuf, sem.reshape(H, W), inst.reshape(H, W))
+
+
+# ---------------------------------------------------------------------------------------- shadows
+
+
+def _in_shadow(prims: Primitives, sun: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Which ground points P (n, 3) see an object between them and the sun (unit direction `sun`): a shadow
+    ray per point, tested only against objects whose shadow footprint (corners pushed along the sun down to
+    the lowest point) covers it. Exact for every primitive kind: the rays use the camera rays' intersections."""
+    shadow = np.zeros(len(P), dtype=bool)
+    if sun[2] <= 0.02 or not len(P):
+        return shadow
+    cy_, sy_ = np.cos(prims.yaw), np.sin(prims.yaw)
+    local = _CORNERS[None, :, :] * prims.half[:, None, :]
+    wx = prims.center[:, None, 0] + cy_[:, None] * local[..., 0] - sy_[:, None] * local[..., 1]
+    wy = prims.center[:, None, 1] + sy_[:, None] * local[..., 0] + cy_[:, None] * local[..., 1]
+    wz = prims.center[:, None, 2] + local[..., 2]
+    drop = (wz - P[:, 2].min()) / sun[2]
+    xs = np.concatenate([wx, wx - drop * sun[0]], axis=1)
+    ys = np.concatenate([wy, wy - drop * sun[1]], axis=1)
+    x0, x1, y0, y1 = xs.min(1), xs.max(1), ys.min(1), ys.max(1)
+    d = sun.astype(np.float32)
+    for j in range(len(prims)):
+        cand = np.flatnonzero((P[:, 0] >= x0[j]) & (P[:, 0] <= x1[j]) & (P[:, 1] >= y0[j]) & (P[:, 1] <= y1[j])
+                              & ~shadow)
+        if not len(cand):
+            continue
+        o = (P[cand] - prims.center[j]).T  # per-point origins, one direction
+        kind = prims.kind[j]
+        if kind == Kind.BOX:
+            th = _hit_box(o, prims.yaw[j], prims.half[j], d[0], d[1], d[2])
+        elif kind == Kind.CYLINDER:
+            th = _hit_cylinder(o, prims.half[j], d[0], d[1], d[2])
+        else:
+            th = _hit_sphere(o, prims.half[j, 0], d[0], d[1], d[2])
+        shadow[cand[np.isfinite(th)]] = True
+    return shadow
 
 
 # ---------------------------------------------------------------------------------------- intersections
