@@ -409,9 +409,14 @@ def _in_shadow(prims: Primitives, sun: np.ndarray, P: np.ndarray) -> np.ndarray:
     ys = np.concatenate([wy, wy - drop * sun[1]], axis=1)
     x0, x1, y0, y1 = xs.min(1), xs.max(1), ys.min(1), ys.max(1)
     d = sun.astype(np.float32)
+    order = np.argsort(P[:, 0], kind="stable")  # points sorted by x: each footprint's x-range is one slice
+    px = P[order, 0]
+    lo, hi = np.searchsorted(px, x0, "left"), np.searchsorted(px, x1, "right")
     for j in range(len(prims)):
-        cand = np.flatnonzero((P[:, 0] >= x0[j]) & (P[:, 0] <= x1[j]) & (P[:, 1] >= y0[j]) & (P[:, 1] <= y1[j])
-                              & ~shadow)
+        if hi[j] <= lo[j]:
+            continue
+        sl = order[lo[j]:hi[j]]
+        cand = sl[(P[sl, 1] >= y0[j]) & (P[sl, 1] <= y1[j]) & ~shadow[sl]]
         if not len(cand):
             continue
         o = (P[cand] - prims.center[j]).T  # per-point origins, one direction
