@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from depth_node.inference.base import BackendError
+from depth_node.errors import BackendError
 
 log = logging.getLogger(__name__)
 
