@@ -21,10 +21,10 @@ RANKS: dict[str, int] = {
     "paths": 0,
     "networks": 1,
     "geometry": 1,
-    "io": 1,
     "colormap": 1,
     "image_files": 1,
     "checkpoints": 2,
+    "io": 2,  # pure data formats; above geometry, whose intrinsics and poses the KITTI folder reader returns
     "export": 3,
     "inference": 4,
     "runtime": 5,
