@@ -33,6 +33,7 @@ RANKS: dict[str, int] = {
     "sim": 6,
     "evaluate": 6,
     "train": 7,
+    "pack": 7,  # ships a trained model: renders held-out frames (sim), exports (export)
     "bench": 8,
     "commands": 8,
     "cli": 9,
