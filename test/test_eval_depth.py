@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, make_model_file, require_shared, write_small_drive
+from conftest import FLAT_DEPTH, REPO, flat_model_file, make_model_file, require_shared, write_small_drive
 
 from depth_node.errors import DepthNodeError
 from depth_node.evaluate.depth_metrics import (
@@ -248,21 +248,11 @@ def test_cli_on_synthetic_folder_writes_metrics_and_report(tmp_path, tiny_model,
 
 @pytest.fixture(scope="module")
 def flat_model(tmp_path_factory) -> Path:
-    """The tiny model with its finest disparity conv zeroed: disparity sigmoid(0) = 0.5 at every pixel, so its depth
-    is 1 / (1/100 + (1/0.1 - 1/100) · 0.5) ≈ 0.1998 everywhere (Monodepth2's disp_to_depth with min 0.1, max 100)."""
-    import torch
-
     from depth_node.checkpoints.model_file import save_model
 
-    mf = make_model_file(64, 192, pose=False, scale={"kind": "relative", "factor": 1.0})
-    for k in ("depth.decoder.10.conv.weight", "depth.decoder.10.conv.bias"):
-        mf.depth_state[k] = torch.zeros_like(mf.depth_state[k])
     path = tmp_path_factory.mktemp("eval_models") / "flat.pt"
-    save_model(path, mf)
+    save_model(path, flat_model_file())
     return path
-
-
-FLAT_DEPTH = 1.0 / (1 / 100.0 + (1 / 0.1 - 1 / 100.0) * 0.5)
 
 
 def test_cli_scores_a_flat_model_as_computed_by_hand(tmp_path, flat_model, synth_folder):
