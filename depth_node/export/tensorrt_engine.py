@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from depth_node.errors import BackendError
+from depth_node.errors import BackendError, DepthNodeError
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +311,47 @@ def write_engine(data: bytes, out: str | os.PathLike) -> Path:
     tmp.write_bytes(data)
     os.replace(tmp, out)  # atomic: a crashed build never leaves a truncated engine under the final name
     return out
+
+
+@dataclass
+class EngineFile:
+    path: Path
+    precision: str
+    source: Path  # the ONNX it was built from (a Q/DQ one quantized on the way for int8 from fp32)
+    quantized: bool  # the source was quantized here
+    build_s: float
+    tensors: list[tuple[str, tuple[int, ...]]]  # I/O tensor names and shapes, as the loaded engine reports them
+
+
+def build_engine_file(
+    onnx_path: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    precision: str = "fp16",
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+    calibration: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> EngineFile:
+    """`depth-node build-engine`: an engine file for this GPU and TensorRT (default: <onnx>.<precision>.engine
+    beside it), int8 from an fp32 ONNX quantized first (on `calibration` images, else built-in frames), loaded
+    once to prove it loads here before anyone deploys it."""
+    from depth_node.export.quantize import is_quantized, quantized_onnx
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise DepthNodeError(f"ONNX file not found: {onnx_path}")
+    if workspace_mb < 64:
+        raise DepthNodeError("--workspace-mb below 64 leaves TensorRT no room for tactics")
+    source, quantized = onnx_path, False
+    if precision == "int8" and not is_quantized(onnx_path):
+        source, quantized = quantized_onnx(onnx_path, cache_dir=cache_dir, calibration=calibration), True
+    out = Path(out) if out else onnx_path.with_name(f"{onnx_path.stem}.{precision}.engine")
+    started = time.perf_counter()
+    write_engine(build_engine(source, precision, workspace_mb, cache_dir), out)
+    seconds = time.perf_counter() - started
+    engine = load_engine(out).engine
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    return EngineFile(out, precision, Path(source), quantized, seconds,
+                      [(n, tuple(engine.get_tensor_shape(n))) for n in names])
 
 
 def engine_for(
