@@ -12,7 +12,7 @@ fp16-typed graph (the one TensorRT 11 builds from; heads kept fp32, as `to_fp16`
 - output ranges of both graphs (for Depth Pro: the canonical inverse depth range) and non-finite fp16 values;
 - drift of fp16 against fp32 (`DriftMeter`, abs_rel directly comparable with the model's own abs_rel).
 
-The fp16 typing itself is export's (`export/tensorrt_engine.to_fp16`); this module measures it, with the runners and
+The fp16 typing itself is export's (`export/fp16_graph.py`); this module measures it, with the runners and
 comparison of `parity.py`. `depth-node check-fp16` runs `check_fp16_on_images`.
 """
 
@@ -136,7 +136,7 @@ def activation_peaks(onnx_path: str | os.PathLike, inputs: list[np.ndarray]) -> 
 
 def check_fp16(onnx_path: str | os.PathLike, inputs: list[np.ndarray], abs_rel_tol: float = 0.01,
                top: int = 8, cache_dir: str | os.PathLike | None = None) -> Fp16Report:
-    from depth_node.export.tensorrt_engine import fp16_typed_onnx
+    from depth_node.export.fp16_graph import fp16_typed_onnx
 
     onnx_path = Path(onnx_path)
     peaks, consumers = activation_peaks(onnx_path, inputs)
