@@ -25,6 +25,21 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if is_image(p))
 
 
+def image_paths(inputs: list[Path]) -> list[Path]:
+    """Image files and folders of images (a command line's inputs) → the image files, folders expanded in order."""
+    files: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            files += image_files(p)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DepthNodeError(f"no such image or folder: {p}")
+    if not files:
+        raise DepthNodeError("no images found (png/jpg/bmp)")
+    return files
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB of any image file PIL reads."""
     from PIL import Image

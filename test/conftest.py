@@ -66,6 +66,21 @@ def make_model_file(
     )
 
 
+# Depth of `flat_model_file`: Monodepth2's disp_to_depth (min 0.1, max 100) of a disparity of sigmoid(0) = 0.5.
+FLAT_DEPTH = 1.0 / (1 / 100.0 + (1 / 0.1 - 1 / 100.0) * 0.5)
+
+
+def flat_model_file(height: int = 64, width: int = 192):
+    """A relative-scale model whose finest disparity conv is zeroed: it predicts FLAT_DEPTH at every pixel, so
+    tests can write expected metrics and outputs by hand."""
+    import torch
+
+    mf = make_model_file(height, width, pose=False, scale={"kind": "relative", "factor": 1.0})
+    for k in ("depth.decoder.10.conv.weight", "depth.decoder.10.conv.bias"):
+        mf.depth_state[k] = torch.zeros_like(mf.depth_state[k])
+    return mf
+
+
 @pytest.fixture(scope="session")
 def recipe_model_path(tmp_path_factory) -> Path:
     from depth_node.checkpoints.model_file import save_model

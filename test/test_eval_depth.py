@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, make_model_file, require_shared, write_small_drive
+from conftest import FLAT_DEPTH, REPO, flat_model_file, make_model_file, require_shared, write_small_drive
 
 from depth_node.errors import DepthNodeError
 from depth_node.evaluate.depth_metrics import (
@@ -227,7 +227,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_cli_on_synthetic_folder_matches_library(tmp_path, tiny_model, synth_folder):
+def test_cli_on_synthetic_folder_writes_metrics_and_report(tmp_path, tiny_model, synth_folder):
     out = tmp_path / "depth.json"
     html = tmp_path / "report.html"
     r = _cli("eval-depth", "--model", str(tiny_model), "--data", str(synth_folder), "--json", str(out),
@@ -245,20 +245,39 @@ def test_cli_on_synthetic_folder_matches_library(tmp_path, tiny_model, synth_fol
     text = html.read_text()
     assert text.count("data:image/png;base64") == 2 and "metrics.abs_rel" in text
 
-    # the CLI is the library: same frames through DepthEstimator + evaluate_depth give the same numbers
-    from depth_node.inference.estimator import DepthEstimator
-    from depth_node.inference.factory import create_backend
-    from depth_node.sim.kitti_folder import KittiDrive
 
-    drive = KittiDrive(synth_folder)
-    est = DepthEstimator(create_backend(tiny_model, "torch", "fp32", "cpu"))
-    pairs = []
-    for f in drive.frame_ids:
-        gt = drive.depth(f)
-        pairs.append((gt, est.depth(drive.image(f), drive.intrinsics, out_size=gt.shape).depth))
-    lib = evaluate_depth(pairs, median_scaling=True)
-    for k in METRICS:
-        assert d["metrics"][k] == pytest.approx(lib.metrics[k], rel=1e-6), k
+@pytest.fixture(scope="module")
+def flat_model(tmp_path_factory) -> Path:
+    from depth_node.checkpoints.model_file import save_model
+
+    path = tmp_path_factory.mktemp("eval_models") / "flat.pt"
+    save_model(path, flat_model_file())
+    return path
+
+
+def test_cli_scores_a_flat_model_as_computed_by_hand(tmp_path, flat_model, synth_folder):
+    """A constant prediction makes every metric a closed form of the GT alone: with median scaling the prediction
+    becomes each image's GT median, without it stays FLAT_DEPTH. GT read with np.load, metrics written out here."""
+    gts = [np.load(p).astype(np.float64) for p in sorted(synth_folder.rglob("gt_depth/image_02/*.npy"))]
+    valid = [g[(g > 1e-3) & (g < 80.0)] for g in gts]  # the default depth range; sky (inf) is out
+    assert len(valid) == 3 and all(v.size > 1000 for v in valid)
+    for flag in ("--median-scaling", "--metric"):
+        out = tmp_path / f"{flag}.json"
+        r = _cli("eval-depth", "--model", str(flat_model), "--data", str(synth_folder), "--json", str(out),
+                 "--backend", "torch", flag)
+        assert r.returncode == 0, r.stderr
+        d = json.loads(out.read_text())
+        preds = [np.full_like(v, np.median(v) if flag == "--median-scaling" else FLAT_DEPTH) for v in valid]
+        abs_rel = np.mean([np.mean(np.abs(v - p) / v) for v, p in zip(valid, preds)])
+        a1 = np.mean([np.mean(np.maximum(v / p, p / v) < 1.25) for v, p in zip(valid, preds)])
+        assert d["metrics"]["abs_rel"] == pytest.approx(abs_rel, rel=1e-5), flag
+        assert d["metrics"]["a1"] == pytest.approx(a1, abs=1e-6), flag
+        assert d["counts"]["pixels"] == sum(v.size for v in valid)
+        if flag == "--median-scaling":
+            ratio = np.median([np.median(v) / FLAT_DEPTH for v in valid])
+            assert d["scaling"]["ratio_median"] == pytest.approx(ratio, rel=1e-5)
+        else:
+            assert d["scaling"]["ratio_median"] is None and d["settings"]["scaling"] == "metric"
 
 
 def test_cli_on_real_kitti_lidar(tmp_path, tiny_model):

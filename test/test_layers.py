@@ -8,7 +8,6 @@ import that runs back up the layers counts as much as a top-level one.
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "depth_node"
@@ -21,10 +20,10 @@ RANKS: dict[str, int] = {
     "paths": 0,
     "networks": 1,
     "geometry": 1,
-    "io": 1,
     "colormap": 1,
     "image_files": 1,
     "checkpoints": 2,
+    "io": 2,  # pure data formats; above geometry, whose intrinsics and poses the KITTI folder reader returns
     "export": 3,
     "inference": 4,
     "runtime": 5,
@@ -33,6 +32,7 @@ RANKS: dict[str, int] = {
     "sim": 6,
     "evaluate": 6,
     "train": 7,
+    "pack": 7,  # ships a trained model: renders held-out frames (sim), exports (export)
     "bench": 8,
     "commands": 8,
     "cli": 9,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from depth_node.geometry.poses import matrix_from_quaternion
+from depth_node.io import kitti_folder as kf
 from depth_node.io.bags import BagReader, stamp_to_ns
 from depth_node.io.image_codec import decode_image
 from depth_node.sim import Drive, DriveConfig
-from depth_node.sim import kitti_folder as kf
 from depth_node.sim.writers import write_drive
 
 REAL = Path("/work/shared/realdata/kitti_raw_2011_09_26_drive_0001")

@@ -69,8 +69,8 @@ def test_fp16_typed_onnx_for_strongly_typed_tensorrt(tmp_path_factory, net):
 
     from depth_node.evaluate.drift import drift
     from depth_node.export.cache import onnx_for
+    from depth_node.export.fp16_graph import fp16_typed_onnx
     from depth_node.export.quantize import builtin_frames, network_inputs
-    from depth_node.export.tensorrt_engine import fp16_typed_onnx
     from depth_node.inference.onnxruntime_backend import make_session
 
     cache = tmp_path_factory.getbasetemp() / "depth_node_cache"
@@ -97,7 +97,7 @@ def test_fp16_typing_keeps_resize_scales_from_constant_nodes_in_fp32(tmp_path):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from depth_node.export.tensorrt_engine import to_fp16
+    from depth_node.export.fp16_graph import to_fp16
     from depth_node.inference.onnxruntime_backend import make_session
 
     rng = np.random.default_rng(0)

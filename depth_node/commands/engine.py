@@ -1,13 +1,11 @@
 """`depth-node build-engine ONNX`: a TensorRT engine (fp16 by default; int8 from a Q/DQ ONNX, quantizing first
-when given an fp32 one) for this GPU and TensorRT version. Engines are not portable: build on the target."""
+when given an fp32 one) for this GPU and TensorRT version. Engines are not portable: build on the target.
+(library: `export/tensorrt_engine.build_engine_file`)"""
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-
-from depth_node.errors import DepthNodeError
 
 
 def register(sub, name: str, help_text: str) -> None:
@@ -22,27 +20,14 @@ def register(sub, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_node.export.quantize import is_quantized, quantized_onnx
-    from depth_node.export.tensorrt_engine import build_engine, load_engine, write_engine
+    from depth_node.export.tensorrt_engine import build_engine_file
 
-    if not args.onnx.is_file():
-        raise DepthNodeError(f"ONNX file not found: {args.onnx}")
-    if args.workspace_mb < 64:
-        raise DepthNodeError("--workspace-mb below 64 leaves TensorRT no room for tactics")
-    source = args.onnx
-    if args.precision == "int8" and not is_quantized(source):
-        source = quantized_onnx(source, cache_dir=args.cache_dir, calibration=args.images)
-        print(f"quantized {args.onnx} → {source}")
+    res = build_engine_file(args.onnx, args.output, args.precision, args.workspace_mb, args.images, args.cache_dir)
+    if res.quantized:
+        print(f"quantized {args.onnx} → {res.source}")
     elif args.images is not None:
         print("note: --images only matters for int8 from an fp32 ONNX; ignored")
-    out = args.output or args.onnx.with_name(f"{args.onnx.stem}.{args.precision}.engine")
-    started = time.perf_counter()
-    write_engine(build_engine(source, args.precision, args.workspace_mb, args.cache_dir), out)
-    engine = load_engine(out).engine  # proves the file loads here before anyone deploys it
-    io = ", ".join(
-        f"{engine.get_tensor_name(i)} {tuple(engine.get_tensor_shape(engine.get_tensor_name(i)))}"
-        for i in range(engine.num_io_tensors)
-    )
-    print(f"{out}: {args.precision} engine, {out.stat().st_size / 1e6:.1f} MB, built in "
-          f"{time.perf_counter() - started:.0f} s; tensors: {io}")
+    tensors = ", ".join(f"{name} {shape}" for name, shape in res.tensors)
+    print(f"{res.path}: {res.precision} engine, {res.path.stat().st_size / 1e6:.1f} MB, built in {res.build_s:.0f} s; "
+          f"tensors: {tensors}")
     return 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from depth_node.checkpoints.model_file import save_model
-
 
 def register(sub, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description=help_text)
@@ -29,6 +27,8 @@ def register(sub, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from depth_node.checkpoints.model_file import save_model
+
     if args.kind == "monodepth2":
         from depth_node.checkpoints.monodepth2 import import_monodepth2
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 
 from depth_node.errors import DepthNodeError
-from depth_node.ros.bag_player import PlayResult, play_bag
-
-__all__ = ["PlayResult", "play_bag", "register", "run"]
 
 
 def register(sub, name: str, help_text: str) -> None:
@@ -34,6 +31,8 @@ def register(sub, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from depth_node.ros.bag_player import play_bag
+
     if args.start_delay < 0:
         raise DepthNodeError(f"--start-delay must be ≥ 0, got {args.start_delay}")
     res = play_bag(

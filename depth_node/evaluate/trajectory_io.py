@@ -57,12 +57,6 @@ class Trajectory:
             return 0.0
         return float(np.sum(np.linalg.norm(np.diff(self.positions, axis=0), axis=1)))
 
-    def with_body_frame(self, T_x_body: np.ndarray) -> Trajectory:
-        """The same motion described for another frame rigidly attached to the body: poses · T_x_body.
-        Needed before comparing, e.g., a camera-optical GT with REP 103 body odometry: ATE's Umeyama absorbs a
-        different *world* frame, but RPE compares relative motions, which differ between body frames."""
-        return Trajectory(self.poses @ np.asarray(T_x_body, dtype=np.float64), self.stamps, self.name)
-
     def subset(self, idx) -> Trajectory:
         idx = np.asarray(idx, dtype=int)
         return Trajectory(self.poses[idx], None if self.stamps is None else self.stamps[idx], self.name)
@@ -228,11 +222,3 @@ def write_kitti(path: str | Path, traj: Trajectory) -> Path:
     lines = [" ".join(f"{x:.9e}" for x in T[:3, :].reshape(-1)) for T in traj.poses]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def write_trajectory(path: str | Path, traj: Trajectory, fmt: str) -> Path:
-    if fmt == "tum":
-        return write_tum(path, traj)
-    if fmt == "kitti":
-        return write_kitti(path, traj)
-    raise DepthNodeError(f"cannot write trajectory format {fmt!r}; choose tum or kitti")

@@ -37,6 +37,17 @@ class ExportResult:
     depth_onnx: Path
     pose_onnx: Path | None
     errors: dict[str, dict[str, float]] = field(default_factory=dict)  # net → output → max abs error
+    opset: int = DEFAULT_OPSET
+    weights: str = "fp32"  # weight storage of the files (fp16: + Cast, fp32 arithmetic)
+
+    def files(self) -> dict[str, Path]:
+        """net → ONNX file, for the nets the model has."""
+        return {net: p for net, p in (("depth", self.depth_onnx), ("pose", self.pose_onnx)) if p is not None}
+
+    def as_dict(self) -> dict[str, object]:
+        """What `depth-node export` writes to export.json."""
+        return {"depth_onnx": str(self.depth_onnx), "pose_onnx": str(self.pose_onnx) if self.pose_onnx else None,
+                "max_abs_error": self.errors, "opset": self.opset, "weights": self.weights}
 
 
 def example_image(height: int, width: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
@@ -144,14 +155,19 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     check: bool = True,
     tol: float = PARITY_TOL,
+    weights: str = "fp32",
 ) -> ExportResult:
+    """Export and (check) parity-check every graph of `model`. weights="fp16": the files then store large weights
+    in fp16 (`fp16_weights`), and `errors` are those of the fp16-weight files (reported, not judged by `tol`)."""
     if not isinstance(model, ModelFile):
         model = load_model(model)
     if opset < 17:
         raise ExportError(f"opset {opset} is too old: LayerNorm and reflect padding need ≥ 17")
+    if weights not in ("fp32", "fp16"):
+        raise ExportError(f"weight storage {weights!r}: choose fp32 or fp16")
     out_dir = Path(out_dir)
     torch.manual_seed(0)
-    result = ExportResult(out_dir / "depth.onnx", None)
+    result = ExportResult(out_dir / "depth.onnx", None, opset=opset, weights=weights)
     jobs: list[tuple[str, nn.Module, torch.Tensor, Path, str]] = [
         ("depth", depth_graph(model), example_image(model.height, model.width), result.depth_onnx, DEPTH_INPUT)
     ]
@@ -176,6 +192,13 @@ def export_model(
                     f"{path.name} differs from PyTorch beyond {tol:g} (max abs error {worst:.3g} in {', '.join(bad)});"
                     " the exporter or ONNX Runtime version may mis-handle an op"
                 )
+    if weights == "fp16":
+        from depth_node.export.fp16_weights import fp16_weights
+
+        for net, graph, example, path, _ in jobs:
+            fp16_weights(path, path)
+            if check:
+                result.errors[net] = onnx_parity(path, graph, example)
     return result
 
 

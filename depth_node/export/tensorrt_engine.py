@@ -7,7 +7,7 @@ Precision by TensorRT generation:
         deprecated and never used); fp32 clears TF32 so "fp32" means fp32.
   11.x  every network is strongly typed and the FP16/INT8 builder flags are gone: precision comes from the
         ONNX tensor types. int8 = the Q/DQ ONNX as is (float parts in fp32); fp16 = an fp16-typed copy of the ONNX
-        (`to_fp16`: fp32 I/O and heads, like the int8 graph; tested on the CPU with ONNX Runtime).
+        (`export/fp16_graph.py`: fp32 I/O and heads, like the int8 graph; tested on the CPU with ONNX Runtime).
 
 `tensorrt` is imported lazily: this module imports (and the rest of depth_node works) without it."""
 
@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from depth_node.inference.base import BackendError
+from depth_node.errors import BackendError, DepthNodeError
 
 log = logging.getLogger(__name__)
 
@@ -112,115 +114,6 @@ class _Logger:
         return self.errors[-1][:300] if self.errors else "no error message"
 
 
-# Inputs that the ONNX spec types float32 whatever the data type (Resize's roi and scales).
-FLOAT32_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}
-
-
-def to_fp16(model, keep_fp32: set[str]):
-    """fp16-typed copy of a constant-folded fp32 graph, fp32 inputs/outputs kept, `keep_fp32` nodes (the heads:
-    disparity conv + sigmoid + depth inversion, pose maths) left in fp32 — what TensorRT 10's FP16 flag did, with
-    the heads as precise as in the int8 graph. Heads only feed outputs, so each boundary is one Cast."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    g = m.graph
-    inits = {i.name: i for i in g.initializer}
-    head = [n for n in g.node if n.name in keep_fp32]
-    body = [n for n in g.node if n.name not in keep_fp32]
-
-    def float_init(name: str) -> bool:
-        return name in inits and inits[name].data_type == TensorProto.FLOAT
-
-    # float initializers: fp16 for body uses (a copy where the head or a float32-only input also uses them)
-    fp32_use = {t for n in g.node for i, t in enumerate(n.input)
-                if float_init(t) and (n.name in keep_fp32 or i in FLOAT32_INPUTS.get(n.op_type, ()))}
-    # tensors that ONNX types as float32 whatever the graph's precision (Resize scales): a Constant node producing
-    # one stays fp32 (torch's exporter emits these scales as initializers or as Constant nodes, by version)
-    fp32_only = {t for n in g.node for i, t in enumerate(n.input) if i in FLOAT32_INPUTS.get(n.op_type, ())}
-    copies: dict[str, str] = {}
-    for n in body:
-        for i, t in enumerate(n.input):
-            if not float_init(t) or i in FLOAT32_INPUTS.get(n.op_type, ()):
-                continue
-            if t not in copies:
-                half = numpy_helper.to_array(inits[t]).astype(np.float16)
-                if t in fp32_use:
-                    copies[t] = t + "_fp16"
-                    g.initializer.append(numpy_helper.from_array(half, copies[t]))
-                else:
-                    copies[t] = t
-                    inits[t].CopyFrom(numpy_helper.from_array(half, t))
-            n.input[i] = copies[t]
-        for a in n.attribute:
-            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
-                a.i = TensorProto.FLOAT16
-            if (n.op_type == "Constant" and a.name == "value" and a.t.data_type == TensorProto.FLOAT
-                    and not fp32_only.intersection(n.output)):
-                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float16), a.t.name))
-
-    def rename_uses(nodes, old: str, new: str) -> None:
-        for n in nodes:
-            for i, t in enumerate(n.input):
-                if t == old:
-                    n.input[i] = new
-
-    def is_float(vi) -> bool:
-        return vi.type.tensor_type.elem_type == TensorProto.FLOAT
-
-    pre, post = [], []
-    for vi in g.input:
-        if is_float(vi):
-            pre.append(helper.make_node("Cast", [vi.name], [vi.name + "_fp16"], to=TensorProto.FLOAT16,
-                                        name=vi.name + "_to_fp16"))
-            rename_uses(body, vi.name, vi.name + "_fp16")
-    producer = {o: n for n in body for o in n.output}
-    for vi in g.output:
-        n = producer.get(vi.name)
-        if n is not None and is_float(vi):  # computed in fp16: cast back under the output's own name
-            half = vi.name + "_fp16"
-            n.output[list(n.output).index(vi.name)] = half
-            rename_uses(body, vi.name, half)
-            post.append(helper.make_node("Cast", [half], [vi.name], to=TensorProto.FLOAT, name=vi.name + "_to_fp32"))
-    body_out = {o for n in body for o in n.output}
-    for n in head:
-        for i, t in enumerate(n.input):
-            if t in body_out:  # body → head boundary
-                if not any(c.output[0] == t + "_fp32" for c in post):
-                    post.append(helper.make_node("Cast", [t], [t + "_fp32"], to=TensorProto.FLOAT,
-                                                 name=t + "_to_fp32"))
-                n.input[i] = t + "_fp32"
-    del g.node[:]
-    g.node.extend(pre + body + post + head)
-    del g.value_info[:]
-    try:
-        onnx.checker.check_model(m, full_check=True)  # strict type inference: every op sees consistent types
-    except Exception as exc:
-        raise BackendError(f"fp16 typing produced an invalid graph ({str(exc).splitlines()[0][:200]})") from exc
-    return m
-
-
-def fp16_typed_onnx(onnx_path: Path, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The fp16-typed version of an fp32 ONNX (for strongly typed TensorRT 11 builds), cached by content."""
-    import onnx
-
-    from depth_node.export.cache import cache_root
-    from depth_node.export.quantize import folded_model, head_nodes
-
-    out = cache_root(cache_dir) / "fp16" / onnx_sha256(onnx_path)[:16] / f"{Path(onnx_path).stem}.fp16.onnx"
-    if out.is_file():
-        return out
-    folded = folded_model(onnx_path)
-    model = to_fp16(folded, set(head_nodes(folded)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out)
-    return out
-
-
 def build_engine(
     onnx_path: str | os.PathLike,
     precision: str = "fp16",
@@ -243,6 +136,8 @@ def build_engine(
     major = trt_major(trt)
     source = onnx_path
     if major >= 11 and precision == "fp16":
+        from depth_node.export.fp16_graph import fp16_typed_onnx
+
         source = fp16_typed_onnx(onnx_path, cache_dir)
 
     logger = _Logger.get(trt)
@@ -309,6 +204,47 @@ def write_engine(data: bytes, out: str | os.PathLike) -> Path:
     tmp.write_bytes(data)
     os.replace(tmp, out)  # atomic: a crashed build never leaves a truncated engine under the final name
     return out
+
+
+@dataclass
+class EngineFile:
+    path: Path
+    precision: str
+    source: Path  # the ONNX it was built from (a Q/DQ one quantized on the way for int8 from fp32)
+    quantized: bool  # the source was quantized here
+    build_s: float
+    tensors: list[tuple[str, tuple[int, ...]]]  # I/O tensor names and shapes, as the loaded engine reports them
+
+
+def build_engine_file(
+    onnx_path: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    precision: str = "fp16",
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+    calibration: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> EngineFile:
+    """`depth-node build-engine`: an engine file for this GPU and TensorRT (default: <onnx>.<precision>.engine
+    beside it), int8 from an fp32 ONNX quantized first (on `calibration` images, else built-in frames), loaded
+    once to prove it loads here before anyone deploys it."""
+    from depth_node.export.quantize import is_quantized, quantized_onnx
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise DepthNodeError(f"ONNX file not found: {onnx_path}")
+    if workspace_mb < 64:
+        raise DepthNodeError("--workspace-mb below 64 leaves TensorRT no room for tactics")
+    source, quantized = onnx_path, False
+    if precision == "int8" and not is_quantized(onnx_path):
+        source, quantized = quantized_onnx(onnx_path, cache_dir=cache_dir, calibration=calibration), True
+    out = Path(out) if out else onnx_path.with_name(f"{onnx_path.stem}.{precision}.engine")
+    started = time.perf_counter()
+    write_engine(build_engine(source, precision, workspace_mb, cache_dir), out)
+    seconds = time.perf_counter() - started
+    engine = load_engine(out).engine
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    return EngineFile(out, precision, Path(source), quantized, seconds,
+                      [(n, tuple(engine.get_tensor_shape(n))) for n in names])
 
 
 def engine_for(

@@ -29,12 +29,6 @@ class Intrinsics:
             raise ValueError(f"K must have 9 (3x3) or 16 (4x4) entries, got {K.size}")
         return cls(float(K[0]), float(K[4]), float(K[2]), float(K[5]), int(width), int(height))
 
-    @classmethod
-    def from_normalized(cls, Kn, width: int, height: int) -> Intrinsics:
-        """From Monodepth2's K normalised by image size (fx/W, fy/H, cx/W, cy/H)."""
-        Kn = np.asarray(Kn, dtype=np.float64)
-        return cls(Kn[0, 0] * width, Kn[1, 1] * height, Kn[0, 2] * width, Kn[1, 2] * height, width, height)
-
     @property
     def K(self) -> np.ndarray:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])

@@ -145,10 +145,6 @@ class VisualOdometry:
         """Classify `stamp` against the last chained one (see `classify_stamp`) without changing anything."""
         return classify_stamp(self.last_stamp, stamp, self.max_gap)
 
-    def set_camera_to_base(self, T: np.ndarray) -> None:
-        self.camera_to_base = np.asarray(T, dtype=np.float64)
-        self._base_to_camera = invert_se3(self.camera_to_base)
-
     def reset(self, keep_pose: bool = False) -> None:
         """Restart the chain. keep_pose: continue from the current pose (gap) rather than from the origin."""
         if not keep_pose:

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from depth_node.errors import DepthNodeError
+from depth_node.errors import BackendError
+
+__all__ = ["Backend", "BackendError", "GraphRunner", "ModelInfo", "usable_cpus"]
 
 
 def usable_cpus() -> int:
@@ -25,10 +27,6 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-class BackendError(DepthNodeError):
-    """A backend that cannot run here (missing package, no GPU, bad engine) or failed at run time."""
 
 
 @dataclass(frozen=True)

@@ -74,104 +74,136 @@ def play_bag(
         raise DepthNodeError(f"QoS depth must be ≥ 1, got {qos_depth}")
     try:
         import rclpy
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     except ImportError as exc:
         raise DepthNodeError(f"play needs rclpy (ROS 2): {exc}") from exc
 
     result = PlayResult()
     with BagReader(path) as bag:
-        explicit = topics is not None
-        wanted = bag.check_topics(topics) if explicit else list(bag.topics)
-        types = {t: bag.topics[t].msgtype for t in wanted}
-        classes = {}
-        for topic, msgtype in types.items():
-            cls = message_class(msgtype)
-            if cls is None:
-                if explicit:
-                    raise DepthNodeError(f"cannot play {topic}: no Python message package for its type {msgtype}")
-                log.warning("skipping %s: message type %s has no installed Python class", topic, msgtype)
-                result.skipped[topic] = msgtype
-                continue
-            classes[topic] = cls
-        if not classes:
-            raise DepthNodeError(f"nothing to play in {bag.path}: no topic has an installed message type")
-
+        classes = _message_classes(bag, topics, result)
         context = rclpy.Context()
         rclpy.init(args=[], context=context)
         node = None
         try:
             node = rclpy.create_node(node_name, context=context, start_parameter_services=False)
-            qos = QoSProfile(
-                history=HistoryPolicy.KEEP_LAST,
-                depth=qos_depth,
-                reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-                durability=DurabilityPolicy.VOLATILE,
-            )
-            pubs = {topic: node.create_publisher(cls, topic, qos) for topic, cls in classes.items()}
-            clock_pub = None
-            Clock = None
-            if clock:
-                from rosgraph_msgs.msg import Clock
-
-                clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(depth=10))
-            result.published = dict.fromkeys(pubs, 0)
-
-            def stopped() -> bool:
-                return stop_event is not None and stop_event.is_set()
-
-            def send_clock(ns: int) -> None:
-                if clock_pub is not None:
-                    msg = Clock()
-                    msg.clock.sec, msg.clock.nanosec = divmod(int(ns), 1_000_000_000)
-                    clock_pub.publish(msg)
-
+            player = _Player(node, classes, qos_depth, reliable, clock, clock_hz, rate, stop_event, on_message)
+            result.published = dict.fromkeys(player.pubs, 0)
             t_begin = time.monotonic()
-            first_ns = bag.start_ns
-            # discovery grace: subscribers started before us need a moment to match the new publishers
-            deadline = time.monotonic() + max(start_delay, 0.0)
-            while time.monotonic() < deadline and not stopped():
-                send_clock(first_ns)
-                time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
-            deadline = time.monotonic() + max(wait_for_subscribers, 0.0)
-            lonely = [t for t, p in pubs.items() if p.get_subscription_count() == 0]
-            while lonely and time.monotonic() < deadline and not stopped():
-                send_clock(first_ns)
-                time.sleep(0.05)
-                lonely = [t for t, p in pubs.items() if p.get_subscription_count() == 0]
-            if lonely and wait_for_subscribers > 0:
-                log.warning("no subscriber after %.1f s on: %s", wait_for_subscribers, ", ".join(lonely))
-            period = 1.0 / clock_hz if clock_hz > 0 else 0.1
-            while not stopped():
-                wall0 = time.monotonic()
-                base_ns = None
-                for m in bag.messages(list(pubs)):
-                    if base_ns is None:
-                        base_ns = m.stamp_ns
-                    target = wall0 + (m.stamp_ns - base_ns) * 1e-9 / rate
-                    while not stopped():
-                        now = time.monotonic()
-                        if now >= target:
-                            break
-                        time.sleep(min(target - now, period))
-                        send_clock(base_ns + int((time.monotonic() - wall0) * rate * 1e9))
-                    if stopped():
-                        break
-                    send_clock(m.stamp_ns)
-                    pubs[m.topic].publish(bytes(m.raw))
-                    result.published[m.topic] += 1
-                    if on_message is not None:
-                        on_message(m)  # just published: its send time
+            player.wait_for_matching(bag.start_ns, start_delay, wait_for_subscribers)
+            while not player.stopped():
+                player.play_once(bag, result.published)
                 result.loops += 1
                 if not loop:
                     break
-            result.interrupted = stopped()
-            for pub in pubs.values():
-                # reliable delivery of the tail: do not tear down while subscribers still acknowledge
-                if reliable:
-                    pub.wait_for_all_acked(rclpy.duration.Duration(seconds=ack_timeout))
+            result.interrupted = player.stopped()
+            if reliable:
+                player.wait_for_acks(ack_timeout)
             result.wall_s = time.monotonic() - t_begin
         finally:
             if node is not None:
                 node.destroy_node()
             context.try_shutdown()
     return result
+
+
+def _message_classes(bag: BagReader, topics: Iterable[str] | None, result: PlayResult) -> dict[str, type]:
+    """topic → message class of the topics to play; without explicit `topics`, those whose type has no installed
+    Python class are skipped (noted in `result.skipped`), with them it is an error."""
+    explicit = topics is not None
+    wanted = bag.check_topics(topics) if explicit else list(bag.topics)
+    classes = {}
+    for topic in wanted:
+        msgtype = bag.topics[topic].msgtype
+        cls = message_class(msgtype)
+        if cls is None:
+            if explicit:
+                raise DepthNodeError(f"cannot play {topic}: no Python message package for its type {msgtype}")
+            log.warning("skipping %s: message type %s has no installed Python class", topic, msgtype)
+            result.skipped[topic] = msgtype
+            continue
+        classes[topic] = cls
+    if not classes:
+        raise DepthNodeError(f"nothing to play in {bag.path}: no topic has an installed message type")
+    return classes
+
+
+class _Player:
+    """One playback's publishers, /clock and pacing on a node the caller owns."""
+
+    def __init__(self, node, classes: dict[str, type], qos_depth: int, reliable: bool, clock: bool, clock_hz: float,
+                 rate: float, stop_event: threading.Event | None,
+                 on_message: Callable[[BagMessage], None] | None) -> None:
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=qos_depth,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        self.pubs = {topic: node.create_publisher(cls, topic, qos) for topic, cls in classes.items()}
+        self.clock_pub = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_cls = Clock
+            self.clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(depth=10))
+        self.period = 1.0 / clock_hz if clock_hz > 0 else 0.1
+        self.rate = rate
+        self.stop_event = stop_event
+        self.on_message = on_message
+
+    def stopped(self) -> bool:
+        return self.stop_event is not None and self.stop_event.is_set()
+
+    def send_clock(self, ns: int) -> None:
+        if self.clock_pub is not None:
+            msg = self._clock_cls()
+            msg.clock.sec, msg.clock.nanosec = divmod(int(ns), 1_000_000_000)
+            self.clock_pub.publish(msg)
+
+    def wait_for_matching(self, first_ns: int, start_delay: float, wait_for_subscribers: float) -> None:
+        """Discovery grace: subscribers started before us need a moment to match the new publishers."""
+        deadline = time.monotonic() + max(start_delay, 0.0)
+        while time.monotonic() < deadline and not self.stopped():
+            self.send_clock(first_ns)
+            time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+        deadline = time.monotonic() + max(wait_for_subscribers, 0.0)
+        lonely = self._lonely()
+        while lonely and time.monotonic() < deadline and not self.stopped():
+            self.send_clock(first_ns)
+            time.sleep(0.05)
+            lonely = self._lonely()
+        if lonely and wait_for_subscribers > 0:
+            log.warning("no subscriber after %.1f s on: %s", wait_for_subscribers, ", ".join(lonely))
+
+    def _lonely(self) -> list[str]:
+        return [t for t, p in self.pubs.items() if p.get_subscription_count() == 0]
+
+    def play_once(self, bag: BagReader, published: dict[str, int]) -> None:
+        """One pass over the bag at `rate` × its own timing, /clock ticking between messages."""
+        wall0 = time.monotonic()
+        base_ns = None
+        for m in bag.messages(list(self.pubs)):
+            if base_ns is None:
+                base_ns = m.stamp_ns
+            target = wall0 + (m.stamp_ns - base_ns) * 1e-9 / self.rate
+            while not self.stopped():
+                now = time.monotonic()
+                if now >= target:
+                    break
+                time.sleep(min(target - now, self.period))
+                self.send_clock(base_ns + int((time.monotonic() - wall0) * self.rate * 1e9))
+            if self.stopped():
+                return
+            self.send_clock(m.stamp_ns)
+            self.pubs[m.topic].publish(bytes(m.raw))
+            published[m.topic] += 1
+            if self.on_message is not None:
+                self.on_message(m)  # just published: its send time
+
+    def wait_for_acks(self, timeout: float) -> None:
+        """Reliable delivery of the tail: do not tear down while subscribers still acknowledge."""
+        import rclpy.duration
+
+        for pub in self.pubs.values():
+            pub.wait_for_all_acked(rclpy.duration.Duration(seconds=timeout))

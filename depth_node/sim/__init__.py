@@ -3,7 +3,7 @@
     from depth_node.sim import DriveConfig, render_drive
     for frame in render_drive(DriveConfig(seed=1, frames=50)): ...
 
-See `drive` for the frame conventions, `kitti_folder` and `writers` for the on-disk formats.
+See `drive` for the frame conventions, `writers` (and `depth_node.io.kitti_folder`) for the on-disk formats.
 """
 
 from depth_node.sim.config import DriveConfig

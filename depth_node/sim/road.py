@@ -82,10 +82,6 @@ class Road:
         d = np.asarray(d, dtype=np.float64)
         return x - d * np.sin(th), y + d * np.cos(th), th
 
-    def curvature_at(self, s) -> np.ndarray:
-        k = np.clip(np.searchsorted(self.s0, np.asarray(s), side="right") - 1, 0, len(self.s0) - 1)
-        return self.curvature[k]
-
     def segments_near(self, x: float, y: float, radius: float) -> np.ndarray:
         """Indices of segments that come within `radius` of (x, y) (bounding-circle test)."""
         mid_s = self.s0 + self.length / 2

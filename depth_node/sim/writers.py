@@ -25,7 +25,7 @@ from PIL import Image
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import quaternion_from_matrix
-from depth_node.sim import kitti_folder as kf
+from depth_node.io import kitti_folder as kf
 from depth_node.sim.drive import Drive, Frame
 from depth_node.sim.labels import class_names
 

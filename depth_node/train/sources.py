@@ -187,11 +187,11 @@ def find_intrinsics_file(folder: Path, explicit: str | None) -> Path | None:
 
 class KittiDriveSource(FrameSource):
     """One drive in the KITTI raw layout — real KITTI or written by `depth-node synth --format kitti` — read
-    through depth_node.sim.kitti_folder (the project's one reader of that layout). Stereo partner: image_03;
+    through depth_node.io.kitti_folder (the project's one reader of that layout). Stereo partner: image_03;
     GT depth: the synthetic .npy or KITTI's annotated PNGs; segment ids: the synthetic semantic/instance maps."""
 
     def __init__(self, drive: Path) -> None:
-        from depth_node.sim.kitti_folder import KittiDrive, KittiFolderError
+        from depth_node.io.kitti_folder import KittiDrive, KittiFolderError
 
         try:
             self.kd = KittiDrive(drive)

@@ -11,6 +11,9 @@ fp16-typed graph (the one TensorRT 11 builds from; heads kept fp32, as `to_fp16`
   inputs;
 - output ranges of both graphs (for Depth Pro: the canonical inverse depth range) and non-finite fp16 values;
 - drift of fp16 against fp32 (`DriftMeter`, abs_rel directly comparable with the model's own abs_rel).
+
+The fp16 typing itself is export's (`export/fp16_graph.py`); this module measures it, with the runners and
+comparison of `parity.py`. `depth-node check-fp16` runs `check_fp16_on_images`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from depth_node.evaluate.parity import checked_output, compare, load_frames, reference_runner
 
 FP16_MAX = 65504.0
 # A decomposed LayerNorm squares its input: beyond this magnitude the square overflows fp16.
@@ -62,6 +67,25 @@ class Fp16Report:
             "output_range_fp16": self.output_range_fp16, "nonfinite_fp16": self.nonfinite_fp16,
             "drift_fp16_vs_fp32": self.drift, "passed": self.passed, "failures": self.failures,
         }
+
+    def lines(self) -> list[str]:
+        """The report as `depth-node check-fp16` prints it."""
+        out = [f"{self.tensors_checked} float tensors on {self.frames} frame(s); fp16 max {FP16_MAX:g}",
+               "largest activations (fp32):"]
+        out += [f"  {p.max_abs:12.4g}  {p.op_type:20s} {p.name}" for p in self.peaks]
+        if self.layernorm_risk:
+            out.append(f"{len(self.layernorm_risk)} LayerNorm/Pow input(s) above 256 (safe in the fused op; overflow "
+                       "if a builder decomposes LayerNorm in fp16 — keep those layers fp32):")
+            out += [f"  {p.max_abs:12.4g}  {p.name}" for p in self.layernorm_risk[:8]]
+        for k, r in self.output_range_fp32.items():
+            h = self.output_range_fp16[k]
+            out.append(f"output {k}: fp32 [{r['min']:.4g}, {r['max']:.4g}] (p1 {r['p1']:.4g}, p99 {r['p99']:.4g}); "
+                       f"fp16 [{h['min']:.4g}, {h['max']:.4g}], non-finite {self.nonfinite_fp16[k]}")
+        for k, d in self.drift.items():
+            out.append(f"fp16 vs fp32 {k:24s} max abs {d['max_abs']:.4g}  mean abs {d['mean_abs']:.4g}  "
+                       f"abs_rel {d['abs_rel']:.4%}")
+        out.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
+        return out
 
 
 def _range(values: list[np.ndarray]) -> dict[str, float]:
@@ -112,8 +136,7 @@ def activation_peaks(onnx_path: str | os.PathLike, inputs: list[np.ndarray]) -> 
 
 def check_fp16(onnx_path: str | os.PathLike, inputs: list[np.ndarray], abs_rel_tol: float = 0.01,
                top: int = 8, cache_dir: str | os.PathLike | None = None) -> Fp16Report:
-    from depth_node.commands.verify_engine import compare, reference_runner
-    from depth_node.export.tensorrt_engine import fp16_typed_onnx
+    from depth_node.export.fp16_graph import fp16_typed_onnx
 
     onnx_path = Path(onnx_path)
     peaks, consumers = activation_peaks(onnx_path, inputs)
@@ -138,9 +161,16 @@ def check_fp16(onnx_path: str | os.PathLike, inputs: list[np.ndarray], abs_rel_t
     bad = {k: n for k, n in nonfinite.items() if n}
     if bad:
         failures.append(f"fp16 outputs have non-finite values: {bad}")
-    key = "depth" if "depth" in drift else next(iter(drift))
+    key = checked_output(drift)
     if drift[key]["abs_rel"] > abs_rel_tol:
         failures.append(f"{key}: fp16 drift abs_rel {drift[key]['abs_rel']:.4%} > {abs_rel_tol:.4%}")
     return Fp16Report(len(inputs), len(peaks), peaks[:top], overflow, risk,
                       {k: _range(v) for k, v in r32.items()}, {k: _range(v) for k, v in r16.items()}, nonfinite,
                       drift, failures)
+
+
+def check_fp16_on_images(onnx_path: str | os.PathLike, images: str | os.PathLike, frames: int = 4,
+                         abs_rel_tol: float = 0.01) -> Fp16Report:
+    """`check_fp16` on up to `frames` evenly spaced frames of the folder `images`, sized to the graph's input."""
+    _, shape = reference_runner(onnx_path)
+    return check_fp16(onnx_path, load_frames(images, shape, frames), abs_rel_tol)

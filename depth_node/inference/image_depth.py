@@ -1,0 +1,55 @@
+"""Depth for image files (`depth-node infer`): each image through `DepthEstimator`, written as .npy (metres for
+metric models, else the model's relative units) and a colourised PNG beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from depth_node.errors import DepthNodeError
+from depth_node.image_files import image_paths, load_rgb
+
+
+def default_model() -> Path:
+    """The package's models/default.pt, or an error that says to pass a model."""
+    from depth_node.paths import models_dir
+
+    path = models_dir() / "default.pt"
+    if not path.is_file():
+        raise DepthNodeError(f"no model given and no default model at {path}; pass --model FILE")
+    return path
+
+
+@dataclass
+class ImageDepthResult:
+    images: int
+    metric: bool  # metres (True) or relative units
+    output: Path
+
+
+def depth_for_images(inputs: list[Path], output: Path, model: Path | None = None, backend: str = "auto",
+                     precision: str = "auto", device: str = "auto", fx: float | None = None,
+                     input_size: bool = False) -> ImageDepthResult:
+    """OUTPUT/<stem>.npy and <stem>_depth.png for every image of `inputs` (files or folders). `fx`: the images'
+    focal length in pixels (metric models); `input_size`: depth at the image's resolution, else the network's."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    from depth_node.colormap import colorize
+    from depth_node.geometry.camera import Intrinsics
+    from depth_node.inference.estimator import DepthEstimator
+    from depth_node.inference.factory import create_backend
+
+    est = DepthEstimator(create_backend(model or default_model(), backend, precision, device))
+    output.mkdir(parents=True, exist_ok=True)
+    files = image_paths(inputs)
+    for path in tqdm(files, desc="depth", unit="img"):
+        rgb = load_rgb(path)
+        h, w = rgb.shape[:2]
+        intr = Intrinsics(fx, fx, w / 2, h / 2, w, h) if fx else None
+        res = est.depth(rgb, intr, out_size=(h, w) if input_size else None)
+        np.save(output / f"{path.stem}.npy", res.depth)
+        Image.fromarray(colorize(res.depth, bgr=False)).save(output / f"{path.stem}_depth.png")
+    return ImageDepthResult(len(files), est.metric, output)
