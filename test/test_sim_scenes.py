@@ -154,7 +154,7 @@ def test_synth_cli_reaches_the_new_settings(tmp_path):
                         "--set", "camera.hfov_deg=90", "--set", "camera.height_m=0.35", "--workers", "1",
                         "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    from depth_node.sim.kitti_folder import KittiDrive
+    from depth_node.io.kitti_folder import KittiDrive
 
     drive = KittiDrive(out)
     k = drive.intrinsics

@@ -32,10 +32,10 @@ from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import VisualOdometry, classify_stamp
 from depth_node.geometry.pointcloud import OrganizedCloudBuilder
 from depth_node.geometry.scale import ScaleError, ScaleEstimator
+from depth_node.io.image_cdr import parse_image
 from depth_node.pipeline import camera_info_intrinsics, configured_intrinsics, odometry_noise
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
-from depth_node.io.image_cdr import parse_image
 from depth_node.ros.sync import CameraInfoCache, LatestSlot, stamp_to_ns
 
 NODE_NAME = "mono_depth_node"
