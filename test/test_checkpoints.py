@@ -142,8 +142,31 @@ def test_cli_reports_errors_without_traceback(tmp_path):
     assert "error:" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("storage, size_ratio, tol", [("fp16", 0.5, 2e-3), ("int8", 0.26, 2e-2)])
-def test_compact_storage_shrinks_the_file_and_loads_as_fp32(tmp_path, storage, size_ratio, tol):
+def _rendered_frame() -> torch.Tensor:
+    """A real-looking street frame (1, 3, 96, 320) in [0, 1] from a drive no model was trained on."""
+    from depth_node.sim.config import DriveConfig
+    from depth_node.sim.drive import Drive
+
+    cfg = DriveConfig(seed=9016, frames=2)
+    cfg.camera.width, cfg.camera.height = 320, 96
+    return torch.from_numpy(Drive(cfg).frame(1).rgb).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _storage_error_bound(v: torch.Tensor, storage: str) -> torch.Tensor:
+    """The largest rounding the format allows for each value, from its definition (model_file's docstring):
+    int8 is symmetric per output channel (step = channel max / 127, error ≤ half a step) for weight tensors
+    (≥ 2-D, ≥ 256 values); everything else is fp16 (error ≤ 2⁻¹¹ relative, 2⁻²⁵ absolute below fp16's normals)."""
+    v = v.double()
+    if storage == "int8" and v.dim() >= 2 and v.numel() >= 256:
+        amax = v.abs().reshape(v.shape[0], -1).amax(dim=1).reshape(-1, *([1] * (v.dim() - 1)))
+        return (amax / 127.0 / 2.0 + amax * 2.0**-22).expand_as(v)  # + float32 rounding of q × step
+    return v.abs() * 2.0**-11 + 2.0**-25
+
+
+# output drift (mean relative disparity change on a rendered frame): about twice what these untrained weights show
+# (fp16 0.05 %, int8 0.9 %); the card of the trained default model reports 0.4 % for int8
+@pytest.mark.parametrize("storage, size_ratio, max_drift", [("fp16", 0.5, 1e-3), ("int8", 0.26, 2e-2)])
+def test_compact_storage_shrinks_the_file_and_loads_as_fp32(tmp_path, storage, size_ratio, max_drift):
     from conftest import make_model_file
 
     m = make_model_file(96, 320)
@@ -153,17 +176,17 @@ def test_compact_storage_shrinks_the_file_and_loads_as_fp32(tmp_path, storage, s
     loaded = load_model(small)
     assert all(v.dtype == m.depth_state[k].dtype for k, v in loaded.depth_state.items())
     assert loaded.pose_state is not None and set(loaded.pose_state) == set(m.pose_state)
-    for k, v in m.depth_state.items():
-        if torch.is_floating_point(v) and v.numel() > 1:
-            err = float((loaded.depth_state[k] - v).abs().max())
-            assert err <= tol * float(v.abs().max()) + 1e-6, k
-    x = torch.rand(1, 3, 96, 320, generator=torch.Generator().manual_seed(0))
+    for part, got_part in ((m.depth_state, loaded.depth_state), (m.pose_state, loaded.pose_state)):
+        for k, v in part.items():
+            if torch.is_floating_point(v):
+                err = (got_part[k].double() - v.double()).abs()
+                assert bool((err <= _storage_error_bound(v, storage)).all()), (k, float(err.max()))
+    x = _rendered_frame()
     with torch.no_grad():
-        a = build_depth_net(m).eval()(x)
-        b = build_depth_net(loaded).eval()(x)
-    key = next(iter(a)) if isinstance(a, dict) else 0
-    rel = ((a[key] - b[key]).abs() / a[key].abs().clamp_min(1e-6)).mean()
-    assert 0 < float(rel) < 5 * tol  # rounded, yet close
+        a = build_depth_net(m).eval()(x)[0]  # full-resolution disparity, what the node publishes
+        b = build_depth_net(loaded).eval()(x)[0]
+    rel = float(((a - b).abs() / a.abs()).mean())
+    assert 0 < rel < max_drift, rel  # rounded, yet close
 
 
 def test_unknown_storage_is_refused(tmp_path):

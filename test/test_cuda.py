@@ -38,9 +38,12 @@ def cpu_reference():
     return model, xs, [ref.run_depth(x)["depth"] for x in xs], ref.run_pose(pair), pair
 
 
-@pytest.mark.parametrize(("precision", "limit"), [("fp32", 2e-3), ("fp16", 1e-2), ("bf16", 4e-2)])
-def test_torch_backend_on_cuda_matches_cpu_fp32(cpu_reference, precision, limit):
-    """fp32 on CUDA may use TF32 convolutions (cuDNN's default), hence a limit above float rounding."""
+@pytest.mark.parametrize(("precision", "limit", "pose_limit"),
+                         [("fp32", 2e-3, 5e-3), ("fp16", 1e-2, 1e-2), ("bf16", 4e-2, 2e-2)])
+def test_torch_backend_on_cuda_matches_cpu_fp32(cpu_reference, precision, limit, pose_limit):
+    """fp32 on CUDA may use TF32 convolutions (cuDNN's default), hence a limit above float rounding. The pose
+    outputs (axis-angle and translation of ~1e-3 here) may be off by pose_limit of their largest magnitude: bf16
+    on a CPU is off by 0.4 %, so each limit is about five rounding errors of its precision, not the value itself."""
     model, xs, ref_depth, ref_pose, pair = cpu_reference
     be = create_backend(model, "torch", precision, "cuda")
     got = [be.run_depth(x)["depth"] for x in xs]
@@ -50,7 +53,9 @@ def test_torch_backend_on_cuda_matches_cpu_fp32(cpu_reference, precision, limit)
     assert np.array_equal(again, got[0]) and not np.array_equal(got[0], got[1])
     pose = be.run_pose(pair)
     for key, val in ref_pose.items():
-        assert np.allclose(pose[key], val, atol=max(1e-3, 20 * limit * float(np.abs(val).max()))), key
+        motion = val - np.eye(4) if key == "T" else val  # T is near identity: compare its motion part
+        err = float(np.abs(pose[key] - val).max())
+        assert err <= pose_limit * float(np.abs(motion).max()), (key, err, float(np.abs(motion).max()))
 
 
 def test_depth_pro_on_cuda_matches_cpu():

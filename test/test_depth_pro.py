@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import time
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +17,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+from conftest import require_shared
 
 from depth_node.checkpoints.depth_pro import import_depth_pro
 from depth_node.checkpoints.model_file import ModelFileError, build_depth_net, load_model, save_model
@@ -38,14 +38,9 @@ ONNX_TOL = 1e-4
 
 
 def _shared() -> Path:
-    root = Path(os.environ.get("DEPTH_NODE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    needed = [root / "fixtures/depth_pro/golden_tiny.npz", root / "fixtures/monodepth2/weights_recipe.py"]
-    missing = [str(p) for p in needed if not p.is_file()]
-    if missing:
-        msg = f"Depth Pro fixtures missing: {', '.join(missing)} (set DEPTH_NODE_SHARED)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    """../shared (or $DEPTH_NODE_SHARED) with the fixtures these tests need: skipped outside CI, a failure in CI."""
+    for sub in ("fixtures/depth_pro/golden_tiny.npz", "fixtures/monodepth2/weights_recipe.py"):
+        root = require_shared(sub).parents[2]
     return root
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from depth_node.geometry.camera import Intrinsics
-from depth_node.geometry.poses import invert_se3
 from depth_node.inference.base import BackendError
 from depth_node.inference.estimator import DepthEstimator
 from depth_node.inference.factory import create_backend, resolve
@@ -37,6 +36,26 @@ def test_onnxruntime_matches_torch_within_1e4(estimators):
     assert np.max(np.abs(a["depth"] - b["depth"]) / a["depth"]) < 1e-4
 
 
+# the conftest model: Monodepth2 with min/max depth 0.1/100 m and the stereo factor 5.4 (metres per unit)
+MIN_DEPTH, MAX_DEPTH, FACTOR = 0.1, 100.0, 5.4
+
+
+def _bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Half-pixel-centre bilinear resize (align_corners=False) written out: each output pixel samples the input at
+    (i + 0.5) · in / out − 0.5, clamped to the image."""
+    def coords(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        return lo, hi, src - lo
+
+    y0, y1, fy = coords(height, img.shape[0])
+    x0, x1, fx = coords(width, img.shape[1])
+    top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
+    bottom = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
+    return top * (1 - fy)[:, None] + bottom * fy[:, None]
+
+
 def test_depth_at_input_size_with_scaled_intrinsics(estimators):
     est = estimators["onnxruntime"]
     intr = Intrinsics(721.5, 721.5, 609.6, 172.9, 1242, 375)
@@ -45,23 +64,34 @@ def test_depth_at_input_size_with_scaled_intrinsics(estimators):
     assert net.intrinsics.fx == pytest.approx(721.5 * 320 / 1242) and net.intrinsics.cy == pytest.approx(
         172.9 * 96 / 375
     )
+    # Monodepth2's depth from its sigmoid disparity, by hand: factor / (1/max + (1/min − 1/max) · disp)
+    disp = np.asarray(net.outputs["disp"], np.float64).reshape(96, 320)
+    want = FACTOR / (1 / MAX_DEPTH + (1 / MIN_DEPTH - 1 / MAX_DEPTH) * disp)
+    np.testing.assert_allclose(net.depth, want, rtol=1e-5)
+    assert est.depth_range == pytest.approx((MIN_DEPTH * FACTOR, MAX_DEPTH * FACTOR))
     full = est.depth(_frame(), intr, out_size=(375, 1242))
     assert full.depth.shape == (375, 1242) and full.intrinsics == intr
-    lo, hi = est.depth_range
-    assert lo <= np.nanmin(full.depth) and np.nanmax(full.depth) <= hi
-    # resizing preserves the scene's depth statistics (interpolation in inverse depth)
-    assert np.nanmedian(full.depth) == pytest.approx(np.nanmedian(net.depth), rel=0.02)
+    # the full-size map interpolates inverse depth (as the reference evaluation does), not depth
+    np.testing.assert_allclose(full.depth, 1.0 / _bilinear(1.0 / want, 375, 1242), rtol=1e-4)
 
 
 def test_motion_is_inverse_of_pose_net_T(estimators):
+    """The camera motion is the inverse of the pose net's M = [R(axisangle) | t] (earlier → later), its
+    translation in metres like depth: written out here with Rodrigues' formula from the net's raw outputs."""
     est = estimators["torch"]
     a, b = est.prepare(_frame(seed=1)), est.prepare(_frame(seed=2))
     outs = est.backend.run_pose(np.concatenate([a, b], 1))
-    M = outs["T"].reshape(4, 4).astype(np.float64)
-    motion = est.motion(a, b)
-    expected = invert_se3(M)
-    expected[:3, 3] *= 5.4  # stereo model: translation in metres like depth
-    np.testing.assert_allclose(motion, expected, atol=1e-6)
+    w = np.asarray(outs["axisangle"], np.float64).reshape(-1, 3)[0]
+    t = np.asarray(outs["translation"], np.float64).reshape(-1, 3)[0]
+    theta = np.linalg.norm(w)
+    k = w / theta
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    R = np.eye(3) + np.sin(theta) * K + (1 - np.cos(theta)) * K @ K
+    expected = np.eye(4)
+    expected[:3, :3] = R.T
+    expected[:3, 3] = -R.T @ t * FACTOR
+    assert theta > 1e-5 and np.linalg.norm(t) > 1e-5  # a real motion, not the identity
+    np.testing.assert_allclose(est.motion(a, b), expected, atol=1e-6)
 
 
 def test_preprocess_any_size_and_aspect():

@@ -1,11 +1,12 @@
-"""`depth-node bench --node` end to end on a small model: the JSON has the figures the README quotes. It runs as
-the acceptance command does (transports `auto`: the node on its own choice of Fast DDS profile, this side on
-Fast DDS defaults), so the node's shared-memory profile is checked to carry depth and clouds to a default
-subscriber in another process."""
+"""`depth-node bench --node` end to end on a small model: the JSON has the figures the README quotes, and they
+agree with one another. It runs as the acceptance command does (transports `auto`: the node on its own choice of
+Fast DDS profile, this side on Fast DDS defaults), so the node's shared-memory profile is checked to carry depth
+and clouds to a default subscriber in another process."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -17,25 +18,63 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow,
               pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable")]
 
 
+FRAMES = 4
+TIMING_KEYS = {"median_ms", "p90_ms", "mean_ms", "min_ms", "n"}
+
+
+def _check_timing(t: dict, most: int) -> None:
+    """One timing summary: its own fields agree (min ≤ median ≤ p90, min ≤ mean) and it counts real samples."""
+    assert set(t) == TIMING_KEYS, t
+    assert 0 < t["min_ms"] <= t["median_ms"] <= t["p90_ms"] and t["min_ms"] <= t["mean_ms"], t
+    assert 1 <= t["n"] <= most, t
+
+
 @pytest.mark.timeout(300)
 def test_node_bench_smoke(tmp_path) -> None:
+    """Schema and internal consistency of the JSON (the figures are the bench's business, never asserted here):
+    the derived figures are the formulas of the module docstring applied to the measured ones, the goal flags
+    agree with the goals, and the transports are what a plain machine gets."""
     model = H.make_model(tmp_path / "model.pt")
     out = tmp_path / "node_bench.json"
+    env = H.ros_env(57)
+    for key in (*D.FASTDDS_ENV, D.ENV):  # a plain machine: no Fast DDS configuration of the user's
+        env.pop(key, None)
     r = subprocess.run([H.PY, "-m", "depth_node.bench.node_bench", "--model", str(model), "--backends", "torch",
                         "--precisions", "fp32", "--node-device", "cpu", "--node-input-size", "320x96",
-                        "--node-frames", "4", "--node-domain", "57", "--json", str(out)],
-                       env=H.ros_env(57), cwd=H.ROOT, capture_output=True, text=True, timeout=280)
+                        "--node-frames", str(FRAMES), "--node-domain", "57", "--json", str(out)],
+                       env=env, cwd=H.ROOT, capture_output=True, text=True, timeout=280)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads(out.read_text())
-    assert res["backend"] == "torch" and res["precision"] == "fp32" and res["resolution"] == "320x96"
-    env = H.ros_env(57)
-    user = next((env[k] for k in D.FASTDDS_ENV if env.get(k)), None)
-    assert res["dds_profile"]["subscriber"] == (user or "Fast DDS defaults")
-    assert res["dds_profile"]["node"] == D.choose_profile(env, H.ROOT / "config" / D.PROFILE_NAME)[1]
-    for key in ("node_overhead_ms", "node_over_inference_ratio", "pointcloud_ms_640x192", "node_overhead_with_odom_ms"):
-        assert isinstance(res[key], float), key
-    assert all(res["end_to_end_ms"][k]["n"] >= 2 for k in ("depth", "depth_points", "depth_points_odom"))
-    assert res["raw_inference_ms"]["median_ms"] > 0
-    assert res["node_breakdown_ms"]["depth_points"]["inference_ms"] > 0
-    assert 0 < res["pointcloud_ms_640x192"] < 50
-    assert "node overhead" in r.stdout
+    assert res["mode"] == "node" and res["backend"] == "torch" and res["precision"] == "fp32"
+    assert res["input_size"] == "320x96" and res["frames"] == FRAMES
+    # transports: this side keeps Fast DDS defaults; the node takes the shipped profile when /dev/shm has room
+    assert res["dds_profile"]["subscriber"] == "Fast DDS defaults"
+    shm = os.statvfs("/dev/shm")
+    if shm.f_bavail * shm.f_frsize >= 2 * 32 * 2**20:
+        assert str(H.ROOT / "config" / "fastdds_shm_large.xml") in res["dds_profile"]["node"], res["dds_profile"]
+
+    e2e, raw, pose = res["end_to_end_ms"], res["raw_inference_ms"], res["pose_net_ms"]
+    assert set(e2e) == {"depth", "depth_points", "depth_points_odom"}
+    for t in e2e.values():
+        _check_timing(t, FRAMES)
+        assert t["n"] >= FRAMES // 2  # the bench's own floor for a valid run
+    for t in (raw, res["estimator_depth_ms"], pose):
+        _check_timing(t, 10**6)
+    # derived figures = the docstring's formulas on the measured ones (rounded to 1 µs)
+    assert res["node_overhead_ms"] == pytest.approx(e2e["depth_points"]["median_ms"] - raw["median_ms"], abs=2e-3)
+    assert res["node_over_inference_ratio"] == pytest.approx(
+        e2e["depth_points"]["median_ms"] / raw["median_ms"], abs=2e-3)
+    assert res["node_overhead_with_odom_ms"] == pytest.approx(
+        e2e["depth_points_odom"]["median_ms"] - raw["median_ms"] - pose["median_ms"], abs=3e-3)
+    # sanity within one process (comparisons across the two processes swing with the machine's load: on a
+    # shared 2-core machine the bench's raw inference once took 6x the node's whole end-to-end frame): the node's
+    # inference is part of its own latency, and each end-to-end frame holds one inference
+    b = res["node_breakdown_ms"]["depth_points"]
+    assert 0 < b["inference_ms"] <= b["latency_ms"], b
+    assert b["inference_ms"] <= e2e["depth_points"]["p90_ms"], (b, e2e["depth_points"])
+    assert 0 < res["pointcloud_xyz_ms_640x192"] and 0 < res["pointcloud_ms_640x192"]
+    if res.get("pointcloud_msg_ms_640x192") is not None:
+        assert res["pointcloud_msg_ms_640x192"] > 0
+    assert set(res["meets_goals"]) == set(res["goals"])
+    assert all(res["meets_goals"][k] == (res[k] <= g) for k, g in res["goals"].items())
+    assert f"node / inference ratio {res['node_over_inference_ratio']:.2f}" in r.stdout

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_shared
 
 from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io import kitti_folder as kf
@@ -15,8 +15,7 @@ from depth_node.io.image_codec import decode_image
 from depth_node.sim import Drive, DriveConfig
 from depth_node.sim.writers import write_drive
 
-REAL = Path("/work/shared/realdata/kitti_raw_2011_09_26_drive_0001")
-REAL_DRIVE = REAL / "2011_09_26" / "2011_09_26_drive_0001_sync"
+KITTI_SAMPLE = "realdata/kitti_raw_2011_09_26_drive_0001"  # under ../shared (conftest.require_shared)
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +118,8 @@ def test_mcap_bag_round_trip(tmp_path, drive_and_frames):
 
 
 def test_real_kitti_raw_sample_reads_with_its_calibration():
-    if not REAL_DRIVE.exists():
-        pytest.skip("real KITTI sample not present")
-    kd = kf.KittiDrive(REAL_DRIVE)
+    real = require_shared(KITTI_SAMPLE)  # a failure in CI when missing
+    kd = kf.KittiDrive(real / "2011_09_26" / "2011_09_26_drive_0001_sync")
     K = kd.intrinsics
     assert (K.fx, K.fy, K.cx, K.cy) == (721.5377, 721.5377, 609.5593, 172.854)
     assert (K.width, K.height) == (1242, 375)
@@ -133,12 +131,12 @@ def test_real_kitti_raw_sample_reads_with_its_calibration():
     assert kd.stamp_ns(0) == kf.parse_timestamp("2011-09-26 13:02:25.961661696")
     assert 0.09e9 < kd.stamp_ns(1) - kd.stamp_ns(0) < 0.11e9
     # OXTS → camera poses, as the sample's own derived file (devkit convention) has them
-    ref = kf.read_poses(REAL / "derived" / "oxts_poses_cam02_kitti_format.txt")
+    ref = kf.read_poses(real / "derived" / "oxts_poses_cam02_kitti_format.txt")
     np.testing.assert_allclose(kd.poses(), ref, atol=2e-4)
     assert 1.2 < np.linalg.norm(kd.poses()[1][:3, 3]) < 1.5  # ~13 m/s at 10 Hz
     assert not kd.has_depth(0)
     # the reader on the annotated-depth PNG convention of the same drive
-    png = kf.load_uint16_png(REAL / "metric3d_kitti_demo" / "depth_annotated_gt" / "0000000005.png")
+    png = kf.load_uint16_png(real / "metric3d_kitti_demo" / "depth_annotated_gt" / "0000000005.png")
     valid = png > 0
     assert 0.1 < valid.mean() < 0.3 and 5 < np.median(png[valid]) / 256.0 < 85
 
