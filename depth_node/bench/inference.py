@@ -347,8 +347,8 @@ def resolution_rows(model: ModelFile, inputs: Inputs, settings: Settings, res: s
     fns: dict[tuple[str, str], Callable[[], object]] = {}
     owners: dict[tuple[str, str], tuple[Candidate, object]] = {}
     if "depth" in settings.nets:
-        net, x = build_depth_net(model), torch.from_numpy(inputs.depth)
-        fns[(eager.label, "depth")] = lambda: _no_grad(net, x)
+        net, xd = build_depth_net(model), torch.from_numpy(inputs.depth)
+        fns[(eager.label, "depth")] = lambda: _no_grad(net, xd)
         owners[(eager.label, "depth")] = (eager, None)
     if "pose" in settings.nets and model.has_pose:
         pnet, xp = build_pose_net(model), torch.from_numpy(inputs.pose)
@@ -362,9 +362,9 @@ def resolution_rows(model: ModelFile, inputs: Inputs, settings: Settings, res: s
             rows += [_row(cand, n, res, None, None, status="error", error=backend) for n in settings.nets]
             continue
         opened.append(backend)
-        for n, run, x in (("depth", backend.run_depth, inputs.depth), ("pose", backend.run_pose, inputs.pose)):
+        for n, run, arg in (("depth", backend.run_depth, inputs.depth), ("pose", backend.run_pose, inputs.pose)):
             if n in settings.nets and (n == "depth" or backend.has_pose):
-                fns[(cand.label, n)] = lambda run=run, x=x: run(x)
+                fns[(cand.label, n)] = lambda run=run, arg=arg: run(arg)
                 owners[(cand.label, n)] = (cand, backend)
                 if cand.device.startswith("cuda"):
                     syncs[(cand.label, n)] = torch.cuda.synchronize

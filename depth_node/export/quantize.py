@@ -51,6 +51,7 @@ RECIPE_VERSION = 2  # bump when the settings below change: it is part of the cac
 PERCENTILE = 99.99
 DEFAULT_FRAMES = 8
 TARGET_DRIFT = 0.008  # depth abs_rel on validation frames: a margin under the 1 % goal for unseen frames
+CALIBRATION_CHUNK = 2  # inputs per calibration pass (bounds onnxruntime's memory)
 VALIDATION_EVERY = 4  # every 4th calibration input also checks drift during the float-layer search
 Calibration = str | os.PathLike | Sequence[np.ndarray] | None
 
@@ -258,16 +259,34 @@ def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], k
         )
 
 
+def _calibrate(pre: Path, tmp: Path, input_name: str, inputs: list[np.ndarray], percentile: bool,
+               ranges: Path) -> None:
+    """Activation ranges into `ranges` (onnxruntime's calibration-cache JSON), collected CALIBRATION_CHUNK inputs
+    at a time: onnxruntime keeps every intermediate tensor of the inputs it is given (gigabytes for 24 frames at
+    640x192); its histograms and min/max merge across chunks."""
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator, save_tensors_data
+
+    extra = {"percentile": PERCENTILE} if percentile else {"max_intermediate_outputs": CALIBRATION_CHUNK}
+    method = CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax
+    with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress lines
+        cal = create_calibrator(pre, None, augmented_model_path=str(tmp / "augmented.onnx"), calibrate_method=method,
+                                extra_options=extra)
+        for i in range(0, len(inputs), CALIBRATION_CHUNK):
+            cal.collect_data(_Reader(input_name, inputs[i:i + CALIBRATION_CHUNK]))
+        save_tensors_data(cal.compute_data(), ranges)
+
+
 def _calibrated_builder(pre: Path, tmp: Path, input_name: str, inputs: list[np.ndarray], always: list[str],
                         symmetric: bool):
     """(build(out, keep_float, only), method): calibrates now (percentile; MinMax where histograms break)."""
     def make(percentile: bool):
         ranges = tmp / ("ranges-percentile.json" if percentile else "ranges-minmax.json")
+        _calibrate(pre, tmp, input_name, inputs, percentile, ranges)
         return lambda out, keep, only: _quantize(pre, out, input_name, inputs, keep, only, percentile, symmetric,
                                                  ranges)
 
-    build = make(True)
     try:
+        build = make(True)
         build(tmp / "q0.onnx", always, None)
         return build, f"percentile {PERCENTILE}"
     except ValueError as exc:
