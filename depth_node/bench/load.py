@@ -90,9 +90,12 @@ class LoadMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="load-monitor", daemon=True)
 
-    def __enter__(self) -> LoadMonitor:
+    def start(self) -> LoadMonitor:
         self._thread.start()
         return self
+
+    def __enter__(self) -> LoadMonitor:
+        return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
