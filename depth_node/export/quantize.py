@@ -12,7 +12,9 @@ included: the disparity conv + sigmoid + disparity-to-depth inversion of the dep
 + axis-angle/translation maths), the first conv (it sees raw pixels; little compute), and for a depth graph the
 convolutions a per-layer sensitivity analysis finds until the drift on validation frames is within
 `TARGET_DRIFT` (`export.sensitivity`). Float layers run at the backend's float precision; everything else is
-symmetric int8 Q/DQ (opset >= 13, per-axis weight scales), the form all three runtimes accept.
+symmetric int8 Q/DQ (opset >= 13, per-axis weight scales), the form all three runtimes accept. On a CPU
+without VNNI the weights use the 7-bit range (`seven_bit_weights`: full-range weights overflow the AVX2 int8
+kernels of ONNX Runtime and OpenVINO).
 
 Calibration: MinMax (see `_calibrated_builder` for the measured comparison with Percentile), on frames
 passed in from above: `depth_node.sim.calibration.scene_frames` (rendered drives of several
@@ -296,7 +298,7 @@ def _calibrated_builder(pre: Path, tmp: Path, input_name: str, inputs: list[np.n
     """(build(out, keep_float, only), method): calibrates now. MinMax: on the trained default model at 640x192
     (head and first conv float, exact Q/DQ arithmetic, held-out scenes) it moved depth 1.20 % against
     Percentile 99.99's 1.40 % (8-bit weights), 1.63 % against 2.59 % (7-bit): clipping the rare large
-    activations costs this network more than the coarser step. Percentile stays available (`percentile=True`)."""
+    activations costs this network more than the coarser step (`_calibrate` keeps the percentile path)."""
     def make(percentile: bool):
         ranges = tmp / ("ranges-percentile.json" if percentile else "ranges-minmax.json")
         _calibrate(pre, tmp, input_name, inputs, percentile, ranges)
