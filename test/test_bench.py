@@ -70,7 +70,8 @@ def loaded_run(model_file, tmp_path_factory):
     return code, json.loads(out.read_text()), buf.getvalue()
 
 
-@pytest.mark.slow  # ~1-3 min: exports and quantizes a 640x192 net, then times every CPU backend under load
+@pytest.mark.slow  # 2-10 min: exports, quantizes (sensitivity search) a 640x192 net, times CPU backends under load
+@pytest.mark.timeout(1500)
 def test_a_run_beside_a_cpu_hog_is_flagged_loaded(loaded_run):
     code, r, printed = loaded_run
     assert code == 0
@@ -83,6 +84,7 @@ def test_a_run_beside_a_cpu_hog_is_flagged_loaded(loaded_run):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_quick_bench_writes_the_contract(loaded_run, model_file):
     _, r, printed = loaded_run
     assert r["weights"] == str(model_file)
