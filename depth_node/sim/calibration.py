@@ -49,3 +49,14 @@ def scene_frames(n: int = DEFAULT_FRAMES, height: int = 375, width: int = 1242, 
         drive = Drive(scene_config(kind, base + i, per_kind * STRIDE + 1, width, height))
         groups.append([np.ascontiguousarray(drive.frame(STRIDE // 2 + k * STRIDE).rgb) for k in range(per_kind)])
     return [g[k] for k in range(per_kind) for g in groups][:n]  # round-robin over the scene types
+
+
+def drive_frames(n: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
+    """n frames spread over one default drive (seed 101 + seed, every 15th frame): near cars, open road and
+    building fronts of one street. What tests and benchmarks used as sample frames before the scene types."""
+    from depth_node.sim.config import CameraConfig
+    from depth_node.sim.drive import Drive
+
+    stride = 15
+    drive = Drive(DriveConfig(seed=101 + seed, frames=n * stride, camera=CameraConfig(width=width, height=height)))
+    return [np.ascontiguousarray(drive.frame(k * stride).rgb) for k in range(n)]
