@@ -15,12 +15,13 @@ import torch
 from depth_node.checkpoints.model_file import ModelFile, save_model
 from depth_node.evaluate.drift import drift
 from depth_node.export.cache import onnx_for
-from depth_node.export.quantize import builtin_frames, network_inputs, quantized_onnx
+from depth_node.export.quantize import network_inputs, quantized_onnx
 from depth_node.inference.base import BackendError, ModelInfo
 from depth_node.inference.factory import create_backend, resolve
 from depth_node.inference.onnxruntime_backend import OnnxRuntimeBackend
 from depth_node.inference.openvino_backend import OpenVinoBackend, cpu_has_bf16
 from depth_node.networks.monodepth2 import DepthNet, PoseNet
+from depth_node.sim.calibration import drive_frames
 
 H, W = 96, 320
 META = {"min_depth": 0.1, "max_depth": 100.0, "scale": {"kind": "stereo", "baseline_m": 0.54, "factor": 5.4}}
@@ -41,7 +42,7 @@ def env(tmp_path_factory):
     path = save_model(tmp_path_factory.mktemp("cpu") / "model.pt", model)
     depth, pose = onnx_for(model, cache)
     info = ModelInfo.from_model_file(model)
-    xs = network_inputs(builtin_frames(3, H, W, seed=5), [1, 3, H, W])
+    xs = network_inputs(drive_frames(3, H, W, seed=5), [1, 3, H, W])
     ref = OnnxRuntimeBackend(info, depth, pose)
     return {
         "cache": cache, "model": model, "path": path, "depth": depth, "pose": pose, "info": info, "xs": xs,

@@ -11,9 +11,10 @@ import torch
 
 from depth_node.checkpoints.model_file import ModelFile
 from depth_node.evaluate.drift import drift
-from depth_node.export.quantize import builtin_frames, network_inputs
+from depth_node.export.quantize import network_inputs
 from depth_node.inference.factory import create_backend
 from depth_node.networks.monodepth2 import DepthNet, PoseNet
+from depth_node.sim.calibration import drive_frames
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible to torch")
 
@@ -32,7 +33,7 @@ def varied_model() -> ModelFile:
 @pytest.fixture(scope="module")
 def cpu_reference():
     model = varied_model()
-    xs = network_inputs(builtin_frames(3, H, W, seed=5), [1, 3, H, W])
+    xs = network_inputs(drive_frames(3, H, W, seed=5), [1, 3, H, W])
     ref = create_backend(model, "torch", "fp32", "cpu")
     pair = np.concatenate([xs[0], xs[1]], 1)
     return model, xs, [ref.run_depth(x)["depth"] for x in xs], ref.run_pose(pair), pair

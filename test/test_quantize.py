@@ -20,6 +20,7 @@ from depth_node.export.cache import onnx_for
 from depth_node.export.quantize import (
     QuantizeError,
     builtin_frames,
+    folded_model,
     head_nodes,
     is_quantized,
     quantized_onnx,
@@ -82,6 +83,19 @@ def test_qdq_graph_form(env):
     assert all(producer[o.name].op_type != "DequantizeLinear" for o in q.graph.output)
     sigmoid = next(n for n in q.graph.node if n.op_type == "Sigmoid")
     assert producer[sigmoid.input[0]].op_type == "Conv"
+    # the first conv sees raw pixels and stays float: its weights are a plain initializer, its input the image
+    first = next(n for n in q.graph.node if n.op_type == "Conv")
+    assert first.input[1] in inits and inits[first.input[1]].data_type == onnx.TensorProto.FLOAT
+    assert first.input[0] == q.graph.input[0].name or producer[first.input[0]].op_type != "DequantizeLinear"
+    # every other conv but the head's reads int8 weights (per channel: one scale per output channel)
+    convs = [n for n in q.graph.node if n.op_type == "Conv"]
+    quantized = [n for n in convs if n.input[1] in producer and producer[n.input[1]].op_type == "DequantizeLinear"]
+    report = json.loads((env["int8"].parent / "quantize.json").read_text())
+    assert len(quantized) == len(convs) - 2 - len(report["float_layers"])
+    for n in quantized:
+        dq = producer[n.input[1]]
+        scale = onnx.numpy_helper.to_array(inits[dq.input[1]])
+        assert scale.size == onnx.numpy_helper.to_array(inits[dq.input[0]]).shape[0] > 1
     meta = {p.key: p.value for p in q.metadata_props}
     assert meta["depth_node.arch"] == "monodepth2" and meta["depth_node.precision"] == "int8"
     assert json.loads(meta["depth_node.quantization"])["calibration_inputs"] == 8
@@ -120,11 +134,20 @@ def test_calibration_errors(env, tmp_path):
         quantized_onnx(env["depth"], cache_dir=env["cache"], calibration=[np.zeros((8, 8), np.uint8)])
 
 
+@pytest.mark.slow  # renders calibration frames and runs the per-layer sensitivity analysis (~30 graphs)
 def test_quantize_command(env, tmp_path, capsys):
     out = tmp_path / "d.int8.onnx"
-    r = cli("quantize", str(env["depth"]), "-o", str(out), "--cache-dir", str(env["cache"]))
+    r = cli("quantize", str(env["depth"]), "-o", str(out), "--cache-dir", str(env["cache"]), "--frames", "8")
     assert r.returncode == 0, r.stderr
     assert is_quantized(out) and "QuantizeLinear" in r.stdout and "abs_rel" in r.stdout
+    assert "per-layer sensitivity" in r.stdout and "held-out frames" in r.stdout
+    report = json.loads(next(env["cache"].glob("int8/*-a*/quantize.json")).read_text())
+    convs = [n for n in folded_model(env["depth"]).graph.node if n.op_type == "Conv"]
+    always = set(report["kept_fp32"]) - set(report["float_layers"])
+    assert set(report["sensitivity"]) == {n.name for n in convs} - always  # every int8 candidate was measured
+    values = list(report["sensitivity"].values())
+    assert values == sorted(values, reverse=True) and all(v >= 0 for v in values)
+    assert report["calibration_inputs"] == 8
     again = cli_inproc(capsys, "quantize", str(out), "--cache-dir", str(env["cache"]))
     assert again.returncode == 2 and "already" in again.stderr and "Traceback" not in again.stderr
 

@@ -70,8 +70,9 @@ def test_fp16_typed_onnx_for_strongly_typed_tensorrt(tmp_path_factory, net):
     from depth_node.evaluate.drift import drift
     from depth_node.export.cache import onnx_for
     from depth_node.export.fp16_graph import fp16_typed_onnx
-    from depth_node.export.quantize import builtin_frames, network_inputs
+    from depth_node.export.quantize import network_inputs
     from depth_node.inference.onnxruntime_backend import make_session
+    from depth_node.sim.calibration import drive_frames
 
     cache = tmp_path_factory.getbasetemp() / "depth_node_cache"
     depth, pose = onnx_for(tame_model(), cache)
@@ -82,7 +83,7 @@ def test_fp16_typed_onnx_for_strongly_typed_tensorrt(tmp_path_factory, net):
     assert f16 > 20
     assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*m.graph.input, *m.graph.output])
     a, b = make_session(src), make_session(typed)
-    xs = network_inputs(builtin_frames(3, H, W, seed=5), [1, 3 if net == "depth" else 6, H, W])
+    xs = network_inputs(drive_frames(3, H, W, seed=5), [1, 3 if net == "depth" else 6, H, W])
     key = "depth" if net == "depth" else "T"
     ref = [a.run([key], {a.get_inputs()[0].name: x})[0] for x in xs]
     got = [b.run([key], {b.get_inputs()[0].name: x})[0] for x in xs]
@@ -138,8 +139,9 @@ def _gpu():
 def gpu_env(tmp_path_factory):
     _gpu()
     from depth_node.export.cache import onnx_for
-    from depth_node.export.quantize import builtin_frames, network_inputs
+    from depth_node.export.quantize import network_inputs
     from depth_node.inference.onnxruntime_backend import OnnxRuntimeBackend
+    from depth_node.sim.calibration import drive_frames
 
     cache = tmp_path_factory.mktemp("trt_cache")
     model = tame_model()
@@ -147,7 +149,7 @@ def gpu_env(tmp_path_factory):
     from depth_node.inference.base import ModelInfo
 
     info = ModelInfo.from_model_file(model)
-    xs = network_inputs(builtin_frames(3, H, W, seed=5), [1, 3, H, W])
+    xs = network_inputs(drive_frames(3, H, W, seed=5), [1, 3, H, W])
     ref = OnnxRuntimeBackend(info, depth, pose)
     pair = np.concatenate([xs[0], xs[1]], 1)
     return {"cache": cache, "model": model, "depth": depth, "pose": pose, "info": info, "xs": xs,
@@ -198,9 +200,9 @@ def test_corrupt_engine_is_a_clear_error_and_the_cache_rebuilds(gpu_env, tmp_pat
     images.mkdir()
     from PIL import Image
 
-    from depth_node.export.quantize import builtin_frames
+    from depth_node.sim.calibration import drive_frames
 
-    for i, f in enumerate(builtin_frames(2, 375, 1242, seed=3)):
+    for i, f in enumerate(drive_frames(2, 375, 1242, seed=3)):
         Image.fromarray(f).save(images / f"{i}.png")
     assert main(["verify-engine", str(bad), str(gpu_env["depth"]), "--images", str(images)]) == 2
     assert "corrupt" in capsys.readouterr().err
@@ -218,11 +220,11 @@ def test_build_and_verify_engine_commands(gpu_env, tmp_path, capsys):
     from PIL import Image
 
     from depth_node.cli import main
-    from depth_node.export.quantize import builtin_frames
+    from depth_node.sim.calibration import drive_frames
 
     images = tmp_path / "frames"
     images.mkdir()
-    for i, f in enumerate(builtin_frames(3, 375, 1242, seed=3)):
+    for i, f in enumerate(drive_frames(3, 375, 1242, seed=3)):
         Image.fromarray(f).save(images / f"{i}.png")
     engine = tmp_path / "depth.fp16.engine"
     assert main(["build-engine", str(gpu_env["depth"]), "-o", str(engine), "--workspace-mb", "512"]) == 0

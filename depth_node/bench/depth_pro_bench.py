@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from depth_node.bench.machine import cpu_busy_fraction, machine_info
+from depth_node.bench.load import LoadMonitor
+from depth_node.bench.machine import machine_info
 from depth_node.bench.timing import measure
 from depth_node.checkpoints.model_file import ModelFile, load_model
 from depth_node.errors import DepthNodeError
@@ -76,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from depth_node.bench.inference import _csv
-    from depth_node.export.quantize import builtin_frames
     from depth_node.inference.factory import create_backend
     from depth_node.inference.preprocess import to_network_input
     from depth_node.networks.depth_pro import PRESETS, count_params, forward_gflop, network_size
+    from depth_node.sim.calibration import scene_frames
 
     started = time.perf_counter()
     presets = _csv(args.presets or DEFAULT_PRESETS, tuple(PRESETS), "preset") or []
@@ -88,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise DepthNodeError(f"--depth-pro --model: {args.model} is a {model.arch} model, not a Depth Pro one")
     plan, notes = candidates(_csv(args.backends, None, "backend"), _csv(args.precisions, None, "precision"))
     iters, warmup = args.iters or 3, args.warmup if args.warmup is not None else 1
-    busy = cpu_busy_fraction()
-    frames = builtin_frames(2, 375, 1242, seed=7)
+    frames = scene_frames(2, 375, 1242, held_out=True)
+    monitor = LoadMonitor().start()  # other processes' CPU use through the whole run (bench/load.py)
     rows: list[dict] = []
     bar = tqdm(total=len(presets) * len(plan), desc="bench depth-pro", unit="run", disable=args.no_progress,
                file=sys.stderr)
@@ -128,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
             gc.collect()
             bar.update()
     bar.close()
-    report = {"benchmark": "depth-pro presets", "machine": {**machine_info(), "cpu_busy_at_start": busy},
+    monitor.stop()
+    load = monitor.summary()
+    if load["loaded"]:
+        notes.append("LOADED machine: other processes used the CPU during the run (machine.load)")
+    report = {"benchmark": "depth-pro presets", "machine": {**machine_info(), "load": load, "loaded": load["loaded"]},
               "iters": iters, "warmup": warmup, "rows": rows, "notes": notes,
               "seconds": round(time.perf_counter() - started, 1)}
     print(format_table(report))

@@ -9,7 +9,10 @@ import os
 import platform
 from pathlib import Path
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "avx_vnni")
+from depth_node.bench.load import cpu_times, other_share
+
+CPU_FLAGS = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+             "avx_vnni")
 
 
 def _version(dist: str) -> str | None:
@@ -56,24 +59,14 @@ def load_average() -> float | None:
 
 
 def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
-    """Share of all cores busy over `seconds` (from /proc/stat) while this process waits: other work right now.
-    The load average lags by minutes, so it misses a machine that just became busy or idle."""
+    """Share of the machine's CPU time used by other processes over `seconds` (a one-off probe; a benchmark run
+    uses `LoadMonitor`, which watches the whole run)."""
     import time
 
-    def sample() -> tuple[int, int] | None:
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        except (OSError, ValueError, IndexError):
-            return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return sum(fields), idle
-
-    a = sample()
+    a = cpu_times()
     time.sleep(seconds)
-    b = sample()
-    if a is None or b is None or b[0] == a[0]:
-        return None
-    return round(1.0 - (b[1] - a[1]) / (b[0] - a[0]), 3)
+    b = cpu_times()
+    return None if a is None or b is None else other_share(a, b)
 
 
 def machine_info() -> dict:

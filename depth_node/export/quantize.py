@@ -7,24 +7,27 @@ else), per-channel weight scales, float biases (TensorRT's parser rejects int32 
 Q/DQ pair per consumer. (`symmetric=False` makes a uint8-activation variant that only ONNX Runtime on x86 wants:
 there every Conv then fuses into QLinearConv.)
 
-What stays fp32: each output's head (everything between the last Conv and the graph output, that Conv
-included): the disparity conv + sigmoid + disparity-to-depth inversion of the depth net, whose int8 error would
-turn straight into depth error, and the pose net's last conv + axis-angle/translation maths.
+What stays float: each output's head (everything between the last Conv and the graph output, that Conv
+included: the disparity conv + sigmoid + disparity-to-depth inversion of the depth net, the pose net's last conv
++ axis-angle/translation maths), the first conv (it sees raw pixels; little compute), and for a depth graph the
+convolutions a per-layer sensitivity analysis finds until the drift on validation frames is within
+`TARGET_DRIFT` (`export.sensitivity`). Float layers run at the backend's float precision; everything else is
+symmetric int8 Q/DQ (opset >= 13, per-axis weight scales), the form all three runtimes accept. On a CPU
+without VNNI the weights use the 7-bit range (`seven_bit_weights`: full-range weights overflow the AVX2 int8
+kernels of ONNX Runtime and OpenVINO).
 
-Calibration method, measured on a recipe-weight ResNet-18 Monodepth2 at 640x192 (abs_rel of depth vs fp32 on
-held-out textured frames): MinMax 2.2 %, Entropy 2.2 %, Percentile 99.9 1.9 %, Percentile 99.99 1.8 %; so
-Percentile 99.99 (MinMax where a graph's near-constant head tensors defeat histograms: the pose net).
-Keeping more than the heads in fp32 does not buy accuracy on that network: its error is spread over all layers
-(the 7 most sensitive convs in fp32: 2.2 → 2.0 %), and int8 weights alone (int16 activations) already cost 0.9 %.
-The recipe network amplifies input noise (±1/255 of uniform noise moves its depth 0.65-0.8 %), so its int8 drift
-(~4 % on synthetic drive frames) is pessimistic; a well-conditioned ResNet-18 stays near 0.2 % (test suite).
+Calibration: MinMax (see `_calibrated_builder` for the measured comparison with Percentile), on frames
+passed in from above: `depth_node.sim.calibration.scene_frames` (rendered drives of several
+scene types) from the `quantize` command and the benchmark, a folder of the user's images, or, when nothing is
+passed, textured patterns (`builtin_frames`): a graph-only fallback, well below real frames in fidelity.
+The export layer sits below sim and inference, so it renders nothing and takes preprocessing from
+`export.graph_input`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
 import itertools
 import json
@@ -40,13 +43,18 @@ import numpy as np
 import onnx
 
 from depth_node.errors import DepthNodeError
+from depth_node.export.graph_input import stack_pair, to_network_input
+from depth_node.export.sensitivity import abs_rel, choose_float_layers, layer_sensitivity, run_graph
 from depth_node.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = 1  # bump when the settings below change: it is part of the cache key
+RECIPE_VERSION = 4  # bump when the settings below change: it is part of the cache key
 PERCENTILE = 99.99
 DEFAULT_FRAMES = 8
+TARGET_DRIFT = 0.008  # depth abs_rel on validation frames: a margin under the 1 % goal for unseen frames
+CALIBRATION_CHUNK = 2  # inputs per calibration pass (bounds onnxruntime's memory)
+VALIDATION_EVERY = 4  # every 4th calibration input also checks drift during the float-layer search
 Calibration = str | os.PathLike | Sequence[np.ndarray] | None
 
 
@@ -58,22 +66,9 @@ class QuantizeError(DepthNodeError):
 
 
 def builtin_frames(n: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
-    """n HxWx3 uint8 frames: synthetic drive frames when `depth_node.sim` is there, textured patterns otherwise.
-
-    Drive frames are spread over a long drive so they cover near cars, open road and building fronts; `seed`
-    selects another drive (benchmarks measure drift on a seed the calibration never saw)."""
-    try:
-        from depth_node.sim.config import CameraConfig, DriveConfig
-        from depth_node.sim.drive import Drive
-
-        stride = 15
-        camera = CameraConfig(width=width, height=height)
-        drive = Drive(DriveConfig(seed=101 + seed, frames=n * stride, camera=camera))
-        frames = [np.ascontiguousarray(drive.frame(k * stride).rgb) for k in range(n)]
-        if all(f.shape == (height, width, 3) and f.dtype == np.uint8 for f in frames):
-            return frames
-    except Exception as exc:  # the simulator is optional here: fall back rather than fail a quantization
-        log.warning("synthetic drive frames unavailable (%s): using textured patterns", exc)
+    """n HxWx3 uint8 textured patterns: the fallback when no frames are passed in. Representative frames (rendered
+    drives of several scene types) come from `depth_node.sim.calibration.scene_frames`, made by the callers
+    above this layer."""
     from depth_node.export.onnx_export import example_image
 
     out = []
@@ -109,8 +104,7 @@ def _calibration_identity(calibration: Calibration, n: int) -> str:
     """What the cache key needs to know about the frames, without reading them when they are files."""
     h = hashlib.sha256()
     if calibration is None:
-        source = "sim" if importlib.util.find_spec("depth_node.sim.drive") is not None else "pattern"
-        h.update(f"builtin:{n}:{source}".encode())
+        h.update(f"builtin:{n}:pattern".encode())
     elif isinstance(calibration, str | os.PathLike):
         folder = Path(calibration)
         if not folder.is_dir():
@@ -130,8 +124,6 @@ def _calibration_identity(calibration: Calibration, n: int) -> str:
 
 def network_inputs(frames: Sequence[np.ndarray], shape: Sequence[int]) -> list[np.ndarray]:
     """Frames → the graph's input: [1,3,H,W] images, or [1,6,H,W] pairs of consecutive frames for a pose net."""
-    from depth_node.inference.preprocess import stack_pair, to_network_input
-
     channels, height, width = int(shape[1]), int(shape[2]), int(shape[3])
     for f in frames:
         if f.ndim != 3 or f.shape[2] != 3:
@@ -215,8 +207,44 @@ class _Reader:
         return 0
 
 
-def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], keep_fp32: list[str],
-              percentile: bool, symmetric: bool) -> None:
+def first_conv_nodes(model: onnx.ModelProto) -> list[str]:
+    """The convolutions that see the graph input (through non-Conv nodes only): raw pixels, kept float."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    found, seen, stack = set(), set(), [i.name for i in model.graph.input]
+    while stack:
+        for n in consumers.get(stack.pop(), []):
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            if n.op_type == "Conv":
+                found.add(n.name)
+            else:
+                stack.extend(n.output)
+    return sorted(found)
+
+
+def seven_bit_weights() -> bool:
+    """Weights in [-64, 63] unless this CPU has int8 dot products (VNNI, AMX). Without them, ONNX Runtime's and
+    OpenVINO's int8 convolutions multiply u8 activations by s8 weights with VPMADDUBSW, whose pairwise int16 sums
+    saturate at full-range weights (2 x 255 x 127 > 32767): on the trained default model one saturating
+    convolution moved depth 27 % where the exact Q/DQ arithmetic moved it 0.5 %. Halving the weight range is
+    onnxruntime's `reduce_range` remedy; it costs one bit of weight precision, and the file still is symmetric
+    int8 that TensorRT and VNNI CPUs run unchanged."""
+    try:
+        line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
+    except OSError:
+        return True
+    flags = set(line.split(":", 1)[-1].split())
+    return not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], keep_float: list[str],
+              only: list[str] | None, percentile: bool, symmetric: bool, ranges: Path) -> None:
+    """One Q/DQ rewrite. The activation ranges are computed on the first call and read back from `ranges` by
+    the next ones (onnxruntime's calibration cache), so a sensitivity search calibrates once."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if symmetric:  # the portable form
@@ -234,49 +262,114 @@ def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], k
         quantize_static(
             str(pre),
             str(out),
-            _Reader(input_name, inputs),
+            None if ranges.is_file() else _Reader(input_name, inputs),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            reduce_range=False,
+            reduce_range=seven_bit_weights(),
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=keep_fp32,
+            nodes_to_quantize=only,
+            nodes_to_exclude=keep_float,
             calibrate_method=CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax,
             extra_options=extra,
+            calibration_cache_path=str(ranges),
         )
 
 
-def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetric: bool = True) -> dict:
-    """The Q/DQ rewrite itself (uncached); returns what was done, for the report beside the file."""
+def _calibrate(pre: Path, tmp: Path, input_name: str, inputs: list[np.ndarray], percentile: bool,
+               ranges: Path) -> None:
+    """Activation ranges into `ranges` (onnxruntime's calibration-cache JSON), collected CALIBRATION_CHUNK inputs
+    at a time: onnxruntime keeps every intermediate tensor of the inputs it is given (gigabytes for 24 frames at
+    640x192); its histograms and min/max merge across chunks."""
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator, save_tensors_data
+
+    extra = {"percentile": PERCENTILE} if percentile else {}
+    method = CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax
+    with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress lines
+        cal = create_calibrator(pre, None, augmented_model_path=str(tmp / "augmented.onnx"), calibrate_method=method,
+                                extra_options=extra)
+        for i in range(0, len(inputs), CALIBRATION_CHUNK):
+            cal.collect_data(_Reader(input_name, inputs[i:i + CALIBRATION_CHUNK]))
+        save_tensors_data(cal.compute_data(), ranges)
+
+
+def _calibrated_builder(pre: Path, tmp: Path, input_name: str, inputs: list[np.ndarray], always: list[str],
+                        symmetric: bool):
+    """(build(out, keep_float, only), method): calibrates now. MinMax: on the trained default model at 640x192
+    (head and first conv float, exact Q/DQ arithmetic, held-out scenes) it moved depth 1.20 % against
+    Percentile 99.99's 1.40 % (8-bit weights), 1.63 % against 2.59 % (7-bit): clipping the rare large
+    activations costs this network more than the coarser step (`_calibrate` keeps the percentile path)."""
+    def make(percentile: bool):
+        ranges = tmp / ("ranges-percentile.json" if percentile else "ranges-minmax.json")
+        _calibrate(pre, tmp, input_name, inputs, percentile, ranges)
+        return lambda out, keep, only: _quantize(pre, out, input_name, inputs, keep, only, percentile, symmetric,
+                                                 ranges)
+
+    build = make(False)
+    build(tmp / "q0.onnx", always, None)
+    return build, "minmax"
+
+
+def mixed_precision(build, pre: Path, q0: Path, model: onnx.ModelProto, always: list[str], inputs: list[np.ndarray],
+                    target: float | None, analyze: bool | None, progress) -> dict:
+    """The float layers for a depth graph (sensitivity analysis when int8 everywhere else misses `target` or when
+    asked), the per-layer sensitivities, and the drift of each trial on the validation inputs."""
+    names = [o.name for o in model.graph.output]
+    if "depth" not in names or not target:
+        return {"keep": always, "sensitivity": {}, "trials": [], "validation_abs_rel": None}
+    input_name = model.graph.input[0].name
+    val = inputs[::VALIDATION_EVERY] or inputs[:1]
+    ref = run_graph(pre, input_name, "depth", val)
+    d0 = abs_rel(run_graph(q0, input_name, "depth", val), ref)
+    out = {"keep": always, "sensitivity": {}, "trials": [{"float_layers": 0, "abs_rel": round(d0, 5)}],
+           "validation_abs_rel": d0}
+    if not (analyze or (analyze is None and d0 > target)):
+        return out
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in always]
+    out["sensitivity"] = layer_sensitivity(build, ref, convs, input_name, "depth", val, progress)
+    if d0 > target:
+        out["keep"], out["trials"] = choose_float_layers(build, ref, list(out["sensitivity"]), always, target,
+                                                         input_name, "depth", val)
+        out["validation_abs_rel"] = min(t["abs_rel"] for t in out["trials"])
+    return out
+
+
+def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetric: bool = True,
+                  target_drift: float | None = TARGET_DRIFT, analyze: bool | None = None, progress=None) -> dict:
+    """The Q/DQ rewrite itself (uncached); returns what was done, for the report beside the file.
+    `analyze`: None = per-layer sensitivity only when needed, True = always (the `quantize` command)."""
     src = onnx.load(str(fp32_onnx))
     if is_quantized(src):
         raise QuantizeError(f"{fp32_onnx} is already quantized (it has QuantizeLinear/DequantizeLinear nodes)")
     if len(src.graph.input) != 1:
         raise QuantizeError(f"{fp32_onnx}: expected one graph input, found {len(src.graph.input)}")
     meta = {p.key: p.value for p in src.metadata_props}
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dn-quant-") as tmp:
-        pre = Path(tmp) / "pre.onnx"
+        tmp = Path(tmp)
+        pre = tmp / "pre.onnx"
         model = folded_model(fp32_onnx)
         onnx.save(model, str(pre))
-        keep_fp32 = head_nodes(model)
-        started = time.perf_counter()
-        method = f"percentile {PERCENTILE}"
-        try:
-            _quantize(pre, Path(tmp) / "q.onnx", model.graph.input[0].name, inputs, keep_fp32, True, symmetric)
-        except ValueError as exc:
-            # onnxruntime calibrates every float tensor, the fp32 head's too; near-constant ones there (the pose
-            # head's cos/sin of tiny angles) break percentile histograms. MinMax has no histograms.
-            log.info("percentile calibration failed (%s): using MinMax", exc)
-            method = "minmax"
-            _quantize(pre, Path(tmp) / "q.onnx", model.graph.input[0].name, inputs, keep_fp32, False, symmetric)
-        q = onnx.load(str(Path(tmp) / "q.onnx"))
+        always = sorted(set(head_nodes(model)) | set(first_conv_nodes(model)))
+        build, method = _calibrated_builder(pre, tmp, model.graph.input[0].name, inputs, always, symmetric)
+        mixed = mixed_precision(build, pre, tmp / "q0.onnx", model, always, inputs, target_drift, analyze, progress)
+        final = tmp / "q0.onnx"
+        if mixed["keep"] != always:
+            final = tmp / "q.onnx"
+            build(final, mixed["keep"], None)
+        q = onnx.load(str(final))
     report = {
         "recipe_version": RECIPE_VERSION,
         "calibration_method": method,
         "activations": "int8 symmetric per-tensor" if symmetric else "uint8 asymmetric per-tensor",
-        "weights": "int8 symmetric per-channel",
+        "weights": "int8 symmetric per-channel" + (", 7-bit range (no VNNI)" if seven_bit_weights() else ""),
         "calibration_inputs": len(inputs),
-        "kept_fp32": keep_fp32,
+        "target_drift": target_drift,
+        "validation_abs_rel": mixed["validation_abs_rel"],
+        "float_layers": [n for n in mixed["keep"] if n not in always],
+        "kept_fp32": mixed["keep"],
+        "sensitivity": {k: round(v, 5) for k, v in mixed["sensitivity"].items()},
+        "trials": mixed["trials"],
         "quantize_linear": sum(n.op_type == "QuantizeLinear" for n in q.graph.node),
         "dequantize_linear": sum(n.op_type == "DequantizeLinear" for n in q.graph.node),
         "seconds": round(time.perf_counter() - started, 2),
@@ -285,7 +378,7 @@ def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetri
     for k, v in meta.items():
         q.metadata_props.add(key=k, value=v)
     q.metadata_props.add(key="depth_node.precision", value="int8")
-    summary = {k: v for k, v in report.items() if k != "kept_fp32"}
+    summary = {k: v for k, v in report.items() if k not in ("kept_fp32", "sensitivity", "trials")}
     q.metadata_props.add(key="depth_node.quantization", value=json.dumps(summary))
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(q, str(out))
@@ -298,10 +391,13 @@ def quantized_onnx(
     calibration: Calibration = None,
     frames: int = DEFAULT_FRAMES,
     symmetric: bool = True,
+    analyze: bool | None = None,
+    progress=None,
 ) -> Path:
     """The Q/DQ int8 version of `fp32_onnx`, built on first use and cached by (ONNX content, calibration frames).
 
-    `calibration`: a folder of images, a list of HxWx3 uint8 RGB arrays, or None for built-in sample frames.
+    `calibration`: a folder of images, a list of HxWx3 uint8 RGB arrays (e.g. `sim.calibration.scene_frames`,
+    rendered above this layer), or None for textured patterns.
     `symmetric=False`: uint8 activations, for ONNX Runtime on x86 only (every Conv fuses into QLinearConv there;
     with symmetric activations a third stay float); TensorRT cannot build that form."""
     from depth_node.export.cache import cache_root
@@ -309,7 +405,7 @@ def quantized_onnx(
     fp32_onnx = Path(fp32_onnx)
     if not fp32_onnx.is_file():
         raise QuantizeError(f"ONNX file not found: {fp32_onnx}")
-    form = "" if symmetric else "-u8"
+    form = ("" if symmetric else "-u8") + ("-a" if analyze else "") + ("-w7" if seven_bit_weights() else "")
     key = f"{file_sha256(fp32_onnx)[:16]}-{_calibration_identity(calibration, frames)}-r{RECIPE_VERSION}{form}"
     folder = cache_root(cache_dir) / "int8" / key
     out = folder / f"{fp32_onnx.stem}.int8.onnx"
@@ -334,7 +430,7 @@ def quantized_onnx(
     log.info("quantizing %s to int8 on %d calibration inputs", fp32_onnx.name, len(inputs))
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    report = quantize_file(fp32_onnx, tmp / out.name, inputs, symmetric)
+    report = quantize_file(fp32_onnx, tmp / out.name, inputs, symmetric, analyze=analyze, progress=progress)
     (tmp / "quantize.json").write_text(json.dumps({"source": str(fp32_onnx), **report}, indent=2))
     if folder.exists():  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
