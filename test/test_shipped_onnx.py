@@ -97,7 +97,7 @@ def test_shipped_onnx_matches_its_pt(name: str, net: str) -> None:
 @pytest.mark.parametrize(("name", "net"), SHIPPED)
 def test_shipped_onnx_is_safe_in_fp16(name: str, net: str, tmp_path) -> None:
     from depth_node.checkpoints.model_file import load_model
-    from depth_node.export.fp16_check import check_fp16
+    from depth_node.evaluate.fp16_check import check_fp16
 
     pt, onnx_path = _shipped(name, net)
     model = load_model(pt)
