@@ -1,8 +1,9 @@
 """The node's parameters: one table (name, default, meaning, runtime-changeable or not), validated as a whole.
 
 The table is the single source for declaration (`depth_node.ros.params`), validation, the typed `NodeConfig`
-(generated from it), config/mono_depth.yaml and the README's parameter table (tests check both list exactly
-these). Everything here is plain Python, so it runs, and is tested, without ROS.
+(generated from it), config/mono_depth.yaml (`yaml_text`) and the README's parameter table (`docs_table`);
+tests check the shipped files are exactly what these generate. Everything here is plain Python, so it runs,
+and is tested, without ROS.
 
 Numeric parameters are declared with dynamic typing and coerced here, so `stride: 2.0` or
 `camera_to_base: [0, 0, 0, ...]` (integers in YAML) work instead of failing with a type error deep in rclpy.
@@ -363,3 +364,40 @@ def docs_table() -> str:
         rows.append(f"| `{s.name}` | `{json.dumps(s.default)}` | {'yes' if s.runtime else 'reload'} | "
                     f"{s.description}{choices} |")
     return "\n".join(rows)
+
+
+# config/mono_depth.yaml: a heading before the parameter that opens each section
+YAML_SECTIONS = {"model": "model and inference", "image_qos": "input", "output_resolution": "outputs",
+                 "scale_source": "scale (one factor for depth, cloud and odometry)", "odom_frame": "odometry",
+                 "autostart": "node"}
+YAML_HEAD = """\
+# mono_depth_node parameters (every one the node declares; defaults shown).
+# Use: depth-node node --ros-args --params-file config/mono_depth.yaml -r image:=/camera/image_raw
+#  or: ros2 launch depth_node mono_depth.launch.py
+# [reload] = cannot change while the node is configured (lifecycle cleanup → configure, or restart);
+# the others can be changed at run time (ros2 param set).
+/**:
+  ros__parameters:
+"""
+
+
+def yaml_text() -> str:
+    """config/mono_depth.yaml from SPECS: every parameter with its description above it (a test checks the
+    shipped file is exactly this; regenerate it with `python -m depth_node.runtime.params`)."""
+    lines = [YAML_HEAD.rstrip("\n")]
+    group = ""
+    for s in SPECS:
+        if s.name in YAML_SECTIONS:
+            lines += ["", f"    # --- {YAML_SECTIONS[s.name]}"]
+        g, _, leaf = s.name.rpartition(".")
+        if g and g != group:
+            lines.append(f"    {g}:")
+        group = g
+        indent = "      " if g else "    "
+        note = ("" if s.runtime else " [reload]") + (f" ({' | '.join(s.choices)})" if s.choices else "")
+        lines += [f"{indent}# {s.description}{note}", f"{indent}{leaf}: {json.dumps(s.default, ensure_ascii=False)}"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(yaml_text(), end="")
