@@ -37,6 +37,7 @@ from depth_node.geometry.camera import Intrinsics
 from depth_node.io.image_cdr import parse_image
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
+from depth_node.ros.callbacks import passes_message_info, subscription_callback
 from depth_node.ros.node_stats import Stats, core_values, level_and_text, period_values
 from depth_node.ros.qos import qos_profile
 from depth_node.runtime.core import FrameCore, FrameOutputs, Wants
@@ -180,7 +181,8 @@ class DepthNode(LifecycleNode):
         qc = qos_profile(cfg.image_qos, max(10, cfg.image_qos_depth))
         self.subs = [
             # raw: the frame is read from its CDR bytes (io/image_cdr.py), not built as a Python message
-            self.create_subscription(Image, "image", self._on_image, qi, raw=True),
+            self.create_subscription(Image, "image", subscription_callback(self._on_image, passes_message_info()),
+                                     qi, raw=True),
             self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qc),
         ]
         self.slot.reopen()
@@ -228,8 +230,9 @@ class DepthNode(LifecycleNode):
             self.configured = False
 
     # ---------------------------------------------------------------------------------------- callbacks
-    def _on_image(self, raw: bytes, info: Any = None) -> None:
-        """Parse and hand over: the frame waits in the slot with when it came and the stamp before it."""
+    def _on_image(self, raw: bytes, info: Any) -> None:
+        """Parse and hand over: the frame waits in the slot with when it came and the stamp before it.
+        `info`: MessageInfo where this rclpy passes it (not on Humble: None)."""
         try:
             msg = parse_image(raw)
             if msg is None:  # not plain CDR: rclpy's deserializer reads what ours does not
