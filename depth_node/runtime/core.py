@@ -79,6 +79,7 @@ class FrameOutputs:
     intrinsics: Intrinsics | None = None  # of depth's grid: the published camera_info
     intrinsics_source: str = ""  # camera_info | configured
     camera_info_fallback: bool = False  # no camera_info matched this frame
+    stamp_suspect: bool = False  # a jumped stamp the next frame confirms or not: no odometry for this one
     cloud: np.ndarray | None = None  # organized structured (H, W) cloud
     cloud_payload: Any = None  # the builder's array.array behind `cloud`
     colored: np.ndarray | None = None  # (H, W, 3) uint8 RGB colour map of depth
@@ -98,6 +99,7 @@ class FrameCore:
         self.clouds = OrganizedCloudBuilder()
         self.last_stamp: float | None = None
         self.last_size: tuple[int, int] | None = None
+        self.suspect_ns: int | None = None  # a jumped stamp waiting for the next frame to confirm it
 
     @classmethod
     def open(cls, cfg: Any) -> FrameCore:
@@ -131,7 +133,7 @@ class FrameCore:
 
     def forget_stream(self) -> None:
         """A new input stream (lifecycle cleanup): no previous stamp, size or camera_info."""
-        self.last_stamp = self.last_size = None
+        self.last_stamp = self.last_size = self.suspect_ns = None
         self.infos.clear()
 
     def close(self) -> None:
@@ -151,47 +153,74 @@ class FrameCore:
             out.events.append(Event(f"image_{error_kind(str(exc))}", f"dropped image: {exc}"))
             out.status = "dropped"
             return out
-        if not self._time_and_size_rules(stamp_ns, rgb.shape[1], rgb.shape[0], prev_received_ns, out):
+        verdict = self._stamp_rules(stamp_ns, prev_received_ns, out)
+        if verdict == "drop":
             out.status = "dropped"
             return out
+        out.stamp_suspect = verdict == "suspect"
+        if not out.stamp_suspect:
+            self._size_rule(rgb.shape[1], rgb.shape[0], out)
         if not wants.any():
             out.status = "idle"
-            self.pipe.break_pairing()
+            if not out.stamp_suspect:
+                self.pipe.break_pairing()
             return out
         frame = self._depth(rgb, stamp_ns, info_wait_s, out)
         self._derived(frame, rgb, wants, out)
         return out
 
-    def _time_and_size_rules(self, stamp_ns: int, w: int, h: int, prev_received_ns: int | None,
-                             out: FrameOutputs) -> bool:
-        """Duplicate and out-of-order stamps are dropped; a jump back restarts odometry at the origin, a gap in
-        the received data or a new image size restarts the pairing from the last pose. False: drop."""
-        stamp = stamp_ns / 1e9
-        max_gap = self.cfg.odom.max_gap
+    def _stamp_rules(self, stamp_ns: int, prev_received_ns: int | None, out: FrameOutputs) -> str:
+        """"ok", "drop" or "suspect". Zero/negative, duplicate and out-of-order stamps are dropped. A jump (back,
+        or forward over odom.max_gap in the received data) is only believed when the next frame continues
+        from it: the jumped frame is "suspect" (depth and cloud, no odometry); the next one then restarts
+        odometry (at the origin after a jump back: bag loop, simulation reset; from the last pose after a
+        gap), or, back on the old timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
+        stamp, max_gap = stamp_ns / 1e9, self.cfg.odom.max_gap
+        if stamp_ns <= 0:
+            out.events.append(Event("invalid_stamp", f"dropped image: stamp {stamp:.9f} s is zero or negative (is "
+                                    "the camera driver stamping its images?)"))
+            return "drop"
         check = classify_stamp(self.last_stamp, stamp, max_gap)
         if check.kind == "duplicate":
             out.events.append(Event("duplicate_stamp", f"dropped image: duplicate stamp {stamp:.9f} (same as the "
                                     "last frame; is the camera driver re-publishing?)"))
-            return False
+            return "drop"
         if check.kind == "out_of_order":
             out.events.append(Event("out_of_order_stamp", f"dropped image: stamp {stamp:.6f} is {-check.dt:.3f} s "
                                     "older than the previous frame (out of order)"))
-            return False
-        prev = None if prev_received_ns is None else prev_received_ns / 1e9
+            return "drop"
+        suspect, self.suspect_ns = self.suspect_ns, None
+        if suspect is not None and check.kind in ("jump_back", "gap") and 0 < stamp_ns - suspect <= max_gap * 1e9:
+            self._restart_after_jump(check, out)
+        else:
+            if suspect is not None:
+                out.events.append(Event("stamp_outlier", f"ignored a single stamp jump to {suspect / 1e9:.6f} s "
+                                        f"(the stream went on at {stamp:.6f} s): odometry continues", "warning"))
+            prev = None if prev_received_ns is None else prev_received_ns / 1e9
+            own_drop = prev is not None and stamp - prev <= max_gap and prev >= (self.last_stamp or 0.0)
+            if check.kind == "jump_back" or (check.kind == "gap" and not own_drop):
+                self.suspect_ns = stamp_ns
+                return "suspect"
+        self.last_stamp = stamp
+        return "ok"
+
+    def _restart_after_jump(self, check: Any, out: FrameOutputs) -> None:
         if check.kind == "jump_back":
             out.events.append(Event("time_jump", f"time jumped back {-check.dt:.2f} s (bag loop or simulation "
                                     "reset): odometry restarts at the origin", "warning"))
             self.pipe.restart_odometry(keep_pose=False)
-        elif check.kind == "gap" and (prev is None or stamp - prev > max_gap or prev < (self.last_stamp or 0.0)):
+        else:
             out.events.append(Event("time_gap", f"{check.dt:.2f} s without frames (> odom.max_gap): odometry "
                                     "restarts from its last pose", "warning"))
             self.pipe.restart_odometry(keep_pose=True)
+
+    def _size_rule(self, w: int, h: int, out: FrameOutputs) -> None:
+        """A new image size restarts the pairing (the pose network cannot compare the two frames)."""
         if self.last_size is not None and self.last_size != (w, h):
             out.events.append(Event("resolution_change", f"image size changed from {self.last_size[0]}x"
                                     f"{self.last_size[1]} to {w}x{h}: odometry pairing restarts", "warning"))
             self.pipe.restart_odometry(keep_pose=True)
-        self.last_stamp, self.last_size = stamp, (w, h)
-        return True
+        self.last_size = (w, h)
 
     def _intrinsics(self, stamp_ns: int, w: int, h: int, wait_s: float, out: FrameOutputs) -> Intrinsics:
         """The camera_info nearest in stamp within sync_slop (rescaled to the image), else the parameter."""
@@ -239,6 +268,8 @@ class FrameCore:
         if wants.colored:
             out.colored = colorize(frame.depth, cfg.colormap, cfg.colored_min_depth, cfg.colored_max_depth,
                                    bgr=False)
+        if out.stamp_suspect:
+            return  # no odometry on a stamp not yet believed; the pairing waits for the next frame
         if wants.odom and self.pipe.has_pose:
             t0 = time.monotonic()
             vo = self.pipe.odometry(frame, out.stamp_ns / 1e9)
