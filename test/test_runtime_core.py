@@ -100,3 +100,44 @@ def test_a_real_bag_loop_restarts_cleanly(setup) -> None:
     for o, ref in zip(after[1:], fresh, strict=True):
         np.testing.assert_array_equal(o.odometry.pose, ref.odometry.pose)
     assert not any(e.kind == "stamp_outlier" for o in got for e in o.events)
+
+
+def camera_info(K: list[float], w: int, h: int, stamp_ns: int) -> SimpleNamespace:
+    sec, nsec = divmod(stamp_ns, 10**9)
+    fx, fy, cx, cy = K
+    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nsec), frame_id="cam"),
+                           width=w, height=h, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+
+
+def test_intrinsics_are_validated_with_one_clear_error(setup) -> None:
+    from depth_node.runtime.intrinsics import intrinsics_problem
+
+    def problem(fx, fy, cx, cy, w=320, h=96):
+        return intrinsics_problem(np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], float), w, h)
+
+    assert problem(250.0, 250.0, 160.0, 48.0) == ""
+    assert problem(1242 * 0.58, 375 * 1.92, 621.0, 187.5, 1242, 375) == ""  # KITTI
+    assert "not focal lengths" in problem(1e-300, 1e-300, 160.0, 48.0)  # the fuzzer's degenerate K
+    assert "not near the 320x96 image" in problem(250.0, 250.0, -5000.0, 48.0)
+    assert "finite" in problem(float("nan"), 250.0, 160.0, 48.0)
+    assert "not focal lengths" in problem(-250.0, 250.0, 160.0, 48.0)
+
+    cfg, f = setup
+    core = FrameCore.open(cfg)
+    try:
+        rgb = f["rgb"][0]
+        core.add_camera_info(camera_info([1e-300, 1e-300, -5000.0, 48.0], 320, 96, T0))
+        out = core.process(image(rgb, T0), Wants())
+        bad = [e for e in out.events if e.kind == "camera_info_invalid"]
+        assert len(bad) == 1 and "invalid K" in bad[0].text and "fix the camera calibration" in bad[0].text
+        assert out.intrinsics_source == "configured"  # the fallback: the `intrinsics` parameter
+        fx, fy, cx, cy = cfg.intrinsics  # normalised: times the image size
+        got = out.intrinsics
+        assert (got.fx, got.fy, got.cx, got.cy) == pytest.approx((fx * 320, fy * 96, cx * 320, cy * 96))
+        xyz = np.stack([out.cloud[c] for c in ("x", "y", "z")])
+        assert not np.isinf(xyz).any()
+        core.add_camera_info(camera_info([250.0, 250.0, 160.0, 48.0], 320, 96, T0 + S))
+        out = core.process(image(rgb, T0 + S), Wants())
+        assert out.intrinsics_source == "camera_info" and out.intrinsics.fx == 250.0
+    finally:
+        core.close()

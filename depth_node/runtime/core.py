@@ -228,9 +228,9 @@ class FrameCore:
         info, dt = self.infos.match(stamp_ns, slop, wait_s=min(slop, wait_s))
         if info is not None:
             intr, problem = camera_info_intrinsics(info, w, h)
-            if problem == "invalid":
-                out.events.append(Event("camera_info_invalid", "camera_info has an invalid K (zero or non-finite "
-                                        "focal length): using the configured intrinsics; fix the camera calibration"))
+            if intr is None:
+                out.events.append(Event("camera_info_invalid", f"camera_info has an invalid K ({problem}): using "
+                                        "the configured intrinsics; fix the camera calibration"))
             else:
                 if problem == "size":
                     out.events.append(Event("camera_info_size", f"camera_info is for {info.width}x{info.height} "
