@@ -73,6 +73,7 @@ class DepthNode(LifecycleNode):
         super().__init__(NODE_NAME, **node_kwargs)
         P.declare(self)
         self.cfg, self.param_error = _initial_config(P.read(self))
+        self.configure_error = ""
         self.configured = self.active = False
         self.stats = Stats()
         self.slot = LatestSlot()
@@ -143,9 +144,10 @@ class DepthNode(LifecycleNode):
         except Exception as exc:
             why = str(exc) if isinstance(exc, DepthNodeError) else f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {why}")
+            self.configure_error = f"configure failed: {why}"
             self._release()
             return TransitionCallbackReturn.FAILURE
-        self.configured = True
+        self.configured, self.configure_error = True, ""
         return TransitionCallbackReturn.SUCCESS
 
     def _load_model(self) -> None:
@@ -233,11 +235,17 @@ class DepthNode(LifecycleNode):
     def _on_image(self, raw: bytes, info: Any) -> None:
         """Parse and hand over: the frame waits in the slot with when it came and the stamp before it.
         `info`: MessageInfo where this rclpy passes it (not on Humble: None)."""
+        self.stats.got_image()
         try:
             msg = parse_image(raw)
             if msg is None:  # not plain CDR: rclpy's deserializer reads what ours does not
                 msg = deserialize_message(raw, Image)
-            self.stats.got_image()
+        except Exception as exc:  # garbage bytes on the image topic: count them, keep going
+            self.throttled("image_malformed", f"dropped a malformed image message ({len(raw)} bytes are not a "
+                           f"sensor_msgs/Image: {type(exc).__name__}: {exc}); check what publishes on "
+                           f"{self.subs[0].topic_name if self.subs else 'image'}")
+            return
+        try:
             if info:
                 self._count_lost("image", info)
             self.slot.put((msg, time.monotonic(), self.last_received_ns))  # replaced items: slot.dropped
@@ -355,7 +363,8 @@ class DepthNode(LifecycleNode):
         state = "active" if self.active else "inactive" if self.configured else "unconfigured"
         values, n_in, n_out = period_values(self.stats, period, self.slot.dropped)
         values = {"state": state, **values, "model": self.model_path or "(not loaded)", **core_values(self.core)}
-        level, text = level_and_text(state, self.param_error, n_in, n_out, self.slot.dropped, self.scale)
+        level, text = level_and_text(state, self.param_error or self.configure_error, n_in, n_out,
+                                     self.slot.dropped, self.scale)
         status = M.diagnostic_status(f"{self.get_fully_qualified_name()}: depth", "depth_node", level, text, values)
         return M.diagnostics_msg(self.get_clock().now().to_msg(), [status])
 

@@ -104,12 +104,14 @@ def core_values(core: Any) -> dict[str, Any]:
     return values
 
 
-def level_and_text(state: str, param_error: str, n_in: int, n_out: int, dropped: int,
+def level_and_text(state: str, error: str, n_in: int, n_out: int, dropped: int,
                    scale: Any) -> tuple[int, str]:
-    """The status level and message: configuration and activity first, then the scale source's readiness."""
+    """The status level and message: configuration and activity first, then the scale source's readiness.
+    Unconfigured is ERROR only with a reason (bad parameters, a failed configure); a node waiting for its
+    lifecycle manager is WARN "waiting for configure"."""
     level, text = M.OK, "ok"
     if state == "unconfigured":
-        level, text = M.ERROR, param_error or "not configured"
+        level, text = (M.ERROR, error) if error else (M.WARN, "waiting for configure")
     elif state == "inactive":
         level, text = M.WARN, "inactive"
     elif n_in == 0:

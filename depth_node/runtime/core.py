@@ -147,6 +147,9 @@ class FrameCore:
         dropping of stale frames does not); `info_wait_s`: how long to wait for a late camera_info."""
         stamp_ns = stamp_to_ns(msg.header.stamp)
         out = FrameOutputs(stamp_ns, msg.header.frame_id or self.cfg.camera_frame)
+        if not msg.header.frame_id:
+            out.events.append(Event("empty_frame_id", f"image without a frame_id: outputs use camera_frame "
+                                    f"'{self.cfg.camera_frame}' (set the camera driver's frame_id)", "warning"))
         try:
             rgb = decode_rgb(msg)
         except ImageFormatError as exc:

@@ -63,7 +63,8 @@ SPECS: tuple[ParamSpec, ...] = (
               "fallback [fx, fy, cx, cy] when no camera_info matches (KITTI-like default, normalised)", True),
     ParamSpec("intrinsics_normalized", True, "intrinsics are divided by image width/height (true) or pixels (false)",
               True),
-    ParamSpec("camera_frame", "", "frame_id for outputs when the image has none; empty = the image's frame_id", True),
+    ParamSpec("camera_frame", "camera_optical_frame", "frame_id of the outputs when an image's header has none (a "
+              "warning says so); images with a frame_id keep theirs", True),
     # outputs
     ParamSpec("output_resolution", "network", "depth/cloud at the network's resolution or the input image's", True,
               RESOLUTIONS),
@@ -313,6 +314,7 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
     check(0 < o["ground_plane.max_tilt_deg"] < 90, "ground_plane.max_tilt_deg must be in (0, 90)")
     check(0 < o["ground_plane.smoothing"] <= 1, "ground_plane.smoothing must be in (0, 1]")
     check(o["ground_plane.initial_scale"] > 0, "ground_plane.initial_scale must be > 0")
+    check(bool(o["camera_frame"]), "camera_frame must not be empty (the outputs' frame when an image has none)")
     check(bool(o["odom_frame"]) and bool(o["base_frame"]) and o["odom_frame"] != o["base_frame"],
           "odom_frame and base_frame must be non-empty and different")
     c2b = o["camera_to_base"]
