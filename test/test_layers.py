@@ -27,7 +27,6 @@ RANKS: dict[str, int] = {
     "export": 3,
     "inference": 4,
     "runtime": 5,
-    "pipeline": 5,  # moves into runtime/
     "ros": 6,
     "sim": 6,
     "evaluate": 6,

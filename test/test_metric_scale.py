@@ -12,10 +12,12 @@ from conftest import make_model_file, weights_recipe
 
 from depth_node.checkpoints.model_file import save_model
 from depth_node.geometry.camera import Intrinsics
-from depth_node.geometry.scale import ScaleError, ScaleInput, make_scale_estimator
+from depth_node.geometry.scale import ScaleError, ScaleInput
 from depth_node.inference.estimator import DepthEstimator
 from depth_node.inference.factory import create_backend
 from depth_node.inference.metric_scale import MetricModelConfig, MetricModelScale, ratio_measurement
+from depth_node.runtime.params import NodeConfig, validate
+from depth_node.runtime.scale_sources import build_scale_source
 
 
 def _frames(n: int = 6, h: int = 96, w: int = 320) -> list[np.ndarray]:
@@ -104,15 +106,12 @@ def test_gating_holds_the_scale_against_a_wild_result_then_reacquires():
 
 def test_factory_refuses_a_non_metric_teacher(tmp_path):
     p = save_model(tmp_path / "stereo.pt", make_model_file(96, 320))
-    import depth_node.inference.metric_scale  # noqa: F401
-
+    cfg = validate({"scale_source": "metric_model", "metric_model.model": str(p), "backend": "torch"})
     with pytest.raises(ScaleError, match="not a metric model"):
-        make_scale_estimator("metric_model", {"kind": "relative"}, {"metric_model": {"model": str(p)},
-                                                                    "runtime": {"backend": "torch"}})
+        build_scale_source(cfg, {"kind": "relative"}, np.eye(4))
 
 
 def test_empty_model_parameter_means_the_bundled_metric_model(monkeypatch, tmp_path):
-    import depth_node.inference.metric_scale  # noqa: F401
     from depth_node import paths
     from depth_node.checkpoints.model_file import load_model
 
@@ -121,7 +120,7 @@ def test_empty_model_parameter_means_the_bundled_metric_model(monkeypatch, tmp_p
     monkeypatch.setattr("depth_node.paths.share_dir", lambda: tmp_path)  # an installation without it
     assert paths.bundled_metric_model() == ""
     with pytest.raises(ScaleError, match=r"needs metric_model\.model.*no bundled metric_small\.pt"):
-        make_scale_estimator("metric_model", {"kind": "relative"}, {"metric_model": {"model": ""}})
+        build_scale_source(NodeConfig(scale_source="metric_model"), {"kind": "relative"}, np.eye(4))
 
 
 @pytest.mark.slow
@@ -130,14 +129,13 @@ def test_pipeline_with_a_depth_pro_teacher(tmp_path, small_model_path):
     published depth is the fast depth × median(teacher / fast) of the frame the teacher saw."""
     from depth_node.checkpoints.depth_pro import import_depth_pro
     from depth_node.networks.depth_pro import build_depth_pro
-    from depth_node.pipeline import FramePipeline
-    from depth_node.ros import params as P
+    from depth_node.runtime.pipeline import FramePipeline
 
     recipe = weights_recipe()
     ckpt = tmp_path / "dp_tiny.pt"
     torch.save(recipe.fill_state_dict(build_depth_pro("tiny").state_dict()), ckpt)
     teacher_path = save_model(tmp_path / "teacher.pt", import_depth_pro(ckpt))
-    cfg = P.validate({"model": str(small_model_path), "backend": "torch", "scale_source": "metric_model",
+    cfg = validate({"model": str(small_model_path), "backend": "torch", "scale_source": "metric_model",
                       "metric_model.model": str(teacher_path), "metric_model.period": 0.0,
                       "metric_model.smoothing": 1.0})
     pipe = FramePipeline(small_model_path, cfg)
@@ -148,9 +146,14 @@ def test_pipeline_with_a_depth_pro_teacher(tmp_path, small_model_path):
         assert first.scale == 1.0  # initial_scale until the teacher answered
         pipe.scale.wait_idle(timeout=120)
         teacher = DepthEstimator(create_backend(teacher_path, "torch", "fp32", "cpu"))
-        expect = ratio_measurement(teacher.depth(rgb, first.intrinsics, first.depth.shape).depth, first.depth)
+        metric = teacher.depth(rgb, first.intrinsics, first.depth.shape).depth.astype(np.float64)
+        fast = first.depth.astype(np.float64)
+        # the claim written out by hand: the median of metric / fast over pixels valid in both (0.5..80 m)
+        ok = np.isfinite(metric) & np.isfinite(fast) & (fast > 0) & (metric > 0.5) & (metric < 80.0)
+        assert ok.sum() >= 50
+        expect = float(np.median(metric[ok] / fast[ok]))
         second = pipe.depth(rgb, intr, 0.1)
-        assert second.scale == pytest.approx(expect[0], rel=1e-3)
+        assert second.scale == pytest.approx(expect, rel=1e-3)
         np.testing.assert_allclose(second.depth, first.depth * second.scale, rtol=1e-5)
         assert pipe.scale.state()["source"] == "metric_model"
     finally:

@@ -1,4 +1,4 @@
-"""Scale sources: fixed, stereo, ground plane (robust fit + smoothing), and the metric_model hook."""
+"""Scale sources: fixed, stereo, ground plane (robust fit + smoothing), built explicitly from a node config."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from depth_node.geometry.scale import (
     GroundPlaneScale,
     ScaleError,
     ScaleInput,
-    make_scale_estimator,
-    register_scale_source,
     resolve_source,
 )
+from depth_node.runtime.params import validate
+from depth_node.runtime.scale_sources import build_scale_source
 
 INTR = Intrinsics(360.0, 360.0, 320.0, 96.0, 640, 192)
 
@@ -91,31 +91,23 @@ def test_ground_plane_without_road_holds_initial_scale() -> None:
     assert est.update(ScaleInput(wall, None)) == 3.0 and est.rel_std > 0.1
 
 
-def test_fixed_stereo_auto_and_metric_model_hook() -> None:
+def _built(source: str, model_scale: dict, **params) -> object:
+    return build_scale_source(validate({"scale_source": source, **params}), model_scale, np.eye(4))
+
+
+def test_fixed_stereo_auto_and_explicit_sources() -> None:
     mono = {"kind": "relative", "factor": 1.0}
     stereo = {"kind": "stereo", "baseline_m": 0.54, "factor": 5.4}
-    assert make_scale_estimator("fixed", mono, {"scale_factor": 2.5}).scale == 2.5
-    assert make_scale_estimator("stereo", stereo, {}).scale == 1.0  # DepthEstimator applied 5.4 already
-    assert make_scale_estimator("stereo", stereo, {"stereo_baseline": 0.12}).scale == pytest.approx(0.12 / 0.54)
+    assert _built("fixed", mono, scale_factor=2.5).scale == 2.5
+    assert _built("stereo", stereo).scale == 1.0  # DepthEstimator applied 5.4 already
+    assert _built("stereo", stereo, stereo_baseline=0.12).scale == pytest.approx(0.12 / 0.54)
     with pytest.raises(ScaleError, match="stereo pairs"):
-        make_scale_estimator("stereo", mono, {})
+        _built("stereo", mono)
     assert resolve_source("auto", mono) == "ground_plane"
     assert resolve_source("auto", stereo) == "stereo"
     assert resolve_source("auto", {"kind": "metric"}) == "fixed"
-    with pytest.raises(ScaleError, match="unknown scale_source"):
-        make_scale_estimator("lidar", mono, {})
-    gp = make_scale_estimator("ground_plane", mono, {"ground_plane": {"camera_height": 2.0, "roi_top": 0.5}})
+    assert _built("auto", {"kind": "metric"}).source == "fixed"
+    with pytest.raises(ScaleError, match="unknown scale_source 'lidar'; choose one of auto, fixed, stereo"):
+        resolve_source("lidar", mono)
+    gp = _built("ground_plane", mono, **{"ground_plane.camera_height": 2.0, "ground_plane.roi_top": 0.5})
     assert isinstance(gp, GroundPlaneScale) and gp.cfg.camera_height == 2.0 and gp.cfg.roi_top == 0.5
-    # the registry: metric_model is whatever is registered under its name (depth_node.inference.metric_scale)
-    from depth_node.geometry import scale as scale_mod
-
-    saved = scale_mod.SCALE_SOURCES.pop("metric_model", None)
-    try:
-        with pytest.raises(ScaleError, match="not registered"):
-            make_scale_estimator("metric_model", mono, {})
-        register_scale_source("metric_model", lambda model_scale, params, camera_to_base: scale_mod.ScaleEstimator(4.0))
-        assert make_scale_estimator("metric_model", mono, {}).scale == 4.0
-    finally:
-        scale_mod.SCALE_SOURCES.pop("metric_model", None)
-        if saved is not None:
-            scale_mod.SCALE_SOURCES["metric_model"] = saved

@@ -55,7 +55,7 @@ def render_drive(out: Path, seed: int, frames: int, width: int, height: int) -> 
 
 def model_size(model: str) -> tuple[int, int]:
     """(width, height) the model takes: from the model file, or from an ONNX file's metadata."""
-    from depth_node.ros.node import resolve_model_path
+    from depth_node.runtime.pipeline import resolve_model_path
 
     path = resolve_model_path(model)
     if path.suffix == ".onnx":

@@ -57,7 +57,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def node_params(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """Parameters for the node: `base`, then --params-file, then -p, then --model; validated here so a typo
     fails before anything starts."""
-    from depth_node.ros import params as P
+    from depth_node.runtime import params as P
 
     values: dict[str, Any] = dict(base or {})
     if args.params_file:

@@ -23,7 +23,7 @@ from depth_node.evaluate.trajectory_io import Trajectory, write_tum
 from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io.bags import BagReader, stamp_to_ns
 from depth_node.io.image_codec import decode_image
-from depth_node.ros.bag_runner import DIAGNOSTICS, RunResult, output_topic
+from depth_node.runtime.bag_run import DIAGNOSTICS, RunResult, output_topic
 
 POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped")
 

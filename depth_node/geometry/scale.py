@@ -9,7 +9,8 @@ Sources (`scale_source`):
   near the expected "up", then least-squares refits on the inliers), read the camera's height in model
   units, and smooth height_m / height_model over time in log space with outlier gating.
 - `metric_model`: a second network predicting metric depth, at a low rate beside the fast model
-  (`depth_node.inference.metric_scale`, registered through `register_scale_source`).
+  (`depth_node.inference.metric_scale`). The frame core (`depth_node.runtime.scale_sources`) builds each
+  source explicitly; the names are `SCALE_SOURCES` here.
 
 Everything here is NumPy and knows nothing of ROS.
 """
@@ -17,7 +18,6 @@ Everything here is NumPy and knows nothing of ROS.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,53 +310,24 @@ class GroundPlaneScale(ScaleEstimator):
         return out
 
 
-# Scale-source registry: the metric_model issue adds its factory here; nothing else in the node changes.
-ScaleFactory = Callable[..., ScaleEstimator]
-SCALE_SOURCES: dict[str, ScaleFactory] = {}
-KNOWN_SOURCES = ("auto", "fixed", "stereo", "ground_plane", "metric_model")
-
-
-def register_scale_source(name: str, factory: ScaleFactory) -> None:
-    """`factory(model_scale=dict, params=dict, camera_to_base=4×4) -> ScaleEstimator`."""
-    SCALE_SOURCES[name] = factory
-
-
-def _fixed(model_scale: dict[str, Any], params: dict[str, Any], camera_to_base: np.ndarray) -> ScaleEstimator:
-    return ScaleEstimator(float(params.get("scale_factor", 1.0)))
-
-
-def _stereo(model_scale: dict[str, Any], params: dict[str, Any], camera_to_base: np.ndarray) -> ScaleEstimator:
-    return StereoScale(model_scale, float(params.get("stereo_baseline", 0.0)))
-
-
-def _ground(model_scale: dict[str, Any], params: dict[str, Any], camera_to_base: np.ndarray) -> ScaleEstimator:
-    cfg = GroundPlaneConfig()
-    for k, v in (params.get("ground_plane") or {}).items():
-        if hasattr(cfg, k):
-            setattr(cfg, k, type(getattr(cfg, k))(v))
-    return GroundPlaneScale(cfg, camera_to_base)
-
-
-register_scale_source("fixed", _fixed)
-register_scale_source("stereo", _stereo)
-register_scale_source("ground_plane", _ground)
+AUTO = "auto"
+SCALE_SOURCES: tuple[str, ...] = ("fixed", "stereo", "ground_plane", "metric_model")
 
 
 def resolve_source(source: str, model_scale: dict[str, Any]) -> str:
     """'auto' → stereo for stereo-trained models, fixed (1) for metric ones, ground_plane for mono ones."""
-    if source != "auto":
+    if source != AUTO:
+        if source not in SCALE_SOURCES:
+            raise ScaleError(f"unknown scale_source {source!r}; choose one of {AUTO}, {', '.join(SCALE_SOURCES)}")
         return source
     kind = str(model_scale.get("kind", "relative"))
     return {"stereo": "stereo", "metric": "fixed"}.get(kind, "ground_plane")
 
 
-def make_scale_estimator(
-    source: str, model_scale: dict[str, Any], params: dict[str, Any], camera_to_base: np.ndarray | None = None
-) -> ScaleEstimator:
-    resolved = resolve_source(source, model_scale)
-    if resolved not in SCALE_SOURCES:
-        if resolved == "metric_model":
-            raise ScaleError("scale_source 'metric_model' is not registered: import depth_node.inference.metric_scale")
-        raise ScaleError(f"unknown scale_source {source!r}; choose one of {', '.join(KNOWN_SOURCES)}")
-    T = default_camera_to_base() if camera_to_base is None else camera_to_base
-    return SCALE_SOURCES[resolved](model_scale, params, T)
+def ground_plane_config(params: dict[str, Any]) -> GroundPlaneConfig:
+    """A GroundPlaneConfig with the given fields (the node's `ground_plane.*` group) over the defaults."""
+    cfg = GroundPlaneConfig()
+    for k, v in params.items():
+        if hasattr(cfg, k):
+            setattr(cfg, k, type(getattr(cfg, k))(v))
+    return cfg

@@ -9,16 +9,10 @@ from pathlib import Path
 
 from depth_node.checkpoints.model_file import ModelFile, load_model
 from depth_node.inference.base import Backend, BackendError, ModelInfo
+from depth_node.inference.names import BACKEND_PRECISIONS as PRECISIONS
+from depth_node.inference.names import BACKENDS
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-PRECISIONS: dict[str, tuple[str, ...]] = {
-    "torch": ("fp32", "bf16", "fp16"),
-    "onnxruntime": ("fp32", "int8"),
-    "openvino": ("fp32", "bf16", "int8"),
-    "tensorrt": ("fp16", "fp32", "int8"),
-}
 
 
 def _importable(name: str) -> bool:

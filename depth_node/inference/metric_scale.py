@@ -14,12 +14,12 @@ import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from depth_node.geometry.scale import ScaleError, ScaleEstimator, ScaleInput, register_scale_source
+from depth_node.geometry.scale import ScaleError, ScaleEstimator, ScaleInput
 
 
 @dataclass
@@ -165,27 +165,22 @@ class MetricModelScale(ScaleEstimator):
         self.teacher.backend.close()
 
 
-def _metric_model(model_scale: dict[str, Any], params: dict[str, Any], camera_to_base: np.ndarray) -> ScaleEstimator:
+def open_metric_model_scale(cfg: MetricModelConfig, backend: str = "auto", precision: str = "auto",
+                            device: str = "auto", cache_dir: str | None = None) -> MetricModelScale:
+    """The metric_model scale source with its teacher loaded (`cfg.model` "" = the bundled metric model).
+    ScaleError when there is no model or it is not a metric one."""
     from depth_node.inference.estimator import DepthEstimator
     from depth_node.inference.factory import create_backend
     from depth_node.paths import BUNDLED_METRIC_MODEL, bundled_metric_model
 
-    mm = dict(params.get("metric_model") or {})
-    path = str(mm.get("model") or "") or bundled_metric_model()
+    path = cfg.model or bundled_metric_model()
     if not path:
         raise ScaleError("scale_source metric_model needs metric_model.model (a metric depth model file); this "
                          f"installation has no bundled {BUNDLED_METRIC_MODEL}")
-    rt = params.get("runtime") or {}
-    backend = create_backend(path, rt.get("backend", "auto"), rt.get("precision", "auto"), rt.get("device", "auto"),
-                             cache_dir=rt.get("cache_dir") or None)
-    if backend.info.scale_kind != "metric":
-        backend.close()
+    teacher = create_backend(path, backend, precision, device, cache_dir=cache_dir or None)
+    if teacher.info.scale_kind != "metric":
+        teacher.close()
         raise ScaleError(f"metric_model.model {path} is not a metric model (its scale is "
-                         f"{backend.info.scale_kind!r}); import a Depth Pro-style checkpoint with "
+                         f"{teacher.info.scale_kind!r}); import a Depth Pro-style checkpoint with "
                          "`depth-node import depth-pro`")
-    cfg = MetricModelConfig(path, **{k: float(v) for k, v in mm.items() if k in ("period", "smoothing",
-                                                                                  "initial_scale")})
-    return MetricModelScale(DepthEstimator(backend), cfg)
-
-
-register_scale_source("metric_model", _metric_model)
+    return MetricModelScale(DepthEstimator(teacher), replace(cfg, model=str(path)))

@@ -1,9 +1,10 @@
 """Running the node over a bag and recording what it publishes, for `eval-bag` and `make demo`.
 
 Online: the real node as its own process, the bag replayed over ROS 2 with its timing, and a recorder writing
-the node's outputs into an MCAP bag. Offline: the same `FramePipeline` the node runs, fed every image of the
-bag in order (no transport, no dropping), writing the same topics into the same kind of bag. Either way the
-scorer (`depth_node.evaluate.bag_score`) reads one outputs bag.
+the node's outputs into an MCAP bag. Offline: the node's own frame core (`depth_node.runtime.core.FrameCore`,
+the same rules and model path), fed every image of the bag in order (no transport, no dropping), its outputs
+converted by the same message builders into the same topics of the same kind of bag. Either way the scorer
+(`depth_node.evaluate.bag_score`) reads one outputs bag.
 
 Isolation: these runs publish the bag's camera topics, which must not leak into a robot's graph; the commands
 that call them (`eval-bag`, `demo`) set ROS_AUTOMATIC_DISCOVERY_RANGE / ROS_DOMAIN_ID for their own process
@@ -17,39 +18,16 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from depth_node.errors import DepthNodeError
-from depth_node.io.bags import BagReader, BagWriter, stamp_to_ns
+from depth_node.io.bags import BagReader, BagWriter
+from depth_node.runtime.bag_run import DIAGNOSTICS, NAMESPACE, OUTPUTS, RunResult, output_topic
 
-NAMESPACE = "/depth_node"
-OUTPUTS = {
-    "depth": "sensor_msgs/msg/Image",
-    "depth/camera_info": "sensor_msgs/msg/CameraInfo",
-    "odom": "nav_msgs/msg/Odometry",
-    "points": "sensor_msgs/msg/PointCloud2",
-}
-DIAGNOSTICS = "/diagnostics"
-
-
-def output_topic(name: str) -> str:
-    return f"{NAMESPACE}/{name}"
-
-
-@dataclass
-class RunResult:
-    outputs_bag: Path
-    mode: str  # "online" | "offline"
-    images_in: int  # images offered to the node (published / read)
-    model: str = ""
-    arrivals: Any = None  # online: recorder.Arrivals (input image + outputs receive times)
-    frame_seconds: list[float] = field(default_factory=list)  # offline: pipeline time per frame
-    node_log: Path | None = None
-    wall_s: float = 0.0
+__all__ = ["DIAGNOSTICS", "NAMESPACE", "OUTPUTS", "RunResult", "output_topic", "run_offline", "run_online"]
 
 
 def image_topics(bag: BagReader, image: str, camera_info: str | None) -> tuple[str, str | None]:
@@ -154,66 +132,69 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
 
 def run_offline(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_info: str | None,
                 params: dict[str, Any], progress: bool = True) -> RunResult:
-    """Every image of the bag through the node's FramePipeline, outputs into an MCAP bag (bag time = stamp)."""
-    from rclpy.serialization import serialize_message
+    """Every image of the bag through the node's frame core, outputs into an MCAP bag (bag time = stamp).
+
+    Messages are read in log order, as a replay delivers them: each camera_info goes into the core's cache as
+    it comes, and an image is processed once the next image is read (a camera_info logged a hair after its
+    image is then in), so the frame sees what the node would have seen."""
     from tqdm import tqdm
 
-    from depth_node.geometry.pointcloud import OrganizedCloudBuilder
-    from depth_node.pipeline import FramePipeline, camera_info_intrinsics, configured_intrinsics
-    from depth_node.ros import messages as M
-    from depth_node.ros import params as P
-    from depth_node.ros.node import decode_rgb, resolve_model_path
-    from depth_node.ros.sync import CameraInfoCache
+    from depth_node.runtime.core import FrameCore, Wants
+    from depth_node.runtime.params import params_from_yaml, validate
 
     t0 = time.monotonic()
     with BagReader(bag_path) as bag:  # bad topics fail before the model loads
         image, camera_info = image_topics(bag, image, camera_info)
-    cfg = P.validate(P.params_from_yaml({"/**": {"ros__parameters": params}}))
-    model = resolve_model_path(cfg["model"])
-    pipe = FramePipeline(model, cfg)
-    clouds = OrganizedCloudBuilder()
-    infos = CameraInfoCache(maxlen=200)
+        total = bag.topics[image].count
+    cfg = validate(params_from_yaml({"/**": {"ros__parameters": params}}))
+    core = FrameCore.open(cfg)
+    wants = Wants(depth=True, depth_info=True, points=True, colored=False, odom=core.pipe.has_pose)
     seconds: list[float] = []
-    n = 0
     out_bag = Path(out_bag)
     try:
         with BagReader(bag_path) as bag, BagWriter(out_bag, overwrite=True) as writer:
             for k, v in OUTPUTS.items():
                 writer.add_topic(output_topic(k), v)
-            # camera_info first: in a bag it may be stamped a hair after its image
-            if camera_info:
-                for m in bag.messages([camera_info]):
-                    infos.add(m.msg)
-            total = bag.topics[image].count
-            for m in tqdm(bag.messages([image]), total=total, desc="frames", disable=not progress, unit="img"):
-                msg = m.msg
-                n += 1
-                rgb = decode_rgb(msg)
-                h, w = rgb.shape[:2]
-                stamp_ns = stamp_to_ns(msg.header.stamp)
-                info, _ = infos.match(stamp_ns, float(cfg["sync_slop"]))
-                intr = camera_info_intrinsics(info, w, h)[0] if info is not None else None
-                if intr is None:
-                    intr = configured_intrinsics(cfg, w, h)
-                out_size = (h, w) if cfg["output_resolution"] == "input" else None
-                frame = pipe.depth(rgb, intr, stamp_ns / 1e9, out_size)
-                header = M.copy_header(msg.header, None if msg.header.frame_id else (cfg["camera_frame"] or None))
-
-                def put(name: str, ros_msg: Any, stamp_ns: int = stamp_ns) -> None:
-                    writer.write_raw(output_topic(name), stamp_ns, serialize_message(ros_msg))
-
-                put("depth", M.depth_msg(frame.depth, header))
-                put("depth/camera_info", M.camera_info_msg(frame.intrinsics, header))
-                cloud = clouds.build(frame.depth, frame.intrinsics, int(cfg["stride"]), None,
-                                     float(cfg["cloud_max_range"]))
-                put("points", M.pointcloud_msg(cloud, header, clouds.payload))
-                extra = 0.0
-                if pipe.has_pose:
-                    t2 = time.monotonic()
-                    vo = pipe.odometry(frame, stamp_ns / 1e9)
-                    extra = time.monotonic() - t2
-                    put("odom", M.odometry_msg(vo, msg.header.stamp, cfg["odom_frame"], cfg["base_frame"]))
-                seconds.append(frame.seconds + extra)
+            topics = [image] + ([camera_info] if camera_info else [])
+            frames = _images_after_their_infos(bag.messages(topics), image, core)
+            for msg, prev_ns in tqdm(frames, total=total, desc="frames", disable=not progress, unit="img"):
+                out = core.process(msg, wants, prev_ns)
+                if out.status == "ok":
+                    _write_outputs(writer, out, msg.header, cfg)
+                    seconds.append(out.infer_s + out.odom_s)
     finally:
-        pipe.close()
-    return RunResult(out_bag, "offline", n, str(model), frame_seconds=seconds, wall_s=time.monotonic() - t0)
+        core.close()
+    return RunResult(out_bag, "offline", total, str(core.model_path), frame_seconds=seconds,
+                     wall_s=time.monotonic() - t0)
+
+
+def _images_after_their_infos(messages: Any, image: str, core: Any) -> Any:
+    """(image message, stamp of the image before it) in log order, each yielded after the camera_info
+    messages logged before the next image went into the core."""
+    from depth_node.runtime.sync import stamp_to_ns
+
+    pending, prev_ns, before = None, None, None
+    for m in messages:
+        if m.topic != image:
+            core.add_camera_info(m.msg)
+            continue
+        if pending is not None:
+            yield pending, before
+        pending, before, prev_ns = m.msg, prev_ns, stamp_to_ns(m.msg.header.stamp)
+    if pending is not None:
+        yield pending, before
+
+
+def _write_outputs(writer: BagWriter, out: Any, in_header: Any, cfg: Any) -> None:
+    """The frame's depth, depth/camera_info, points and odom as the node publishes them (same builders)."""
+    from rclpy.serialization import serialize_message
+
+    from depth_node.ros import messages as M
+
+    header = M.copy_header(in_header, out.frame_id)
+    msgs = {"depth": M.depth_msg(out.depth, header), "depth/camera_info": M.camera_info_msg(out.intrinsics, header),
+            "points": M.pointcloud_msg(out.cloud, header, out.cloud_payload)}
+    if out.odometry is not None:
+        msgs["odom"] = M.odometry_msg(out.odometry, header.stamp, cfg.odom_frame, cfg.base_frame)
+    for name, msg in msgs.items():
+        writer.write_raw(output_topic(name), out.stamp_ns, serialize_message(msg))

@@ -1,303 +1,32 @@
-"""The node's parameters: one table (name, default, meaning, runtime-changeable or not), validated as a whole.
+"""The node's parameters on rclpy: declaration and reading, driven by the one table in
+`depth_node.runtime.params` (names, types, ranges, docs, defaults, validation and the typed NodeConfig live
+there, ROS-free). These two functions are the only parameter code that touches rclpy.
 
-The table is the single source for declaration, validation, config/mono_depth.yaml (a test checks that the
-file lists exactly these) and the docs table. Validation is plain Python so it can run, and be tested,
-without a ROS context; `declare` and `read` are the only functions that touch rclpy.
-
-Numeric parameters are declared with dynamic typing and coerced here, so `stride: 2.0` or
-`camera_to_base: [0, 0, 0, ...]` (integers in YAML) work instead of failing with a type error deep in rclpy.
+The table's names are re-exported so `from depth_node.ros import params as P` keeps working for callers on
+the ROS side (tests, launch checks).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
-from depth_node.errors import DepthNodeError
-from depth_node.paths import bundled_metric_model
-
-QOS_CHOICES = ("sensor_data", "reliable", "best_effort", "system_default")
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
-SCALE_SOURCES = ("auto", "fixed", "stereo", "ground_plane", "metric_model")
-RESOLUTIONS = ("network", "input")
-COLORMAPS = ("turbo", "gray")
-
-
-class ParamError(DepthNodeError):
-    """Parameter values the node cannot start (or continue) with; the message lists every problem."""
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    default: Any
-    description: str
-    runtime: bool  # may change while the node runs; False: needs a reload (cleanup → configure) or restart
-    choices: tuple[str, ...] = ()
-
-
-# Camera pose in the body: REP 103 optical → body rotation (quaternion x, y, z, w), camera at the body origin.
-OPTICAL_QUATERNION = [-0.5, 0.5, -0.5, 0.5]
-
-SPECS: tuple[ParamSpec, ...] = (
-    # model and backend
-    ParamSpec("model", "", "model file (.pt) or exported depth.onnx; empty = the package's models/default.pt", False),
-    ParamSpec("backend", "auto", "inference backend (auto: TensorRT on NVIDIA GPUs, else OpenVINO, ONNX Runtime)",
-              False, BACKENDS),
-    ParamSpec("precision", "auto", "numeric precision; auto picks the backend's best (fp16 on GPU)", False, PRECISIONS),
-    ParamSpec("device", "auto", "cpu, cuda, cuda:N or auto", False),
-    ParamSpec("cache_dir", "", "where ONNX exports and TensorRT engines are cached; empty = default cache", False),
-    # input
-    ParamSpec("image_qos", "sensor_data", "QoS of the image subscription (REP 2003: sensor_data)", False, QOS_CHOICES),
-    ParamSpec("image_qos_depth", 1, "history depth of the image subscription; 1 = latest frame only", False),
-    ParamSpec("sync_slop", 0.02, "largest stamp difference (s) between an image and the camera_info that belongs to it",
-              True),
-    ParamSpec("intrinsics", [0.58, 1.92, 0.5, 0.5],
-              "fallback [fx, fy, cx, cy] when no camera_info matches (KITTI-like default, normalised)", True),
-    ParamSpec("intrinsics_normalized", True, "intrinsics are divided by image width/height (true) or pixels (false)",
-              True),
-    ParamSpec("camera_frame", "", "frame_id for outputs when the image has none; empty = the image's frame_id", True),
-    # outputs
-    ParamSpec("output_resolution", "network", "depth/cloud at the network's resolution or the input image's", True,
-              RESOLUTIONS),
-    ParamSpec("output_qos", "reliable", "QoS of the outputs (reliable matches both reliable and best-effort readers)",
-              False, QOS_CHOICES),
-    ParamSpec("output_qos_depth", 5, "history depth of the outputs", False),
-    ParamSpec("stride", 1, "point-cloud decimation: every stride-th pixel in each direction", True),
-    ParamSpec("cloud_rgb", True, "add packed rgb to the cloud (point_step 32 as depth_image_proc; xyz only: 16)", True),
-    ParamSpec("cloud_max_range", 0.0, "cloud points farther than this (m, along z) become NaN; 0 = no limit", True),
-    ParamSpec("colormap", "turbo", "colour map of depth/colored", True, COLORMAPS),
-    ParamSpec("colored_min_depth", 0.0, "depth/colored range (m); 0 and 0 = per-frame robust range", True),
-    ParamSpec("colored_max_depth", 0.0, "depth/colored range (m); 0 and 0 = per-frame robust range", True),
-    # scale
-    ParamSpec("scale_source", "auto",
-              "auto (stereo models: stereo, metric: fixed, mono: ground_plane), fixed, stereo, ground_plane, "
-              "metric_model", False, SCALE_SOURCES),
-    ParamSpec("scale_factor", 1.0, "metres per model unit for scale_source fixed", True),
-    ParamSpec("stereo_baseline", 0.0, "stereo: this rig's baseline (m); 0 = the baseline the model was trained on",
-              False),
-    ParamSpec("ground_plane.camera_height", 1.65, "ground_plane: optical centre above the road (m)", True),
-    ParamSpec("ground_plane.roi_top", 0.7, "ground_plane: road region starts at this fraction of the image height",
-              True),
-    ParamSpec("ground_plane.inlier_threshold", 0.04, "ground_plane: inlier distance as a fraction of camera height",
-              True),
-    ParamSpec("ground_plane.max_tilt_deg", 20.0, "ground_plane: max angle between road normal and body up", True),
-    ParamSpec("ground_plane.smoothing", 0.15, "ground_plane: weight of a new measurement (0..1] in the running mean",
-              True),
-    ParamSpec("ground_plane.initial_scale", 1.0, "ground_plane: scale used until the first road fit", True),
-    ParamSpec("metric_model.model", "", "metric_model: the metric depth model file (Depth Pro-style) that fixes "
-              "the scale; \"\" = the package's models/metric_small.pt", False),
-    ParamSpec("metric_model.period", 1.0, "metric_model: seconds (image time) between metric-model runs; it runs "
-              "beside the main model in its own thread", True),
-    ParamSpec("metric_model.smoothing", 0.3, "metric_model: weight of a new ratio (0..1] in the running mean", True),
-    ParamSpec("metric_model.initial_scale", 1.0, "metric_model: scale used until the first metric-model result",
-              True),
-    # odometry
-    ParamSpec("odom_frame", "odom", "header.frame_id of odom (REP 105)", True),
-    ParamSpec("base_frame", "base_link", "child_frame_id of odom and the TF child", True),
-    ParamSpec("publish_tf", False, "broadcast odom → base_frame (only one odometry source should; needs tf2_ros)",
-              True),
-    ParamSpec("camera_to_base", [0.0, 0.0, 0.0, *OPTICAL_QUATERNION],
-              "camera optical frame pose in base_frame: [x, y, z, qx, qy, qz, qw]", False),
-    ParamSpec("odom.max_gap", 1.0, "a gap (s) in the received image stamps larger than this restarts odometry; "
-              "a smaller step back is dropped as out of order", True),
-    ParamSpec("odom.refine", True, "refine the pose network's motion by direct image alignment on the depth "
-              "(fixes rotation a weak pose net misses; ~15 ms per frame on a CPU)", True),
-    ParamSpec("odom.translation_noise", 0.05, "odometry σ per metre travelled (relative)", True),
-    ParamSpec("odom.rotation_noise", 0.05, "odometry σ per radian turned (relative)", True),
-    ParamSpec("odom.translation_noise_floor", 0.002, "odometry σ per frame when stationary (m)", True),
-    ParamSpec("odom.rotation_noise_floor", 0.001, "odometry σ per frame when stationary (rad)", True),
-    # node
-    ParamSpec("autostart", True, "configure and activate at start (false: wait for lifecycle transitions)", False),
-    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", False),
-    ParamSpec("log_throttle", 5.0, "seconds between repeats of the same input error in the log", True),
+from depth_node.runtime.params import (  # noqa: F401  (re-exported)
+    SPEC_BY_NAME,
+    SPECS,
+    NodeConfig,
+    ParamError,
+    ParamSpec,
+    check_change,
+    defaults,
+    flatten,
+    nested,
+    params_from_cli,
+    params_from_yaml,
+    validate,
 )
 
-SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
 
-
-def defaults() -> dict[str, Any]:
-    return {s.name: s.default for s in SPECS}
-
-
-def nested(values: dict[str, Any]) -> dict[str, Any]:
-    """Flat dotted names → the nested mapping a ROS params YAML holds."""
-    out: dict[str, Any] = {}
-    for k, v in values.items():
-        d = out
-        parts = k.split(".")
-        for p in parts[:-1]:
-            d = d.setdefault(p, {})
-        d[parts[-1]] = v
-    return out
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def params_from_yaml(data: dict[str, Any]) -> dict[str, Any]:
-    """The node's parameters out of a ROS params file ({node or /**: {ros__parameters: {...}}})."""
-    found: dict[str, Any] = {}
-    for section in data.values():
-        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
-            found.update(flatten(section["ros__parameters"]))
-    return found
-
-
-def params_from_cli(items: list[str], option: str = "-p") -> dict[str, Any]:
-    """`NAME:=VALUE` items (ROS's -p form; VALUE read as YAML, so `2`, `true`, `[0, 1]` get their types)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        if ":=" not in item:
-            raise DepthNodeError(f"{option} takes NAME:=VALUE, got {item!r}")
-        k, v = item.split(":=", 1)
-        try:
-            out[k.strip()] = yaml.safe_load(v)
-        except yaml.YAMLError as exc:
-            raise DepthNodeError(f"{option} {item!r}: the value is not valid YAML ({exc})") from exc
-    return out
-
-
-def _as_float(name: str, v: Any, errors: list[str]) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
-        errors.append(f"{name} must be a finite number, got {v!r}")
-        return float("nan")
-    return float(v)
-
-
-def _as_int(name: str, v: Any, errors: list[str]) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | float) or float(v) != int(v):
-        errors.append(f"{name} must be a whole number, got {v!r}")
-        return 0
-    return int(v)
-
-
-@dataclass
-class NodeConfig:
-    """Validated, typed parameter values: `cfg["ground_plane.camera_height"]`."""
-
-    values: dict[str, Any]
-
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
-
-    def group(self, prefix: str) -> dict[str, Any]:
-        """{'camera_height': 1.65, ...} for prefix 'ground_plane'."""
-        p = prefix + "."
-        return {k[len(p):]: v for k, v in self.values.items() if k.startswith(p)}
-
-
-def validate(raw: dict[str, Any]) -> NodeConfig:
-    """Type-coerce and check every parameter; raise ParamError listing all problems at once."""
-    errors: list[str] = []
-    vals = defaults()
-    vals.update({k: v for k, v in raw.items() if k in SPEC_BY_NAME})
-    out: dict[str, Any] = {}
-    for spec in SPECS:
-        v = vals[spec.name]
-        d = spec.default
-        if isinstance(d, bool):
-            if not isinstance(v, bool):
-                errors.append(f"{spec.name} must be true or false, got {v!r}")
-            out[spec.name] = bool(v)
-        elif isinstance(d, int):
-            out[spec.name] = _as_int(spec.name, v, errors)
-        elif isinstance(d, float):
-            out[spec.name] = _as_float(spec.name, v, errors)
-        elif isinstance(d, list):
-            if not isinstance(v, list | tuple):
-                errors.append(f"{spec.name} must be a list of numbers, got {v!r}")
-                v = d
-            out[spec.name] = [_as_float(spec.name, x, errors) for x in v]
-        else:
-            if not isinstance(v, str):
-                errors.append(f"{spec.name} must be a string, got {v!r}")
-                v = str(v)
-            out[spec.name] = v
-        if spec.choices and out[spec.name] not in spec.choices:
-            errors.append(f"{spec.name} must be one of {', '.join(spec.choices)}; got {out[spec.name]!r}")
-    o = out
-
-    def check(cond: bool, msg: str) -> None:
-        if not cond:
-            errors.append(msg)
-
-    check(1 <= o["image_qos_depth"] <= 100, "image_qos_depth must be in 1..100 (1 = latest frame only)")
-    check(1 <= o["output_qos_depth"] <= 100, "output_qos_depth must be in 1..100")
-    check(0 <= o["sync_slop"] <= 1.0, "sync_slop must be in [0, 1] seconds")
-    check(len(o["intrinsics"]) == 4, "intrinsics must be [fx, fy, cx, cy]")
-    if len(o["intrinsics"]) == 4:
-        check(o["intrinsics"][0] > 0 and o["intrinsics"][1] > 0, "intrinsics fx and fy must be > 0")
-    check(1 <= o["stride"] <= 64, "stride must be in 1..64")
-    check(o["cloud_max_range"] >= 0, "cloud_max_range must be ≥ 0 (0 = no limit)")
-    check(o["colored_min_depth"] >= 0 and o["colored_max_depth"] >= 0, "colored_min/max_depth must be ≥ 0")
-    if o["colored_max_depth"] > 0 or o["colored_min_depth"] > 0:
-        check(0 < o["colored_min_depth"] < o["colored_max_depth"],
-              "colored_min_depth must be > 0 and < colored_max_depth (or both 0 for automatic)")
-    check(o["scale_factor"] > 0, "scale_factor must be > 0")
-    check(o["stereo_baseline"] >= 0, "stereo_baseline must be ≥ 0 (0 = the model's)")
-    check(o["ground_plane.camera_height"] > 0, "ground_plane.camera_height must be > 0 (metres above the road)")
-    check(0 <= o["ground_plane.roi_top"] < 1, "ground_plane.roi_top must be in [0, 1)")
-    check(0 < o["ground_plane.inlier_threshold"] < 0.5, "ground_plane.inlier_threshold must be in (0, 0.5)")
-    check(0 < o["ground_plane.max_tilt_deg"] < 90, "ground_plane.max_tilt_deg must be in (0, 90)")
-    check(0 < o["ground_plane.smoothing"] <= 1, "ground_plane.smoothing must be in (0, 1]")
-    check(o["ground_plane.initial_scale"] > 0, "ground_plane.initial_scale must be > 0")
-    check(bool(o["odom_frame"]) and bool(o["base_frame"]) and o["odom_frame"] != o["base_frame"],
-          "odom_frame and base_frame must be non-empty and different")
-    c2b = o["camera_to_base"]
-    if len(c2b) != 7:
-        errors.append("camera_to_base must be [x, y, z, qx, qy, qz, qw] (7 numbers)")
-    elif all(math.isfinite(x) for x in c2b) and math.sqrt(sum(q * q for q in c2b[3:])) < 1e-6:
-        errors.append("camera_to_base quaternion must be non-zero")
-    check(o["odom.max_gap"] > 0, "odom.max_gap must be > 0 seconds")
-    for k in ("odom.translation_noise", "odom.rotation_noise", "odom.translation_noise_floor",
-              "odom.rotation_noise_floor"):
-        check(o[k] >= 0, f"{k} must be ≥ 0")
-    check(o["odom.translation_noise_floor"] > 0 or o["odom.rotation_noise_floor"] > 0,
-          "odom noise floors cannot both be 0 (the covariance would be singular while stationary)")
-    check(0.05 <= o["diagnostics_period"] <= 60, "diagnostics_period must be in [0.05, 60] seconds")
-    check(o["log_throttle"] >= 0, "log_throttle must be ≥ 0")
-    check(o["metric_model.period"] >= 0, "metric_model.period must be ≥ 0 seconds (0 = as often as it can)")
-    check(0 < o["metric_model.smoothing"] <= 1, "metric_model.smoothing must be in (0, 1]")
-    check(o["metric_model.initial_scale"] > 0, "metric_model.initial_scale must be > 0")
-    if o["scale_source"] == "metric_model":
-        check(bool(o["metric_model.model"] or bundled_metric_model()), "scale_source metric_model needs "
-              "metric_model.model (a metric depth model file, e.g. from `depth-node import depth-pro`); this "
-              "installation has no bundled models/metric_small.pt")
-    if errors:
-        raise ParamError("invalid parameters: " + "; ".join(errors))
-    return NodeConfig(out)
-
-
-def check_change(current: NodeConfig, changes: dict[str, Any], configured: bool) -> tuple[NodeConfig | None, str]:
-    """Validate a runtime change. Returns (new config, '') or (None, reason)."""
-    if configured:
-        frozen = [k for k in changes if k in SPEC_BY_NAME and not SPEC_BY_NAME[k].runtime
-                  and changes[k] != current.values.get(k)]
-        if frozen:
-            return None, (f"{', '.join(frozen)} cannot change while the node is configured: it needs a reload "
-                          "(lifecycle deactivate → cleanup → set → configure → activate, or restart the node)")
-    merged = dict(current.values)
-    merged.update({k: v for k, v in changes.items() if k in SPEC_BY_NAME})
-    try:
-        return validate(merged), ""
-    except ParamError as exc:
-        return None, str(exc)
-
-
-def declare(node) -> None:
+def declare(node: Any) -> None:
     """Declare every parameter on an rclpy node, with its description and dynamic typing for numbers."""
     from rcl_interfaces.msg import ParameterDescriptor
 
@@ -309,5 +38,5 @@ def declare(node) -> None:
         node.declare_parameter(s.name, s.default, ParameterDescriptor(description=desc, dynamic_typing=dynamic))
 
 
-def read(node) -> dict[str, Any]:
+def read(node: Any) -> dict[str, Any]:
     return {s.name: node.get_parameter(s.name).value for s in SPECS}

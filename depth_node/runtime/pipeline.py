@@ -1,23 +1,22 @@
-"""The node's per-frame computation without ROS: model → depth in metres → odometry.
+"""The model part of a frame: network → depth in metres (one scale) → odometry integration.
 
-The ROS node and `depth-node eval-bag --offline` both run frames through `FramePipeline`, so an offline score
-is the score of the node's own code path (same preprocessing, backend, scale source and odometry integration),
-minus transport and the node's latest-frame-wins dropping.
+`FrameCore` (runtime/core.py) owns one `FramePipeline` and decides, per frame, what it runs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, transform_from_xyz_quat
-from depth_node.geometry.scale import ScaleInput, make_scale_estimator, resolve_source
+from depth_node.geometry.scale import ScaleInput, resolve_source
+from depth_node.runtime.scale_sources import build_scale_source
 
 
 @dataclass
@@ -30,59 +29,52 @@ class DepthFrame:
     rgb_net: np.ndarray | None = None  # (h, w, 3) uint8: the frame at the network's size (the cloud's colours)
 
 
-def odometry_noise(cfg: Mapping[str, Any]) -> OdometryNoise:
-    """The `odom.*` noise parameters of a node config (everything in the group but max_gap)."""
-    return OdometryNoise(**{k: float(v) for k, v in cfg.group("odom").items() if k not in ("max_gap", "refine")})
+def odometry_noise(cfg: Any) -> OdometryNoise:
+    """The `odom.*` noise parameters of a node config."""
+    o = cfg.odom
+    return OdometryNoise(o.translation_noise, o.rotation_noise, o.translation_noise_floor, o.rotation_noise_floor)
 
 
-def camera_info_intrinsics(info: Any, w: int, h: int) -> tuple[Intrinsics | None, str]:
-    """Intrinsics of a (duck-typed) sensor_msgs/CameraInfo for a w×h image: (intrinsics, "") when usable,
-    (rescaled intrinsics, "size") when the info is for another resolution, (None, "invalid") for a bad K."""
-    K = np.asarray(info.k, dtype=np.float64).reshape(-1)
-    iw, ih = int(info.width) or w, int(info.height) or h
-    intr = Intrinsics.from_K(K, iw, ih) if K.size == 9 else None
-    if intr is None or not intr.is_valid() or not np.isfinite(K).all():
-        return None, "invalid"
-    if (iw, ih) != (w, h):
-        return intr.scaled(w, h), "size"
-    return intr, ""
+def resolve_model_path(value: str) -> Path:
+    """'' → the package's models/default.pt; otherwise the given path (~ expanded)."""
+    from depth_node.paths import models_dir
 
-
-def configured_intrinsics(cfg: Any, w: int, h: int) -> Intrinsics:
-    """The `intrinsics` parameter (normalised or in pixels) for a w×h image: the fallback without camera_info."""
-    fx, fy, cx, cy = cfg["intrinsics"]
-    if cfg["intrinsics_normalized"]:
-        fx, fy, cx, cy = fx * w, fy * h, cx * w, cy * h
-    return Intrinsics(fx, fy, cx, cy, w, h)
+    if value:
+        p = Path(value).expanduser()
+        if not p.is_file():
+            raise DepthNodeError(f"model file not found: {p} (parameter 'model')")
+        return p
+    p = models_dir() / "default.pt"
+    if not p.is_file():
+        raise DepthNodeError(
+            f"no model given and the default model {p} is not installed; set the 'model' parameter to a model "
+            "file (.pt) or an exported depth.onnx (`depth-node import` / `depth-node train` make one)"
+        )
+    return p
 
 
 class FramePipeline:
     """One model with its scale source and odometry integrator; not thread-safe (the node serialises frames)."""
 
     def __init__(self, model_path: str | Path, cfg: Any) -> None:
-        """`cfg`: a validated node config (`depth_node.ros.params.NodeConfig`: item access and `group`)."""
+        """`cfg`: a validated NodeConfig (`depth_node.runtime.params`)."""
         from depth_node.inference.estimator import DepthEstimator
         from depth_node.inference.factory import create_backend
 
         t0 = time.monotonic()
         self.model_path = str(model_path)
-        self.backend = create_backend(model_path, cfg["backend"], cfg["precision"], cfg["device"],
-                                      cache_dir=cfg["cache_dir"] or None)
+        self.backend = create_backend(model_path, cfg.backend, cfg.precision, cfg.device,
+                                      cache_dir=cfg.cache_dir or None)
         try:
             self.estimator = DepthEstimator(self.backend)
             info = self.backend.info
-            self.scale_source = resolve_source(cfg["scale_source"], dict(info.scale))
-            T_bc = transform_from_xyz_quat(cfg["camera_to_base"])
-            import depth_node.inference.metric_scale  # noqa: F401  (registers scale_source metric_model)
-
-            self.scale = make_scale_estimator(  # ScaleError: the scale settings do not fit this model
-                cfg["scale_source"], dict(info.scale),
-                {"scale_factor": cfg["scale_factor"], "stereo_baseline": cfg["stereo_baseline"],
-                 "ground_plane": cfg.group("ground_plane"), "metric_model": cfg.group("metric_model"),
-                 "runtime": {k: cfg[k] for k in ("backend", "precision", "device", "cache_dir")}}, T_bc)
-            self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg["odom.max_gap"])
+            self.scale_source = resolve_source(cfg.scale_source, dict(info.scale))
+            T_bc = transform_from_xyz_quat(list(cfg.camera_to_base))
+            # ScaleError: the scale settings do not fit this model
+            self.scale = build_scale_source(cfg, dict(info.scale), T_bc)
+            self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg.odom.max_gap)
             self.prev: DepthFrame | None = None
-            self.refine = bool(cfg["odom.refine"])
+            self.refine = cfg.odom.refine
             self.refine_stats = {"used": 0, "rejected": 0, "last_ms": 0.0}
             # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
             x = np.zeros((1, 3, self.estimator.height, self.estimator.width), np.float32)

@@ -1,0 +1,123 @@
+"""The node's counters and per-period timings for /diagnostics (thread-safe, bounded memory), and the
+key/values and level a /diagnostics status reports."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from depth_node.ros import messages as M
+
+
+class Stats:
+    """Counters and per-period timings for /diagnostics; thread-safe, bounded memory."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received = 0
+        self.published = 0
+        self.skipped_idle = 0
+        self.lost = 0  # gaps in publishers' sequence numbers: overwritten in the QoS queue before reaching us
+        self.errors: dict[str, int] = {}
+        self.last_error = ""
+        self.intrinsics_source = "none yet"
+        self.camera_info_fallbacks = 0
+        self.period: list[tuple[float, float, float, float]] = []
+        self.period_received = 0
+        self.period_published = 0
+        self.latency_window: deque[float] = deque(maxlen=1000)
+
+    def error(self, kind: str, text: str) -> None:
+        with self.lock:
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+            self.last_error = f"{kind}: {text}"
+
+    def got_image(self) -> None:
+        with self.lock:
+            self.received += 1
+            self.period_received += 1
+
+    def done(self, latency: float, wait: float, infer: float, publish: float) -> None:
+        """One published frame: receive → outputs (latency), receive → worker start (wait), pre-processing +
+        inference + post-processing + scale (infer), depth/cloud message building and publishing (publish)."""
+        with self.lock:
+            self.published += 1
+            self.period_published += 1
+            self.period.append((latency, wait, infer, publish))
+            self.latency_window.append(latency)
+            if len(self.period) > 10000:  # diagnostics stopped being read: keep memory flat
+                del self.period[:5000]
+
+    def take_period(self) -> tuple[int, int, np.ndarray]:
+        """(images received, frames published, (n, 4) timings in seconds) since the last call."""
+        with self.lock:
+            out = (self.period_received, self.period_published, np.asarray(self.period, dtype=np.float64))
+            self.period_received = self.period_published = 0
+            self.period = []
+            return out
+
+
+def period_values(st: Stats, period_s: float, dropped: int) -> tuple[dict[str, Any], int, int]:
+    """Rates, latencies and counters of the period just ended: (values, images in, frames out)."""
+    n_in, n_out, per = st.take_period()
+
+    def ms(col: int, fn) -> float:
+        return 1e3 * float(fn(per[:, col])) if per.size else 0.0
+
+    values: dict[str, Any] = {
+        "input_rate_hz": n_in / period_s,
+        "output_rate_hz": n_out / period_s,
+        "latency_mean_ms": ms(0, np.mean),
+        "latency_max_ms": ms(0, np.max),
+        "latency_p50_ms_last_1000": 1e3 * float(np.median(st.latency_window)) if st.latency_window else 0.0,
+        "wait_mean_ms": ms(1, np.mean),
+        "inference_mean_ms": ms(2, np.mean),
+        "publish_mean_ms": ms(3, np.mean),
+        "frames_received": st.received,
+        "frames_published": st.published,
+        "frames_dropped": dropped,
+        "frames_lost_before_node": st.lost,
+        "frames_skipped_no_subscribers": st.skipped_idle,
+        "input_errors": sum(st.errors.values()),
+        "last_error": st.last_error or "none",
+        "intrinsics_source": st.intrinsics_source,
+        "camera_info_fallbacks": st.camera_info_fallbacks,
+    }
+    values.update({f"errors.{k}": v for k, v in sorted(st.errors.items())})
+    return values, n_in, n_out
+
+
+def core_values(core: Any) -> dict[str, Any]:
+    """Backend, scale source and odometry state of a loaded frame core."""
+    if core is None:
+        return {}
+    pipe = core.pipe
+    backend, scale, vo = pipe.backend, pipe.scale, pipe.vo
+    values: dict[str, Any] = dict(backend=backend.name, precision=backend.precision, device=backend.device,
+                                  model_digest=backend.info.digest)
+    values.update({f"scale.{k}": v for k, v in scale.state().items()})
+    values.update({"odom.steps": vo.steps, "odom.restarts": vo.restarts, "odom.distance_m": vo.distance})
+    values.update({f"odom.refine_{k}": v for k, v in pipe.refine_stats.items()})
+    return values
+
+
+def level_and_text(state: str, error: str, n_in: int, n_out: int, dropped: int,
+                   scale: Any) -> tuple[int, str]:
+    """The status level and message: configuration and activity first, then the scale source's readiness.
+    Unconfigured is ERROR only with a reason (bad parameters, a failed configure); a node waiting for its
+    lifecycle manager is WARN "waiting for configure"."""
+    level, text = M.OK, "ok"
+    if state == "unconfigured":
+        level, text = (M.ERROR, error) if error else (M.WARN, "waiting for configure")
+    elif state == "inactive":
+        level, text = M.WARN, "inactive"
+    elif n_in == 0:
+        level, text = M.WARN, "no images"
+    elif 0 < n_out < 0.5 * n_in and dropped:
+        text = "dropping stale frames (input faster than inference)"
+    if state != "unconfigured" and scale is not None and not scale.ready:
+        level, text = max(level, M.WARN), f"{text}; scale: {scale.state().get('state')}"
+    return level, text

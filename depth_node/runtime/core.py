@@ -1,0 +1,283 @@
+"""The node's per-frame rules, once: stamps, gaps and out-of-order frames, choice of intrinsics, the outputs'
+frame id, cloud colour, odometry pairing; one `FrameOutputs` value per frame.
+
+The ROS node and the offline bag runner both hand every image message (duck-typed sensor_msgs/Image) to
+`FrameCore.process` and only convert what comes back, so `eval-bag --offline` scores the node's own code path
+(minus transport and the node's latest-frame-wins dropping). Nothing here logs: what a transport should say
+comes back as `Event`s (kind = /diagnostics counter and log-throttle key).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_node.colormap import colorize
+from depth_node.geometry.camera import Intrinsics
+from depth_node.geometry.odometry import classify_stamp
+from depth_node.geometry.pointcloud import OrganizedCloudBuilder
+from depth_node.geometry.scale import ScaleError
+from depth_node.io.image_codec import ImageFormatError
+from depth_node.runtime.frames import decode_rgb, error_kind
+from depth_node.runtime.intrinsics import camera_info_intrinsics, configured_intrinsics
+from depth_node.runtime.params import ParamError
+from depth_node.runtime.pipeline import DepthFrame, FramePipeline, odometry_noise, resolve_model_path
+from depth_node.runtime.scale_sources import group_values
+from depth_node.runtime.sync import CameraInfoCache, stamp_to_ns
+
+
+@dataclass(frozen=True)
+class Wants:
+    """Which outputs someone reads (the node: subscribers; offline: what the outputs bag holds). Nothing is
+    computed for an output nobody wants; with none at all the frame is skipped."""
+
+    depth: bool = True
+    depth_info: bool = True
+    points: bool = True
+    colored: bool = False
+    odom: bool = True
+
+    def any(self) -> bool:
+        return self.depth or self.depth_info or self.points or self.colored or self.odom
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a transport should report: `kind` names the /diagnostics counter (errors.<kind>) and the
+    log-throttle key; `counted`: an input error (counted), or only worth a log line."""
+
+    kind: str
+    text: str
+    level: str = "error"  # error | warning | info
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class OdometryState:
+    """A copy of the odometry after this frame (REP 105 pose of the body in odom, twist in the body)."""
+
+    pose: np.ndarray
+    covariance: np.ndarray
+    twist: np.ndarray
+    twist_covariance: np.ndarray
+
+
+@dataclass
+class FrameOutputs:
+    """Everything one frame produced. `status`: "ok", "dropped" (bad image or stamp: no outputs) or "idle"
+    (nobody wants anything). `cloud` is the cloud builder's buffer: valid until the next frame."""
+
+    stamp_ns: int
+    frame_id: str = ""
+    status: str = "ok"
+    events: list[Event] = field(default_factory=list)
+    depth: np.ndarray | None = None  # (H, W) float32 metres, NaN invalid
+    intrinsics: Intrinsics | None = None  # of depth's grid: the published camera_info
+    intrinsics_source: str = ""  # camera_info | configured
+    camera_info_fallback: bool = False  # no camera_info matched this frame
+    stamp_suspect: bool = False  # a jumped stamp the next frame confirms or not: no odometry for this one
+    cloud: np.ndarray | None = None  # organized structured (H, W) cloud
+    cloud_payload: Any = None  # the builder's array.array behind `cloud`
+    colored: np.ndarray | None = None  # (H, W, 3) uint8 RGB colour map of depth
+    odometry: OdometryState | None = None
+    scale: float = 0.0
+    infer_s: float = 0.0  # pre-processing + inference + scale
+    odom_s: float = 0.0  # pose network + refinement + integration
+
+
+class FrameCore:
+    """One loaded model and the per-frame state around it; not thread-safe (adapters serialise frames)."""
+
+    def __init__(self, pipe: FramePipeline, cfg: Any) -> None:
+        self.pipe = pipe
+        self.cfg = cfg
+        self.infos = CameraInfoCache()
+        self.clouds = OrganizedCloudBuilder()
+        self.last_stamp: float | None = None
+        self.last_size: tuple[int, int] | None = None
+        self.suspect_ns: int | None = None  # a jumped stamp waiting for the next frame to confirm it
+
+    @classmethod
+    def open(cls, cfg: Any) -> FrameCore:
+        """Load `cfg.model` ("" = the bundled default). DepthNodeError (ParamError for scale settings that do
+        not fit the model) with a message saying what to change."""
+        path = resolve_model_path(cfg.model)
+        try:
+            pipe = FramePipeline(path, cfg)
+        except ScaleError as exc:
+            raise ParamError(str(exc)) from exc
+        return cls(pipe, cfg)
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.pipe.model_path)
+
+    def configure(self, cfg: Any) -> None:
+        """Apply a validated runtime change (parameters marked runtime in the table)."""
+        old, self.cfg = self.cfg, cfg
+        scale = self.pipe.scale
+        if cfg.scale_factor != old.scale_factor:
+            scale.configure(factor=cfg.scale_factor)
+        if scale.source in ("ground_plane", "metric_model"):  # each reads its own group only
+            scale.configure(**group_values(getattr(cfg, scale.source)))
+        self.pipe.refine = cfg.odom.refine
+        self.pipe.vo.max_gap = cfg.odom.max_gap
+        self.pipe.vo.noise = odometry_noise(cfg)
+
+    def add_camera_info(self, info: Any) -> None:
+        self.infos.add(info)
+
+    def forget_stream(self) -> None:
+        """A new input stream (lifecycle cleanup): no previous stamp, size or camera_info."""
+        self.last_stamp = self.last_size = self.suspect_ns = None
+        self.infos.clear()
+
+    def close(self) -> None:
+        self.pipe.close()
+
+    # ------------------------------------------------------------------------------------- the frame
+    def process(self, msg: Any, wants: Wants, prev_received_ns: int | None = None,
+                info_wait_s: float = 0.0) -> FrameOutputs:
+        """One image message through the rules and the model. `prev_received_ns`: the stamp of the image the
+        transport received before this one (a gap in the data restarts odometry, a gap made by the node's own
+        dropping of stale frames does not); `info_wait_s`: how long to wait for a late camera_info."""
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        out = FrameOutputs(stamp_ns, msg.header.frame_id or self.cfg.camera_frame)
+        if not msg.header.frame_id:
+            out.events.append(Event("empty_frame_id", f"image without a frame_id: outputs use camera_frame "
+                                    f"'{self.cfg.camera_frame}' (set the camera driver's frame_id)", "warning"))
+        try:
+            rgb = decode_rgb(msg)
+        except ImageFormatError as exc:
+            out.events.append(Event(f"image_{error_kind(str(exc))}", f"dropped image: {exc}"))
+            out.status = "dropped"
+            return out
+        verdict = self._stamp_rules(stamp_ns, prev_received_ns, out)
+        if verdict == "drop":
+            out.status = "dropped"
+            return out
+        out.stamp_suspect = verdict == "suspect"
+        if not out.stamp_suspect:
+            self._size_rule(rgb.shape[1], rgb.shape[0], out)
+        if not wants.any():
+            out.status = "idle"
+            if not out.stamp_suspect:
+                self.pipe.break_pairing()
+            return out
+        frame = self._depth(rgb, stamp_ns, info_wait_s, out)
+        self._derived(frame, rgb, wants, out)
+        return out
+
+    def _stamp_rules(self, stamp_ns: int, prev_received_ns: int | None, out: FrameOutputs) -> str:
+        """"ok", "drop" or "suspect". Zero/negative, duplicate and out-of-order stamps are dropped. A jump (back,
+        or forward over odom.max_gap in the received data) is only believed when the next frame continues
+        from it: the jumped frame is "suspect" (depth and cloud, no odometry); the next one then restarts
+        odometry (at the origin after a jump back: bag loop, simulation reset; from the last pose after a
+        gap), or, back on the old timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
+        stamp, max_gap = stamp_ns / 1e9, self.cfg.odom.max_gap
+        if stamp_ns <= 0:
+            out.events.append(Event("invalid_stamp", f"dropped image: stamp {stamp:.9f} s is zero or negative (is "
+                                    "the camera driver stamping its images?)"))
+            return "drop"
+        check = classify_stamp(self.last_stamp, stamp, max_gap)
+        if check.kind == "duplicate":
+            out.events.append(Event("duplicate_stamp", f"dropped image: duplicate stamp {stamp:.9f} (same as the "
+                                    "last frame; is the camera driver re-publishing?)"))
+            return "drop"
+        if check.kind == "out_of_order":
+            out.events.append(Event("out_of_order_stamp", f"dropped image: stamp {stamp:.6f} is {-check.dt:.3f} s "
+                                    "older than the previous frame (out of order)"))
+            return "drop"
+        suspect, self.suspect_ns = self.suspect_ns, None
+        if suspect is not None and check.kind in ("jump_back", "gap") and 0 < stamp_ns - suspect <= max_gap * 1e9:
+            self._restart_after_jump(check, out)
+        else:
+            if suspect is not None:
+                out.events.append(Event("stamp_outlier", f"ignored a single stamp jump to {suspect / 1e9:.6f} s "
+                                        f"(the stream went on at {stamp:.6f} s): odometry continues", "warning"))
+            prev = None if prev_received_ns is None else prev_received_ns / 1e9
+            own_drop = prev is not None and stamp - prev <= max_gap and prev >= (self.last_stamp or 0.0)
+            if check.kind == "jump_back" or (check.kind == "gap" and not own_drop):
+                self.suspect_ns = stamp_ns
+                return "suspect"
+        self.last_stamp = stamp
+        return "ok"
+
+    def _restart_after_jump(self, check: Any, out: FrameOutputs) -> None:
+        if check.kind == "jump_back":
+            out.events.append(Event("time_jump", f"time jumped back {-check.dt:.2f} s (bag loop or simulation "
+                                    "reset): odometry restarts at the origin", "warning"))
+            self.pipe.restart_odometry(keep_pose=False)
+        else:
+            out.events.append(Event("time_gap", f"{check.dt:.2f} s without frames (> odom.max_gap): odometry "
+                                    "restarts from its last pose", "warning"))
+            self.pipe.restart_odometry(keep_pose=True)
+
+    def _size_rule(self, w: int, h: int, out: FrameOutputs) -> None:
+        """A new image size restarts the pairing (the pose network cannot compare the two frames)."""
+        if self.last_size is not None and self.last_size != (w, h):
+            out.events.append(Event("resolution_change", f"image size changed from {self.last_size[0]}x"
+                                    f"{self.last_size[1]} to {w}x{h}: odometry pairing restarts", "warning"))
+            self.pipe.restart_odometry(keep_pose=True)
+        self.last_size = (w, h)
+
+    def _intrinsics(self, stamp_ns: int, w: int, h: int, wait_s: float, out: FrameOutputs) -> Intrinsics:
+        """The camera_info nearest in stamp within sync_slop (rescaled to the image), else the parameter."""
+        slop = self.cfg.sync_slop
+        info, dt = self.infos.match(stamp_ns, slop, wait_s=min(slop, wait_s))
+        if info is not None:
+            intr, problem = camera_info_intrinsics(info, w, h)
+            if intr is None:
+                out.events.append(Event("camera_info_invalid", f"camera_info has an invalid K ({problem}): using "
+                                        "the configured intrinsics; fix the camera calibration"))
+            else:
+                if problem == "size":
+                    out.events.append(Event("camera_info_size", f"camera_info is for {info.width}x{info.height} "
+                                            f"but the image is {w}x{h}: intrinsics rescaled to the image",
+                                            "warning", counted=False))
+                out.intrinsics_source = "camera_info"
+                return intr
+        else:
+            out.camera_info_fallback = True
+            why = ("no camera_info received (is the camera_info topic remapped?)" if self.infos.received == 0
+                   else f"no camera_info within sync_slop={slop} s of the image stamp"
+                   + (f" (nearest {dt:.3f} s away)" if dt is not None else ""))
+            out.events.append(Event("camera_info_missing", f"{why}: using the configured intrinsics", "warning",
+                                    counted=False))
+        out.intrinsics_source = "configured"
+        return configured_intrinsics(self.cfg, w, h)
+
+    def _depth(self, rgb: np.ndarray, stamp_ns: int, info_wait_s: float, out: FrameOutputs) -> DepthFrame:
+        h, w = rgb.shape[:2]
+        intr_in = self._intrinsics(stamp_ns, w, h, info_wait_s, out)
+        out_size = (h, w) if self.cfg.output_resolution == "input" else None
+        frame = self.pipe.depth(rgb, intr_in, stamp_ns / 1e9, out_size)
+        out.depth, out.intrinsics, out.scale, out.infer_s = frame.depth, frame.intrinsics, frame.scale, frame.seconds
+        return frame
+
+    def _derived(self, frame: DepthFrame, rgb: np.ndarray, wants: Wants, out: FrameOutputs) -> None:
+        """Cloud (coloured by the frame on the depth grid), colour map and odometry, each only when wanted."""
+        cfg = self.cfg
+        if wants.points:
+            colour = None
+            if cfg.cloud_rgb:
+                colour = rgb if cfg.output_resolution == "input" else frame.rgb_net
+            out.cloud = self.clouds.build(frame.depth, frame.intrinsics, cfg.stride, colour, cfg.cloud_max_range)
+            out.cloud_payload = self.clouds.payload
+        if wants.colored:
+            out.colored = colorize(frame.depth, cfg.colormap, cfg.colored_min_depth, cfg.colored_max_depth,
+                                   bgr=False)
+        if out.stamp_suspect:
+            return  # no odometry on a stamp not yet believed; the pairing waits for the next frame
+        if wants.odom and self.pipe.has_pose:
+            t0 = time.monotonic()
+            vo = self.pipe.odometry(frame, out.stamp_ns / 1e9)
+            out.odometry = OdometryState(vo.pose.copy(), vo.covariance.copy(), vo.twist.copy(),
+                                         vo.twist_covariance.copy())
+            out.odom_s = time.monotonic() - t0
+        else:
+            self.pipe.break_pairing()

@@ -1,0 +1,143 @@
+"""The frame core's input hygiene without ROS, on a real (small, deterministic) model: bad stamps are dropped
+or, for a single jump, ignored without touching odometry; a real bag loop still restarts it cleanly.
+
+Expectations come from runs of the same frames without the bad input (odometry must be exactly as if the bad
+frames had never come) and from a fresh core started where the loop restarts."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import ros_helpers as H
+from conftest import make_model_file
+
+from depth_node.checkpoints.model_file import save_model
+from depth_node.runtime.core import FrameCore, Wants
+from depth_node.runtime.params import validate
+
+T0 = 1_700_000_000 * 10**9
+S = 10**8  # 0.1 s
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("core")
+    model = save_model(tmp / "m.pt", make_model_file(96, 320))
+    frames = np.load(H.render_frames(tmp / "f.npz", n=12, width=320, height=96, seed=5))
+    cfg = validate({"model": str(model), "backend": "torch", "device": "cpu", "precision": "fp32",
+                    "scale_source": "fixed", "odom.refine": False, "odom.max_gap": 0.5})
+    return cfg, frames
+
+
+def image(rgb: np.ndarray, stamp_ns: int, frame_id: str = "cam") -> SimpleNamespace:
+    """A sensor_msgs/Image as any transport hands it over (duck-typed)."""
+    sec, nsec = divmod(stamp_ns, 10**9)
+    h, w = rgb.shape[:2]
+    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nsec), frame_id=frame_id),
+                           height=h, width=w, encoding="rgb8", is_bigendian=0, step=3 * w, data=rgb.tobytes())
+
+
+def run(cfg, items) -> tuple[list, FrameCore]:
+    core = FrameCore.open(cfg)
+    outs, prev = [], None
+    try:
+        for rgb, stamp in items:
+            outs.append(core.process(image(rgb, stamp), Wants(), prev))
+            prev = stamp
+    finally:
+        core.close()
+    return outs, core
+
+
+def poses(outs) -> dict[int, np.ndarray]:
+    return {o.stamp_ns: o.odometry.pose for o in outs if o.odometry is not None}
+
+
+def test_single_bad_stamps_do_not_touch_odometry(setup) -> None:
+    cfg, f = setup
+    good = [(f["rgb"][k], T0 + k * S) for k in range(9)]
+    bad = {5: (f["rgb"][9], 0),  # zero stamp
+           6: (f["rgb"][10], T0 + 3600 * 10**9),  # an hour ahead
+           7: (f["rgb"][11], -5 * 10**9),  # negative
+           8: (f["rgb"][9], T0 - 100 * 10**9)}  # one frame 100 s back
+    stream = []
+    for k, item in enumerate(good):
+        if k in bad:
+            stream.append(bad[k])
+        stream.append(item)
+    ref, _ = run(cfg, good)
+    got, core = run(cfg, stream)
+
+    expect = poses(ref)
+    assert len(expect) == 9 and not np.allclose(expect[T0 + 8 * S][:3, 3], 0.0)
+    have = poses(got)
+    assert sorted(have) == sorted(expect), "odometry must come for exactly the good frames"
+    for s, T in expect.items():
+        np.testing.assert_array_equal(have[s], T)
+    assert core.pipe.vo.restarts == 0
+    kinds = [e.kind for o in got for e in o.events]
+    assert kinds.count("invalid_stamp") == 2 and kinds.count("stamp_outlier") == 2
+    by_stamp = {o.stamp_ns: o for o in got}
+    assert by_stamp[0].status == "dropped" and by_stamp[-5 * 10**9].status == "dropped"
+    future = by_stamp[T0 + 3600 * 10**9]  # a jumped frame still gets depth and cloud, no odometry
+    assert future.status == "ok" and future.depth is not None and future.cloud is not None
+    assert future.odometry is None and future.stamp_suspect
+
+
+def test_a_real_bag_loop_restarts_cleanly(setup) -> None:
+    cfg, f = setup
+    first = [(f["rgb"][k], T0 + k * S) for k in range(8)]  # 0.0 .. 0.7 s
+    loop = [(f["rgb"][k], T0 + k * S) for k in range(3)]  # the bag again from 0.0 s: 0.7 s back > max_gap
+    got, core = run(cfg, first + loop)
+    fresh, _ = run(cfg, loop[1:])  # the restarted chain: from the frame that confirmed the jump
+
+    after = got[len(first):]
+    assert after[0].stamp_suspect and after[0].odometry is None and after[0].depth is not None
+    assert "time_jump" in [e.kind for e in after[1].events] and core.pipe.vo.restarts == 1
+    np.testing.assert_array_equal(after[1].odometry.pose, np.eye(4))
+    for o, ref in zip(after[1:], fresh, strict=True):
+        np.testing.assert_array_equal(o.odometry.pose, ref.odometry.pose)
+    assert not any(e.kind == "stamp_outlier" for o in got for e in o.events)
+
+
+def camera_info(K: list[float], w: int, h: int, stamp_ns: int) -> SimpleNamespace:
+    sec, nsec = divmod(stamp_ns, 10**9)
+    fx, fy, cx, cy = K
+    return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nsec), frame_id="cam"),
+                           width=w, height=h, k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
+
+
+def test_intrinsics_are_validated_with_one_clear_error(setup) -> None:
+    from depth_node.runtime.intrinsics import intrinsics_problem
+
+    def problem(fx, fy, cx, cy, w=320, h=96):
+        return intrinsics_problem(np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], float), w, h)
+
+    assert problem(250.0, 250.0, 160.0, 48.0) == ""
+    assert problem(1242 * 0.58, 375 * 1.92, 621.0, 187.5, 1242, 375) == ""  # KITTI
+    assert "not focal lengths" in problem(1e-300, 1e-300, 160.0, 48.0)  # the fuzzer's degenerate K
+    assert "not near the 320x96 image" in problem(250.0, 250.0, -5000.0, 48.0)
+    assert "finite" in problem(float("nan"), 250.0, 160.0, 48.0)
+    assert "not focal lengths" in problem(-250.0, 250.0, 160.0, 48.0)
+
+    cfg, f = setup
+    core = FrameCore.open(cfg)
+    try:
+        rgb = f["rgb"][0]
+        core.add_camera_info(camera_info([1e-300, 1e-300, -5000.0, 48.0], 320, 96, T0))
+        out = core.process(image(rgb, T0), Wants())
+        bad = [e for e in out.events if e.kind == "camera_info_invalid"]
+        assert len(bad) == 1 and "invalid K" in bad[0].text and "fix the camera calibration" in bad[0].text
+        assert out.intrinsics_source == "configured"  # the fallback: the `intrinsics` parameter
+        fx, fy, cx, cy = cfg.intrinsics  # normalised: times the image size
+        got = out.intrinsics
+        assert (got.fx, got.fy, got.cx, got.cy) == pytest.approx((fx * 320, fy * 96, cx * 320, cy * 96))
+        xyz = np.stack([out.cloud[c] for c in ("x", "y", "z")])
+        assert not np.isinf(xyz).any()
+        core.add_camera_info(camera_info([250.0, 250.0, 160.0, 48.0], 320, 96, T0 + S))
+        out = core.process(image(rgb, T0 + S), Wants())
+        assert out.intrinsics_source == "camera_info" and out.intrinsics.fx == 250.0
+    finally:
+        core.close()
