@@ -351,6 +351,8 @@ def headline(metrics: dict) -> dict[str, float | None]:
         "a1": d.get("a1"),
         "ate_se3_pct_of_path": o.get("ate_se3_pct_of_path"),
         "ate_se3_rmse_m": o.get("ate", {}).get("se3", {}).get("trans", {}).get("rmse"),
+        "t_rel_pct": o.get("t_rel_pct"),
+        "r_rel_deg_per_100m": o.get("r_rel_deg_per_100m"),
         "gt_path_length_m": o.get("gt_path_length"),
         "depth_scale_error": metrics.get("depth_scale", {}).get("error_median"),
         "odom_scale_error": _odom_scale_error(o),
