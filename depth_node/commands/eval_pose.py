@@ -88,12 +88,24 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.json, out)
     if args.html is not None:
         write_html_report(args.html, f"eval-pose: {args.pred.name}", out,
-                          [("aligned prediction over ground truth; ATE per pose", plot)] if plot else [])
+                          [("aligned prediction over ground truth; ATE per pose", plot)] if plot else [],
+                          card=_card(out, args.max_ate_pct),
+                          facts={"files": f"{args.pred.name} vs {args.gt.name}",
+                                 "segment lengths": ", ".join(f"{x:g}" for x in out["segment_lengths_m"]) + " m"})
     _print_summary(out)
     if args.max_ate_pct is not None and not out["acceptance"]["passed"]:
         print(f"FAIL: ATE {out['ate_se3_pct_of_path']:.2f} % of path > {args.max_ate_pct} %")
         return 1
     return 0
+
+
+def _card(out: dict, max_ate_pct: float | None) -> list:
+    """The report's summary card: ATE (judged when --max-ate-pct is given), segment drift, path length."""
+    from depth_node.evaluate.report import CardItem
+
+    return [CardItem.judged("ATE (SE(3))", out.get("ate_se3_pct_of_path"), max_ate_pct, "% of path"),
+            CardItem("t_rel", out["t_rel_pct"], "%"), CardItem("r_rel", out["r_rel_deg_per_100m"], "°/100 m"),
+            CardItem("GT path length", out["gt_path_length"], "m")]
 
 
 def _print_summary(out: dict) -> None:
