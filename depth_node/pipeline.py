@@ -32,7 +32,8 @@ class DepthFrame:
 
 def odometry_noise(cfg: Mapping[str, Any]) -> OdometryNoise:
     """The `odom.*` noise parameters of a node config (everything in the group but max_gap)."""
-    return OdometryNoise(**{k: float(v) for k, v in cfg.group("odom").items() if k not in ("max_gap", "refine")})
+    return OdometryNoise(**{k: float(v) for k, v in cfg.group("odom").items()
+                            if k not in ("max_gap", "refine", "planar")})
 
 
 def camera_info_intrinsics(info: Any, w: int, h: int) -> tuple[Intrinsics | None, str]:
@@ -80,7 +81,7 @@ class FramePipeline:
                 {"scale_factor": cfg["scale_factor"], "stereo_baseline": cfg["stereo_baseline"],
                  "ground_plane": cfg.group("ground_plane"), "metric_model": cfg.group("metric_model"),
                  "runtime": {k: cfg[k] for k in ("backend", "precision", "device", "cache_dir")}}, T_bc)
-            self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg["odom.max_gap"])
+            self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg["odom.max_gap"], bool(cfg["odom.planar"]))
             self.prev: DepthFrame | None = None
             self.refine = bool(cfg["odom.refine"])
             self.refine_stats = {"used": 0, "rejected": 0, "last_ms": 0.0}
@@ -138,7 +139,9 @@ class FramePipeline:
         t0 = time.monotonic()
         h, w = prev.x.shape[2:]
         depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
-        res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion)
+        depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
+        res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion,
+                            depth1=depth1, camera_to_base=self.vo.camera_to_base)
         self.refine_stats["used" if res.used else "rejected"] += 1
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
         return res.motion
