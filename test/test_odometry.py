@@ -131,3 +131,20 @@ def test_rotation_vector_round_trip() -> None:
     np.testing.assert_allclose(
         transform_from_xyz_quat([0, 0, 0, -0.5, 0.5, -0.5, 0.5]), default_camera_to_base(), atol=1e-12
     )
+
+
+def test_planar_mode_keeps_the_body_on_the_ground_plane() -> None:
+    """odom.planar: a camera that pitches and climbs a little each step yields level poses at z = 0, with the
+    same heading and ground track as the full 6-DoF chain."""
+    full, flat = VisualOdometry(), VisualOdometry(planar=True)
+    step = _T(_rot("y", -math.radians(2)) @ _rot("x", math.radians(0.3)), t=(0.05, -0.02, 1.0))  # yaw, pitch, up
+    for vo in (full, flat):
+        vo.start(0.0)
+        for k in range(1, 31):
+            vo.step(step, stamp=0.1 * k)
+    assert full.pose[2, 3] > 0.5  # the full chain climbs
+    assert flat.pose[2, 3] == 0.0 and np.allclose(flat.pose[2, :3], [0, 0, 1]) and np.allclose(flat.pose[:3, 2],
+                                                                                              [0, 0, 1])
+    yaw = math.atan2(flat.pose[1, 0], flat.pose[0, 0])
+    assert yaw == pytest.approx(math.radians(60), abs=0.01)  # 30 × 2° (the pitch tilts the full chain's yaw axis)
+    assert np.hypot(*flat.pose[:2, 3]) == pytest.approx(np.hypot(*full.pose[:2, 3]), rel=0.02)

@@ -100,3 +100,42 @@ def test_translation_is_not_biased_long_by_the_coarse_levels(drive):
     assert r.size >= 20
     assert abs(r.mean() - 1.0) < 0.005, r.mean()  # 3 iterations at full resolution: +0.7 %
     assert np.abs(r - 1.0).max() < 0.03, r  # and one step stayed at the +10 % start
+
+
+def _exact_depth(f) -> np.ndarray:
+    return np.where(np.isfinite(f.depth), f.depth, np.nan).astype(np.float32)
+
+
+def test_road_plane_of_exact_depth_is_the_camera_height(drive):
+    from depth_node.geometry.pose_refine import road_plane
+
+    f = drive.frame(30)
+    n, d = road_plane(_exact_depth(f), f.intrinsics.K)
+    assert d == pytest.approx(drive.config.camera.height_m, rel=0.01)
+    assert n[1] < -0.99  # about −y: up in the optical frame (the camera is level up to the 0.3° sway)
+
+
+@pytest.mark.parametrize("k", [20, 70])
+def test_road_planes_restore_pitch_roll_and_height_but_not_yaw(drive, k):
+    """A step with a pitch/roll and vertical error the road planes of both frames can see: the correction
+    removes them and leaves the yaw and the forward motion alone."""
+    from depth_node.geometry.pose_refine import road_consistent, road_plane
+
+    f0, f1 = drive.frame(k), drive.frame(k + 1)
+    gt = invert_se3(f0.pose) @ f1.pose
+    p0, p1 = road_plane(_exact_depth(f0), f0.intrinsics.K), road_plane(_exact_depth(f1), f1.intrinsics.K)
+    bad = gt.copy()
+    bad[:3, :3] = gt[:3, :3] @ se3_exp(np.radians([0, 0, 0, 0.4, 0.0, 0.2]))[:3, :3]  # pitch + roll error
+    bad[:3, 3] += [0.0, -0.04, 0.0]  # 4 cm up
+    fixed = road_consistent(bad, p0, p1)
+    err_bad, err_fixed = invert_se3(gt) @ bad, invert_se3(gt) @ fixed
+    assert _deg(err_bad) > 0.4 and _deg(err_fixed) < 0.06, (_deg(err_bad), _deg(err_fixed))
+    assert abs(err_fixed[1, 3]) < 0.01 and abs(fixed[2, 3] - gt[2, 3]) < 0.01
+    yaw = se3_exp(np.radians([0, 0, 0, 0.0, 0.8, 0.0]))  # about optical y ≈ the road normal
+    turned = road_consistent(gt @ yaw, p0, p1)
+    assert _deg(invert_se3(gt) @ turned) == pytest.approx(0.8, abs=0.05)
+    # a disagreement larger than a step can hold keeps the visual motion; no plane: unchanged
+    tilted = gt.copy()
+    tilted[:3, :3] = gt[:3, :3] @ se3_exp(np.radians([0, 0, 0, 3.0, 0, 0]))[:3, :3]
+    np.testing.assert_allclose(road_consistent(tilted, p0, p1), tilted)
+    np.testing.assert_allclose(road_consistent(bad, None, p1), bad)

@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """\
 ATE and RPE of a predicted trajectory against ground truth, with SE(3) and Sim(3) (Umeyama) alignment (the
 numbers evo gives), ATE as a percentage of the GT path length, distance-based RPE (--delta-m), and Monodepth2's
-5-frame snippet ATE (per-snippet scale; the figure in the papers' tables). TUM and EuRoC files are associated
+5-frame snippet ATE (per-snippet scale; the figure in the papers' tables), and the KITTI odometry segment drift
+t_rel (%) and r_rel (deg/100 m) over segments of 100..800 m (scaled down by powers of ten on drives shorter than
+100 m; the lengths used are in the JSON as segment_lengths_m). TUM and EuRoC files are associated
 by timestamp (nearest within --max-diff); KITTI files have no stamps and are compared index by index."""
 
 
@@ -38,6 +40,10 @@ def register(sub, name: str, help_text: str) -> None:
     p.add_argument("--align", nargs="+", default=["se3", "sim3"],
                    choices=("none", "origin", "se3", "sim3", "scale"), help="alignments to report")
     p.add_argument("--snippet", type=int, default=5, help="snippet length of the Monodepth2 ATE (0 = skip)")
+    p.add_argument("--segment-lengths", type=float, nargs="+", default=None, metavar="M",
+                   help="segment lengths [m] of t_rel/r_rel (default: KITTI's 100..800, adapted to the drive)")
+    p.add_argument("--segment-step", type=int, default=1,
+                   help="a segment starts every N-th frame (default 1: all segments; the KITTI devkit uses 10)")
     p.add_argument("--max-ate-pct", type=float, default=None,
                    help="exit 1 when the SE(3)-aligned ATE exceeds this %% of the path length")
     p.set_defaults(func=run)
@@ -50,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.delta < 1:
         raise DepthNodeError("--delta must be at least 1")
+    if args.segment_step < 1:
+        raise DepthNodeError("--segment-step must be at least 1")
     if args.max_diff <= 0:
         raise DepthNodeError("--max-diff must be positive")
     pred = read_trajectory(args.pred, args.format, args.pred_times)
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     ev = evaluate_trajectory(
         pred, gt, alignments=aligns, max_diff=args.max_diff, offset=args.offset, delta=args.delta,
         delta_m=args.delta_m, all_pairs=args.all_pairs, snippet_length=args.snippet,
+        segment_lengths=tuple(args.segment_lengths) if args.segment_lengths else None, segment_step=args.segment_step,
     )
     out = dict(ev.summary)
     out["files"] = {"pred": str(args.pred), "gt": str(args.gt)}
@@ -79,12 +88,24 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.json, out)
     if args.html is not None:
         write_html_report(args.html, f"eval-pose: {args.pred.name}", out,
-                          [("aligned prediction over ground truth; ATE per pose", plot)] if plot else [])
+                          [("aligned prediction over ground truth; ATE per pose", plot)] if plot else [],
+                          card=_card(out, args.max_ate_pct),
+                          facts={"files": f"{args.pred.name} vs {args.gt.name}",
+                                 "segment lengths": ", ".join(f"{x:g}" for x in out["segment_lengths_m"]) + " m"})
     _print_summary(out)
     if args.max_ate_pct is not None and not out["acceptance"]["passed"]:
         print(f"FAIL: ATE {out['ate_se3_pct_of_path']:.2f} % of path > {args.max_ate_pct} %")
         return 1
     return 0
+
+
+def _card(out: dict, max_ate_pct: float | None) -> list:
+    """The report's summary card: ATE (judged when --max-ate-pct is given), segment drift, path length."""
+    from depth_node.evaluate.report import CardItem
+
+    return [CardItem.judged("ATE (SE(3))", out.get("ate_se3_pct_of_path"), max_ate_pct, "% of path"),
+            CardItem("t_rel", out["t_rel_pct"], "%"), CardItem("r_rel", out["r_rel_deg_per_100m"], "°/100 m"),
+            CardItem("GT path length", out["gt_path_length"], "m")]
 
 
 def _print_summary(out: dict) -> None:
@@ -99,6 +120,9 @@ def _print_summary(out: dict) -> None:
         if mode == "sim3":
             line += f"; scale {a['alignment']['scale']:.4f}"
         print(line)
+    lengths = ", ".join(f"{L:g}" for L in out["segment_lengths_m"]) or "none (no path)"
+    print(f"  segment drift over {lengths} m: t_rel {out['t_rel_pct']:.3f} %, "
+          f"r_rel {out['r_rel_deg_per_100m']:.3f} deg/100 m ({out['segment_drift']['n_segments']} segments)")
     if "snippet_ate" in out:
         s = out["snippet_ate"]
         print(f"  snippet ATE ({s['length']} frames): {s['mean']:.4f} ± {s['std']:.4f}")

@@ -110,31 +110,39 @@ def _cloud_xyz(msg: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return xyz, rgb
 
 
+# counters are cumulative: the final status has the totals; rates and latencies are per period
+_COUNTER_PREFIXES = ("frames_", "errors.", "odom.", "input_errors", "camera_info_fallbacks")
+
+
 def _diagnostics(bag: BagReader) -> dict[str, str]:
-    """Key/values of the node's last /diagnostics status."""
+    """Key/values the node reported while the stream ran: its last /diagnostics status with images arriving
+    (after the stream ends the rates read 0 and the latencies are empty), with the cumulative counters of the
+    final status. A node that never saw an image gives its final status."""
     if DIAGNOSTICS not in bag.topics:
         return {}
-    last = None
+    last, active = None, None
     for m in bag.messages([DIAGNOSTICS]):
         for st in m.msg.status:
             if "mono_depth" in st.name:
-                last = st
-    return {kv.key: kv.value for kv in last.values} if last is not None else {}
+                last = {kv.key: kv.value for kv in st.values}
+                if _float(last.get("input_rate_hz")) > 0:
+                    active = last
+    if last is None:
+        return {}
+    if active is None:
+        return last
+    return {**active, **{k: v for k, v in last.items() if k.startswith(_COUNTER_PREFIXES)}}
 
 
-def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settings: ScoreSettings,
-              title: str = "depth_node on a bag", notes: tuple[str, ...] = (),
-              limits: dict[str, float] | None = None) -> dict:
-    """Score `run`'s outputs bag; write report.html, metrics.json and PNGs into `out_dir`; return the metrics.
-    `limits` {headline key: upper bound} adds an `acceptance` section (value, limit, pass) to both."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    figs: list[tuple[str, Path]] = []
-    metrics: dict[str, Any] = {"run": {"mode": run.mode, "model": run.model, "images_in": run.images_in,
-                                       "wall_s": run.wall_s, "outputs_bag": str(run.outputs_bag)},
-                               "settings": asdict(settings)}
-    skipped: list[str] = []
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
 
+
+def _read_outputs(run: RunResult) -> tuple[dict[int, np.ndarray], Trajectory | None, dict[str, str]]:
+    """The node's published depth images by stamp, its odometry, and its diagnostics while the stream ran."""
     with BagReader(run.outputs_bag) as outs:
         depth_topic = output_topic("depth")
         preds: dict[int, np.ndarray] = {}
@@ -144,99 +152,107 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
         odom_topic = output_topic("odom")
         pred_traj = (read_trajectory_topic(outs, odom_topic, "depth_node")
                      if odom_topic in outs.topics and outs.topics[odom_topic].count else None)
-        metrics["node_diagnostics"] = _diagnostics(outs)
+        diagnostics = _diagnostics(outs)
     if not preds:
         raise DepthNodeError(f"the node published no depth image into {run.outputs_bag}; see "
                              f"{run.node_log or 'the log'}")
+    return preds, pred_traj, diagnostics
+
+
+def _score_depth(bag: BagReader, preds: dict[int, np.ndarray], settings: ScoreSettings, out: Path,
+                 metrics: dict, figs: list[tuple[str, Path]]) -> list[int]:
+    """Depth metrics, the depth-scale error and their plots; returns the stamps of the sample frames."""
     pred_stamps = np.array(sorted(preds), dtype=np.int64)
-    metrics["counts"] = {"depth_out": len(preds), "odom_out": len(pred_traj) if pred_traj is not None else 0,
-                         "dropped_or_lost": max(0, run.images_in - len(preds))}
+    if settings.gt_depth not in bag.topics:
+        raise DepthNodeError(f"{bag.path} has no topic {settings.gt_depth} (--gt-depth)")
+    ev = DepthEvaluator(DepthEvalSettings(median_scaling=settings.median_scaling,
+                                          min_depth=settings.min_depth, max_depth=settings.max_depth))
+    paired: list[int] = []
+    per_frame: list[float] = []
+    ratios: list[tuple[int, float]] = []  # (stamp, median GT / predicted depth) of each paired frame
+    for m in bag.messages([settings.gt_depth]):
+        s = stamp_to_ns(m.msg.header.stamp)
+        j = _nearest(pred_stamps, s, round(settings.max_dt * 1e9))
+        if j is None:
+            continue
+        gt = gt_depth_metres(m.msg)
+        pred = preds[int(pred_stamps[j])]
+        r = ev.add(gt, pred, name=str(s))
+        ratio = frame_scale_ratio(gt, pred, settings.min_depth, settings.max_depth)
+        if ratio is not None:
+            ratios.append((s, ratio))
+        if r.errors:
+            paired.append(int(pred_stamps[j]))
+            per_frame.append(r.errors["abs_rel"])
+    if not paired:
+        raise DepthNodeError(f"no depth output matched a {settings.gt_depth} message within {settings.max_dt} s")
+    metrics["depth"] = {**ev.result().to_dict(per_image=False),
+                        "mode": "median-scaled" if settings.median_scaling else "metric"}
+    figs.append(("abs_rel per frame", R.plot_curves(out / "depth_abs_rel.png", {"abs_rel": per_frame},
+                                                    xlabel="frame", title="abs_rel per frame")))
+    if ratios:
+        metrics["depth_scale"] = scale_summary(ratios, settings.scale_warmup_s)
+        figs.append(("depth scale per frame: median(GT / published depth); 1 = metric", R.plot_curves(
+            out / "depth_scale.png", {"GT / published": [r for _, r in ratios], "metric": [1.0] * len(ratios)},
+            xlabel="frame", title="depth scale per frame")))
+    return _spread(paired, settings.samples)
 
-    # ------------------------------------------------------------------ depth
-    samples: list[int] = []
-    max_dt_ns = round(settings.max_dt * 1e9)
-    with BagReader(input_bag) as bag:
-        if settings.gt_depth:
-            if settings.gt_depth not in bag.topics:
-                raise DepthNodeError(f"{input_bag} has no topic {settings.gt_depth} (--gt-depth)")
-            ev = DepthEvaluator(DepthEvalSettings(median_scaling=settings.median_scaling,
-                                                  min_depth=settings.min_depth, max_depth=settings.max_depth))
-            paired: list[int] = []
-            per_frame: list[float] = []
-            ratios: list[tuple[int, float]] = []  # (stamp, median GT / predicted depth) of each paired frame
-            for m in bag.messages([settings.gt_depth]):
-                s = stamp_to_ns(m.msg.header.stamp)
-                j = _nearest(pred_stamps, s, max_dt_ns)
-                if j is None:
-                    continue
-                gt = gt_depth_metres(m.msg)
-                r = ev.add(gt, preds[int(pred_stamps[j])], name=str(s))
-                ratio = frame_scale_ratio(gt, preds[int(pred_stamps[j])], settings.min_depth, settings.max_depth)
-                if ratio is not None:
-                    ratios.append((s, ratio))
-                if r.errors:
-                    paired.append(int(pred_stamps[j]))
-                    per_frame.append(r.errors["abs_rel"])
-            if not paired:
-                raise DepthNodeError(f"no depth output matched a {settings.gt_depth} message within "
-                                     f"{settings.max_dt} s")
-            res = ev.result()
-            metrics["depth"] = {**res.to_dict(per_image=False), "mode": "median-scaled" if settings.median_scaling
-                                else "metric"}
-            figs.append(("abs_rel per frame", R.plot_curves(out / "depth_abs_rel.png", {"abs_rel": per_frame},
-                                                            xlabel="frame", title="abs_rel per frame")))
-            if ratios:
-                metrics["depth_scale"] = scale_summary(ratios, settings.scale_warmup_s)
-                figs.append(("depth scale per frame: median(GT / published depth); 1 = metric", R.plot_curves(
-                    out / "depth_scale.png", {"GT / published": [r for _, r in ratios], "metric": [1.0] * len(ratios)},
-                    xlabel="frame", title="depth scale per frame")))
-            k = min(settings.samples, len(paired))
-            samples = [paired[i] for i in np.linspace(0, len(paired) - 1, k).astype(int)] if k else []
-        else:
-            skipped.append("depth: no --gt-depth topic given")
-            k = min(settings.samples, len(pred_stamps))
-            samples = [int(pred_stamps[i]) for i in np.linspace(0, len(pred_stamps) - 1, k).astype(int)] if k else []
 
-        # -------------------------------------------------------------- odometry
-        if settings.gt_odom and pred_traj is not None:
-            if settings.gt_odom not in bag.topics:
-                raise DepthNodeError(f"{input_bag} has no topic {settings.gt_odom} (--gt-odom)")
-            gt_traj = read_trajectory_topic(bag, settings.gt_odom, "ground truth")
-            ev_t = evaluate_trajectory(pred_traj, gt_traj, max_diff=settings.max_dt)
-            metrics["odometry"] = ev_t.summary
-            write_tum(out / "odom_pred.tum", pred_traj)
-            write_tum(out / "odom_gt.tum", gt_traj)
-            figs.append(("trajectory over ground truth (SE(3)-aligned), and ATE per pose", R.plot_trajectory(
-                out / "trajectory.png", ev_t.gt[:, :3, 3], {k: v[:, :3, 3] for k, v in ev_t.aligned.items()},
-                title="odometry (top view)", errors=ev_t.ate_errors.get("se3"), stamps=ev_t.stamps)))
-        elif settings.gt_odom:
-            skipped.append("odometry: the node published no odom (model without a pose network?)")
-        else:
-            skipped.append("odometry: no --gt-odom topic given")
+def _spread(stamps: list[int], k: int) -> list[int]:
+    k = min(k, len(stamps))
+    return [stamps[i] for i in np.linspace(0, len(stamps) - 1, k).astype(int)] if k else []
 
-        # -------------------------------------------------------------- sample frames
-        want = set(samples)
-        rgbs: dict[int, np.ndarray] = {}
-        gts: dict[int, np.ndarray] = {}
-        img_stamps = []
-        for m in bag.messages([settings.image]):
-            s = stamp_to_ns(m.msg.header.stamp)
-            img_stamps.append(s)
-            if s in want:
-                rgbs[s] = np.array(decode_image(m.msg))
-        if settings.gt_depth:
-            for m in bag.messages([settings.gt_depth]):
-                s = stamp_to_ns(m.msg.header.stamp)
-                j = _nearest(np.array(samples, dtype=np.int64), s, max_dt_ns) if samples else None
-                if j is not None:
-                    gts[samples[j]] = gt_depth_metres(m.msg)
+
+def final_height_error(pred_origin_aligned: np.ndarray, gt: np.ndarray, path_length: float) -> dict[str, float]:
+    """How far the published odometry ends above or below the truth when both start at the same pose: the climb
+    a map built with it shows. Height is z of the ground truth's world (REP 103/105: z up)."""
+    dz = float(pred_origin_aligned[-1, 2, 3] - gt[-1, 2, 3])
+    return {"final_height_error_m": dz,
+            "final_height_error_pct_of_path": 100.0 * abs(dz) / path_length if path_length > 0 else math.nan}
+
+
+def _score_odometry(bag: BagReader, pred_traj: Trajectory | None, settings: ScoreSettings, out: Path,
+                    metrics: dict, skipped: list[str]) -> tuple[str, Path] | None:
+    """ATE/RPE, segment drift and final height error of the published odometry; the trajectory plot."""
+    if not settings.gt_odom:
+        skipped.append("odometry: no --gt-odom topic given")
+        return None
+    if pred_traj is None:
+        skipped.append("odometry: the node published no odom (model without a pose network?)")
+        return None
+    if settings.gt_odom not in bag.topics:
+        raise DepthNodeError(f"{bag.path} has no topic {settings.gt_odom} (--gt-odom)")
+    gt_traj = read_trajectory_topic(bag, settings.gt_odom, "ground truth")
+    ev_t = evaluate_trajectory(pred_traj, gt_traj, alignments=("se3", "sim3", "origin"), max_diff=settings.max_dt)
+    metrics["odometry"] = {**ev_t.summary, **final_height_error(ev_t.aligned["origin"], ev_t.gt,
+                                                                ev_t.summary["gt_path_length"])}
+    write_tum(out / "odom_pred.tum", pred_traj)
+    write_tum(out / "odom_gt.tum", gt_traj)
+    shown = {k: v[:, :3, 3] for k, v in ev_t.aligned.items() if k != "origin"}
+    return ("trajectory over ground truth (SE(3)-aligned), and ATE per pose", R.plot_trajectory(
+        out / "trajectory.png", ev_t.gt[:, :3, 3], shown, title="odometry (top view)",
+        errors=ev_t.ate_errors.get("se3"), stamps=ev_t.stamps))
+
+
+def _sample_figures(bag: BagReader, preds: dict[int, np.ndarray], samples: list[int], settings: ScoreSettings,
+                    out: Path) -> list[tuple[str, Path]]:
+    """image | predicted depth | GT | relative error panels of the sample frames."""
+    from depth_node.evaluate.depth_metrics import resize_to
+
+    want = set(samples)
+    rgbs = {s: np.array(decode_image(m.msg)) for m in bag.messages([settings.image])
+            if (s := stamp_to_ns(m.msg.header.stamp)) in want}
+    gts: dict[int, np.ndarray] = {}
+    if settings.gt_depth and samples:
+        arr = np.array(samples, dtype=np.int64)
+        for m in bag.messages([settings.gt_depth]):
+            j = _nearest(arr, stamp_to_ns(m.msg.header.stamp), round(settings.max_dt * 1e9))
+            if j is not None:
+                gts[samples[j]] = gt_depth_metres(m.msg)
+    figs = []
     for i, s in enumerate(samples):
-        pred = preds[s]
-        gt = gts.get(s)
-        rgb = rgbs.get(s)
+        pred, gt, rgb = preds[s], gts.get(s), rgbs.get(s)
         if gt is not None and pred.shape != gt.shape:
-            from depth_node.evaluate.depth_metrics import resize_to
-
             pred = resize_to(pred, gt.shape)
         if rgb is not None and rgb.ndim == 2:
             rgb = np.repeat(rgb[..., None], 3, axis=2)
@@ -249,19 +265,27 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
         figs.append((f"frame at +{t:.1f} s: image | predicted depth | ground truth | relative error"
                      if gt is not None else f"frame at +{t:.1f} s: image | predicted depth",
                      R.save_png(out / f"sample_{i}.png", panel)))
+    return figs
+
+
+def _cloud_figure(run: RunResult, samples: list[int], out: Path) -> tuple[str, Path] | None:
     with BagReader(run.outputs_bag) as outs:
         pts = output_topic("points")
-        if samples and pts in outs.topics:
-            mid = samples[len(samples) // 2]
-            for m in outs.messages([pts]):
-                if stamp_to_ns(m.msg.header.stamp) == mid:
-                    xyz, rgb = _cloud_xyz(m.msg)
-                    figs.append(("the published point cloud of the middle sample frame", R.plot_cloud(
-                        out / "cloud.png", xyz, rgb, title="organized cloud (optical frame)")))
-                    break
+        if not samples or pts not in outs.topics:
+            return None
+        mid = samples[len(samples) // 2]
+        for m in outs.messages([pts]):
+            if stamp_to_ns(m.msg.header.stamp) == mid:
+                xyz, rgb = _cloud_xyz(m.msg)
+                return ("the published point cloud of the middle sample frame", R.plot_cloud(
+                    out / "cloud.png", xyz, rgb, title="organized cloud (optical frame)"))
+    return None
 
-    # ------------------------------------------------------------------ timing
+
+def _timing(run: RunResult, settings: ScoreSettings, out: Path) -> tuple[dict[str, Any], tuple[str, Path] | None]:
+    """Latency and rates: end to end through ROS 2 (online), or the pipeline's time per frame (offline)."""
     timing: dict[str, Any] = {}
+    fig = None
     if run.arrivals is not None:
         a = run.arrivals
         img_in = a.by_stamp(settings.image)
@@ -269,34 +293,106 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
         pairs = sorted((s, (r - img_in[s]) / 1e6) for s, r in out_recv.items() if s in img_in)
         lat = np.array([p[1] for p in pairs])
         timing["end_to_end_latency"] = _stats(lat)
-        recv = np.array(sorted(out_recv.values()), dtype=np.float64) / 1e9
-        in_recv = np.array(sorted(img_in.values()), dtype=np.float64) / 1e9
-        timing["output_rate_hz"] = float((recv.size - 1) / (recv[-1] - recv[0])) if recv.size > 1 else math.nan
-        timing["input_rate_hz"] = (float((in_recv.size - 1) / (in_recv[-1] - in_recv[0]))
-                                   if in_recv.size > 1 else math.nan)
+        timing["output_rate_hz"] = _rate(np.array(sorted(out_recv.values()), dtype=np.float64) / 1e9)
+        timing["input_rate_hz"] = _rate(np.array(sorted(img_in.values()), dtype=np.float64) / 1e9)
         timing["note"] = ("end-to-end: the recorder's receive time of a depth image minus the player's send time of "
                           "the image with the same stamp (transport both ways + queueing + inference + publishing)")
         if lat.size:
-            figs.append(("end-to-end latency through the node", R.plot_latency(
-                out / "latency.png", lat, np.array([p[0] for p in pairs]) / 1e9, "end-to-end latency")))
+            fig = ("end-to-end latency through the node", R.plot_latency(
+                out / "latency.png", lat, np.array([p[0] for p in pairs]) / 1e9, "end-to-end latency"))
     if run.frame_seconds:
         sec = np.array(run.frame_seconds) * 1e3
         timing["pipeline_latency"] = _stats(sec)
         timing["pipeline_rate_hz"] = float(1e3 / sec.mean())
-        figs.append(("pipeline time per frame (offline)", R.plot_latency(out / "latency.png", sec,
-                                                                         title="pipeline time per frame")))
-    metrics["timing"] = timing
+        fig = ("pipeline time per frame (offline)", R.plot_latency(out / "latency.png", sec,
+                                                                  title="pipeline time per frame"))
+    return timing, fig
+
+
+def _rate(t: np.ndarray) -> float:
+    return float((t.size - 1) / (t[-1] - t[0])) if t.size > 1 and t[-1] > t[0] else math.nan
+
+
+def _camera(bag: BagReader, image: str) -> str:
+    """'W×H, fx F px' of the input camera (from its first image and camera_info when the bag has one)."""
+    first = next(iter(bag.messages([image])), None)
+    if first is None:
+        return "n/a"
+    text = f"{first.msg.width}×{first.msg.height}"
+    info = image.rsplit("/", 1)[0] + "/camera_info"
+    if info in bag.topics:
+        m = next(iter(bag.messages([info])), None)
+        if m is not None and float(m.msg.k[0]) > 0:
+            text += f", fx {float(m.msg.k[0]):.1f} px"
+    return text
+
+
+def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settings: ScoreSettings,
+              title: str = "depth_node on a bag", notes: tuple[str, ...] = (),
+              limits: dict[str, float] | None = None) -> dict:
+    """Score `run`'s outputs bag; write report.html, metrics.json and PNGs into `out_dir`; return the metrics.
+    `limits` {headline key: upper bound} adds an `acceptance` section (value, limit, pass) to both."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {"run": {"mode": run.mode, "model": run.model, "images_in": run.images_in,
+                                       "wall_s": run.wall_s, "outputs_bag": str(run.outputs_bag)},
+                               "settings": asdict(settings)}
+    skipped: list[str] = []
+    plots: list[tuple[str, Path]] = []
+    preds, pred_traj, metrics["node_diagnostics"] = _read_outputs(run)
+    metrics["counts"] = {"depth_out": len(preds), "odom_out": len(pred_traj) if pred_traj is not None else 0,
+                         "dropped_or_lost": max(0, run.images_in - len(preds))}
+    with BagReader(input_bag) as bag:
+        if settings.gt_depth:
+            samples = _score_depth(bag, preds, settings, out, metrics, plots)
+        else:
+            skipped.append("depth: no --gt-depth topic given")
+            samples = _spread(sorted(preds), settings.samples)
+        trajectory = _score_odometry(bag, pred_traj, settings, out, metrics, skipped)
+        sample_figs = _sample_figures(bag, preds, samples, settings, out)
+        camera = _camera(bag, settings.image)
+    metrics["timing"], latency = _timing(run, settings, out)
     metrics["skipped"] = skipped
     metrics["headline"] = h = headline(metrics)
-    summary = [f"{k}: {v:.4g}" for k, v in h.items() if isinstance(v, float)]
     if limits:
-        metrics["acceptance"] = acc = acceptance(h, limits)
-        summary += [f"{k} ≤ {a['limit']}: {'PASS' if a['pass'] else 'FAIL'}" for k, a in acc.items()]
+        metrics["acceptance"] = acceptance(h, limits)
+    # pictures a person looks for first: frames, trajectory, cloud, latency; then the per-frame curves
+    figs = [*sample_figs, *(f for f in (trajectory, _cloud_figure(run, samples, out), latency) if f), *plots]
     R.write_json(out / "metrics.json", metrics)
-    R.write_html_report(out / "report.html", title, metrics, figs,
-                        notes=("Headline — " + "; ".join(summary) + ".", *notes,
-                               *(f"Not scored: {s}." for s in skipped)))
+    R.write_html_report(out / "report.html", title, metrics, figs, card=card_items(h, limits or {}),
+                        facts=run_facts(metrics, camera),
+                        notes=(*notes, *(f"Not scored: {s}." for s in skipped)))
     return metrics
+
+
+CARD = (  # headline key, label, unit
+    ("abs_rel", "depth abs_rel", ""),
+    ("ate_se3_pct_of_path", "odometry ATE (SE(3))", "% of path"),
+    ("t_rel_pct", "odometry t_rel", "%"),
+    ("r_rel_deg_per_100m", "odometry r_rel", "°/100 m"),
+    ("final_height_error_pct_of_path", "final height error", "% of path"),
+    ("latency_median_ms", "latency (median)", "ms"),
+    ("output_rate_hz", "output rate", "Hz"),
+)
+
+
+def card_items(head: dict, limits: dict[str, float]) -> list[R.CardItem]:
+    """The report's summary card: the headline figures, judged against `limits` where a limit is given."""
+    return [R.CardItem.judged(label, head.get(key), limits.get(key), unit) for key, label, unit in CARD
+            if head.get(key) is not None or key in limits]
+
+
+def run_facts(metrics: dict, camera: str) -> dict[str, str]:
+    """Model, camera, backend, mode and frame counts of the run, for the summary card."""
+    run, diag, counts = metrics["run"], metrics.get("node_diagnostics", {}), metrics["counts"]
+    backend = (" ".join(diag[k] for k in ("backend", "precision", "device") if k in diag)
+               or ("in-process FramePipeline (backend: the node's default)" if run["mode"] == "offline" else "n/a"))
+    segs = metrics.get("odometry", {}).get("segment_lengths_m")
+    facts = {"model": Path(run["model"]).name or "n/a", "camera": camera, "backend": backend,
+             "run": f"{run['mode']}, {counts['depth_out']}/{run['images_in']} frames out"}
+    if segs:
+        facts["segment lengths"] = ", ".join(f"{x:g}" for x in segs) + " m"
+    return facts
 
 
 def frame_scale_ratio(gt: np.ndarray, pred: np.ndarray, min_depth: float, max_depth: float) -> float | None:
@@ -351,6 +447,9 @@ def headline(metrics: dict) -> dict[str, float | None]:
         "a1": d.get("a1"),
         "ate_se3_pct_of_path": o.get("ate_se3_pct_of_path"),
         "ate_se3_rmse_m": o.get("ate", {}).get("se3", {}).get("trans", {}).get("rmse"),
+        "t_rel_pct": o.get("t_rel_pct"),
+        "r_rel_deg_per_100m": o.get("r_rel_deg_per_100m"),
+        "final_height_error_pct_of_path": o.get("final_height_error_pct_of_path"),
         "gt_path_length_m": o.get("gt_path_length"),
         "depth_scale_error": metrics.get("depth_scale", {}).get("error_median"),
         "odom_scale_error": _odom_scale_error(o),

@@ -1,11 +1,13 @@
-"""Trajectory metrics: ATE and RPE with SE(3)/Sim(3) alignment, and Monodepth2's 5-frame snippet ATE.
+"""Trajectory metrics: ATE and RPE with SE(3)/Sim(3) alignment, KITTI segment drift, Monodepth2's snippet ATE.
 
-Two families, because they answer different questions:
+Three families, because they answer different questions:
 - Full-trajectory ATE/RPE (TUM RGB-D / evo definitions): the estimate is aligned to GT once (Umeyama, with or
   without scale), then ATE is the per-pose position error and RPE the error of the relative motion over
   `delta` frames (or metres). These expose drift, which is what a robot using our odometry lives with. The
   numbers agree with `evo` (its APE/RPE on `align`ed trajectories; see test_eval_pose.py), so they can be
   compared with published SLAM/VO results.
+- Segment drift (KITTI odometry devkit): t_rel (%) and r_rel (°/100 m), the relative pose error over path
+  segments of 100…800 m (shorter on short drives), averaged: the figures VO papers compare.
 - Snippet ATE (Monodepth2 `evaluate_pose.py` / SfMLearner `compute_ate`): 5-frame snippets, each aligned by its
   first point and its own least-squares scale, "rmse" = sqrt(Σ‖s·p − g‖²)/n. Per-snippet scale makes it
   lenient (it hides scale drift and barely sees rotation), but it is the number in the papers' tables.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -263,6 +265,106 @@ def rpe(pred: np.ndarray, gt: np.ndarray, pairs: np.ndarray) -> PoseErrors:
     return PoseErrors(np.linalg.norm(E[:, :3, 3], axis=1), np.degrees(rotation_angles(E[:, :3, :3])), pairs)
 
 
+# ---------------------------------------------------------------- KITTI segment drift
+# Segment drift: the KITTI odometry benchmark's t_rel (%) and r_rel (°/100 m).
+#
+# Why beside ATE: one global alignment can hide a steady drift (a trajectory that climbs 2° all along still has a
+# small ATE after SE(3) alignment), while the relative pose error over path segments of fixed length is what a
+# robot mapping with the odometry lives with, and what VO papers compare (KITTI devkit `evaluate_odometry.cpp`).
+#
+# Definition (devkit `calcSequenceErrors`): for every start frame i (every `step`-th) and segment length L, the
+# end j is the first frame whose GT path distance from i exceeds L; E = (P_i⁻¹P_j)⁻¹ (G_i⁻¹G_j);
+# t_err = ‖t(E)‖ / L, r_err = angle(E) / L; t_rel and r_rel are the means over all (i, L) segments, reported
+# in % and °/100 m. The errors use relative poses only, so they do not depend on a rigid alignment, but they do
+# see scale (metric odometry is scored as published). Double precision throughout (the devkit uses float).
+#
+# Short drives: the devkit lengths {100, …, 800} m are scaled by the largest power of ten ≤ 1 for which the
+# shortest one fits inside the drive (10…80 m on a 50 m drive), and lengths longer than the drive are dropped;
+# the lengths used are part of the result.
+
+KITTI_LENGTHS_M = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0)
+KITTI_STEP_FRAMES = 10  # the devkit starts a segment every 10th frame (every second at 10 Hz)
+
+
+def segment_lengths_for(path_length: float) -> tuple[float, ...]:
+    """KITTI's lengths, scaled down by powers of ten until the shortest fits the drive; too-long ones dropped."""
+    if not path_length > 0:
+        return ()
+    scale = 1.0
+    while KITTI_LENGTHS_M[0] * scale >= path_length and scale > 1e-6:
+        scale /= 10.0
+    return tuple(round(L * scale, 9) for L in KITTI_LENGTHS_M if L * scale < path_length)
+
+
+@dataclass
+class SegmentDrift:
+    t_rel_pct: float  # mean ‖t_err‖ / L × 100
+    r_rel_deg_per_100m: float  # mean angle(E) / L, in ° per 100 m
+    lengths_m: tuple[float, ...]
+    step_frames: int
+    pairs: np.ndarray = field(repr=False)  # (K, 2) start/end indices
+    seg_len: np.ndarray = field(repr=False)  # (K,) L of each segment
+    t_err: np.ndarray = field(repr=False)  # (K,) ‖t(E)‖ / L
+    r_err: np.ndarray = field(repr=False)  # (K,) rad / m
+
+    def to_dict(self) -> dict:
+        per_length = {}
+        for L in self.lengths_m:
+            sel = self.seg_len == L
+            per_length[f"{L:g}"] = {"n": int(sel.sum()),
+                                    "t_rel_pct": _mean(self.t_err[sel]) * 100.0,
+                                    "r_rel_deg_per_100m": _mean(self.r_err[sel]) * 180.0 / math.pi * 100.0}
+        return {"t_rel_pct": self.t_rel_pct, "r_rel_deg_per_100m": self.r_rel_deg_per_100m,
+                "segment_lengths_m": list(self.lengths_m), "segment_step_frames": self.step_frames,
+                "n_segments": int(self.pairs.shape[0]), "per_length": per_length,
+                "definition": "KITTI devkit: mean over segments of |t_err|/L (%) and angle/L (deg/100 m); "
+                              "E = (P_i^-1 P_j)^-1 (G_i^-1 G_j), j = first frame with GT path distance > L"}
+
+
+def _mean(v: np.ndarray) -> float:
+    return float(np.mean(v)) if v.size else math.nan
+
+
+def segment_pairs(gt_positions: np.ndarray, lengths: tuple[float, ...], step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) frame pairs and their lengths, devkit order (by start, then length)."""
+    dist = accumulated_distances(np.asarray(gt_positions, dtype=np.float64))
+    pairs, seg = [], []
+    for i in range(0, dist.size, step):
+        for L in lengths:
+            j = int(np.searchsorted(dist, dist[i] + L, side="right"))  # first frame with dist > dist[i] + L
+            if j < dist.size:
+                pairs.append((i, j))
+                seg.append(L)
+    return np.array(pairs, dtype=int).reshape(-1, 2), np.array(seg, dtype=np.float64)
+
+
+def segment_drift(pred: np.ndarray, gt: np.ndarray, lengths: tuple[float, ...] | None = None,
+                  step: int = 1) -> SegmentDrift:
+    """t_rel / r_rel of paired (N, 4, 4) world-from-camera poses. `lengths` None: adapted to the GT path length
+    (see the module docstring); `step` 1 starts a segment at every frame (all segments), 10 is the devkit's."""
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    if p.shape != g.shape or p.ndim != 3 or p.shape[1:] != (4, 4):
+        raise DepthNodeError(f"segment drift needs two (N, 4, 4) pose arrays of equal shape, got {p.shape}, {g.shape}")
+    if step < 1:
+        raise DepthNodeError(f"segment step must be at least 1 frame, got {step}")
+    if lengths is None:
+        lengths = segment_lengths_for(float(accumulated_distances(g[:, :3, 3])[-1]) if len(g) else 0.0)
+    lengths = tuple(float(L) for L in lengths)
+    if any(not L > 0 for L in lengths):
+        raise DepthNodeError(f"segment lengths must be positive, got {list(lengths)}")
+    pairs, seg = segment_pairs(g[:, :3, 3], lengths, step)
+    i, j = pairs[:, 0], pairs[:, 1]
+    inv = np.linalg.inv  # general inverses, as the devkit: real GT rotations are not quite orthonormal
+    E = inv(inv(p[i]) @ p[j]) @ (inv(g[i]) @ g[j])
+    t_err = np.linalg.norm(E[:, :3, 3], axis=1) / seg
+    # the devkit's angle, acos of the trace: on real GT rotations (not quite orthonormal) the skew-part formula
+    # of rotation_angles differs in the 6th digit, and this is the benchmark's number
+    r_err = np.arccos(np.clip(0.5 * (np.trace(E[:, :3, :3], axis1=1, axis2=2) - 1.0), -1.0, 1.0)) / seg
+    return SegmentDrift(_mean(t_err) * 100.0, _mean(r_err) * 180.0 / math.pi * 100.0, lengths, step,
+                        pairs, seg, t_err, r_err)
+
+
 # ---------------------------------------------------------------- Monodepth2 snippet ATE
 
 
@@ -352,8 +454,11 @@ def evaluate_trajectory(
     delta_m: float | None = None,
     all_pairs: bool = False,
     snippet_length: int = 5,
+    segment_lengths: tuple[float, ...] | None = None,
+    segment_step: int = 1,
 ) -> TrajectoryEvaluation:
-    """Associate, then ATE/RPE under each alignment, distance-based RPE, and the snippet ATE.
+    """Associate, then ATE/RPE under each alignment, distance-based RPE, the snippet ATE and the KITTI segment
+    drift (`t_rel_pct`, `r_rel_deg_per_100m`, `segment_lengths_m` at the top level; see segment_drift.py).
 
     `ate_pct_of_path` = ATE RMSE / GT path length × 100 (the demo's acceptance figure, SE(3)-aligned).
     `rpe_m` errors come with `trans_pct`: mean of ‖E_t‖ / GT path distance of the pair × 100 (KITTI-style drift).
@@ -407,4 +512,12 @@ def evaluate_trajectory(
         summary["snippet_ate"] = snippet_ate(p.poses, g.poses, snippet_length).to_dict()
     if "se3" in summary["ate"]:
         summary["ate_se3_pct_of_path"] = summary["ate"]["se3"]["pct_of_path"]
+    summary.update(_segment_summary(p.poses, g.poses, segment_lengths, segment_step))
     return TrajectoryEvaluation(summary, aligned, g.poses, ate_err, g.stamps if by == "time" else None)
+
+
+def _segment_summary(pred: np.ndarray, gt: np.ndarray, lengths: tuple[float, ...] | None, step: int) -> dict:
+    """The segment drift's two figures and the lengths used at the top level, the details under `segment_drift`."""
+    d = segment_drift(pred, gt, lengths, step).to_dict()
+    return {"t_rel_pct": d["t_rel_pct"], "r_rel_deg_per_100m": d["r_rel_deg_per_100m"],
+            "segment_lengths_m": d["segment_lengths_m"], "segment_drift": d}

@@ -12,6 +12,7 @@ import html
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +295,41 @@ def _img_src(path: Path, embed: bool, base: Path) -> str:
         return html.escape(Path(path).resolve().as_uri())
 
 
+@dataclass(frozen=True)
+class CardItem:
+    """One line of a report's summary card: a headline figure (with its limit and verdict when it has one)."""
+
+    label: str
+    value: object
+    unit: str = ""
+    limit: float | None = None  # upper bound; the verdict is value <= limit
+    passed: bool | None = None  # None: no verdict (a figure without a limit)
+
+    @staticmethod
+    def judged(label: str, value: float | None, limit: float | None, unit: str = "") -> CardItem:
+        ok = None if limit is None else (value is not None and math.isfinite(value) and value <= limit)
+        return CardItem(label, value, unit, limit, ok)
+
+
+def _card_html(items: Sequence[CardItem], facts: Mapping[str, object]) -> str:
+    """The summary card: verdict, headline figures with PASS/FAIL, then the run's facts (model, camera, ...)."""
+    verdicts = [i.passed for i in items if i.passed is not None]
+    head = ("" if not verdicts else '<p class="verdict pass">all acceptance figures pass</p>' if all(verdicts)
+            else f'<p class="verdict fail">{verdicts.count(False)} of {len(verdicts)} acceptance figures fail</p>')
+    rows = []
+    for i in items:
+        value = ("n/a" if i.value is None else f"{i.value:.4g}" if isinstance(i.value, float) and math.isfinite(i.value)
+                 else _fmt(i.value))
+        limit = "" if i.limit is None else f"≤ {_fmt(i.limit)}"
+        badge = ("" if i.passed is None else '<span class="pass">PASS</span>' if i.passed
+                 else '<span class="fail">FAIL</span>')
+        rows.append(f"<tr><th>{html.escape(i.label)}</th><td>{html.escape(value)} {html.escape(i.unit)}</td>"
+                    f"<td>{html.escape(limit)}</td><td>{badge}</td></tr>")
+    fact_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td colspan=3>{html.escape(_fmt(v))}</td></tr>"
+                        for k, v in facts.items())
+    return f'<section id="summary" class="card">{head}<table>{"".join(rows)}{fact_rows}</table></section>'
+
+
 def write_html_report(
     path: str | Path,
     title: str,
@@ -301,43 +337,59 @@ def write_html_report(
     images: Sequence[tuple[str, str | Path]] = (),
     notes: Sequence[str] = (),
     embed: bool = True,
+    card: Sequence[CardItem] = (),
+    facts: Mapping[str, object] | None = None,
 ) -> Path:
-    """One self-contained HTML page: title, notes, a metrics table (nested dicts flattened) and captioned images.
-    The raw metrics are also embedded as JSON (in a <script type="application/json">) for scripts."""
+    """One self-contained HTML page that leads with the answer: title, the summary card (headline figures with
+    PASS/FAIL, and facts such as model, camera, backend, rate), the pictures, the notes, and last the full metric
+    table (nested dicts flattened) collapsed in a <details>. The raw metrics are also embedded as JSON (in a
+    <script type="application/json" id="metrics">) for scripts. Every report (demo, eval-bag, eval-pose,
+    eval-depth, training) uses this one layout."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = "\n".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>" for k, v in flatten_metrics(metrics)
-    )
+    flat = flatten_metrics(metrics)
+    rows = "\n".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>" for k, v in flat)
     figs = "\n".join(
         f'<figure><img src="{_img_src(Path(p), embed, path.parent)}" alt="{html.escape(c)}">'
         f"<figcaption>{html.escape(c)}</figcaption></figure>"
         for c, p in images
     )
+    card_html = _card_html(card, facts or {}) if card or facts else ""
     note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     raw = json.dumps(metrics, default=_json_default).replace("</", "<\\/")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td {{ border: 1px solid #ccc; padding: 2px 8px; font-family: monospace; }}
-figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
-figcaption {{ color: #555; font-size: 90%; }}
-</style></head><body>
+<style>{_CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
-{note_html}
-<h2>Metrics</h2>
+{card_html}
+<div id="figures">{figs}</div>
+<div id="notes">{note_html}</div>
+<details id="all-metrics"><summary>All metrics ({len(flat)} values)</summary>
 <table>
 {rows}
 </table>
-{"<h2>Figures</h2>" if figs else ""}
-{figs}
+</details>
 <script type="application/json" id="metrics">{raw}</script>
 </body></html>
 """
     path.write_text(page, encoding="utf-8")
     return path
+
+
+_CSS = """
+body { font-family: sans-serif; margin: 1.2em 2em; color: #222; }
+h1 { font-size: 1.4em; margin: 0 0 0.4em; }
+.card { border: 1px solid #bbb; border-radius: 6px; padding: 0.4em 1em; display: inline-block; background: #fafafa; }
+.card th { text-align: left; padding: 1px 12px 1px 0; font-weight: normal; color: #444; }
+.card td { padding: 1px 10px 1px 0; font-family: monospace; }
+.verdict { font-weight: bold; margin: 0.3em 0; }
+.pass { color: #0a7d28; font-weight: bold; } .fail { color: #c0151b; font-weight: bold; }
+#figures { display: flex; flex-wrap: wrap; gap: 0.8em; }
+figure { margin: 0.6em 0; max-width: 100%; } img { max-width: 100%; }
+figcaption { color: #555; font-size: 90%; }
+details table { border-collapse: collapse; margin: 0.6em 0; }
+details td { border: 1px solid #ccc; padding: 2px 8px; font-family: monospace; }
+"""
 
 
 def _json_default(o: object):

@@ -16,6 +16,12 @@ world-frame perturbation: p' = p + R t, R' = R ΔR gives
     Σ' = F Σ Fᵀ + G Q Gᵀ,   F = [[I, −[R t]ₓ], [0, I]],   G = diag(R, R),
 so heading uncertainty turns into growing lateral position uncertainty, as it does for any dead reckoning.
 The twist covariance is Q / dt² (body frame, as nav_msgs/Odometry's twist is in child_frame_id).
+
+Planar mode (`odom.planar`, off by default): for a ground robot on a flat floor or road, each body motion is
+projected onto the body's x–y plane (its heading change about body z and its x, y translation are kept; roll,
+pitch and the z translation are dropped), so the published pose stays on odom's ground plane whatever pitch
+error the visual motion has. It needs `camera_to_base` to put body z up (REP 103); on ramps and hills it is
+wrong by construction (the odometry stays level).
 """
 
 from __future__ import annotations
@@ -76,6 +82,16 @@ def default_camera_to_base() -> np.ndarray:
     return T
 
 
+def planar_motion(B: np.ndarray) -> np.ndarray:
+    """A body motion reduced to the ground plane: yaw about body z (of the rotated x axis) and x, y translation."""
+    out = np.eye(4)
+    yaw = math.atan2(B[1, 0], B[0, 0])
+    c, s = math.cos(yaw), math.sin(yaw)
+    out[:2, :2] = [[c, -s], [s, c]]
+    out[:2, 3] = B[:2, 3]
+    return out
+
+
 @dataclass
 class OdometryNoise:
     translation_noise: float = 0.05  # relative: σ per metre of step
@@ -128,6 +144,7 @@ class VisualOdometry:
     camera_to_base: np.ndarray = field(default_factory=default_camera_to_base)
     noise: OdometryNoise = field(default_factory=OdometryNoise)
     max_gap: float = 1.0  # seconds: a larger jump either way restarts the chain
+    planar: bool = False  # ground robots: keep the body on odom's x–y plane (see the module docstring)
 
     def __post_init__(self) -> None:
         self.camera_to_base = np.asarray(self.camera_to_base, dtype=np.float64)
@@ -161,7 +178,8 @@ class VisualOdometry:
         self.last_stamp = stamp
 
     def body_motion(self, camera_motion: np.ndarray) -> np.ndarray:
-        return self.camera_to_base @ camera_motion @ self._base_to_camera
+        B = self.camera_to_base @ camera_motion @ self._base_to_camera
+        return planar_motion(B) if self.planar else B
 
     def step(self, camera_motion: np.ndarray, stamp: float, scale: float = 1.0, scale_rel_std: float = 0.0) -> None:
         """Add one motion (pose of the new camera in the previous camera's optical frame, in depth units).

@@ -111,6 +111,8 @@ SPECS: tuple[ParamSpec, ...] = (
               "a smaller step back is dropped as out of order", True),
     ParamSpec("odom.refine", True, "refine the pose network's motion by direct image alignment on the depth "
               "(fixes rotation a weak pose net misses; ~15 ms per frame on a CPU)", True),
+    ParamSpec("odom.planar", False, "ground robots on flat ground: keep odometry on the odom x-y plane (yaw and x, y "
+              "only; roll, pitch and height dropped; needs body z up in camera_to_base)", False),
     ParamSpec("odom.translation_noise", 0.05, "odometry σ per metre travelled (relative)", True),
     ParamSpec("odom.rotation_noise", 0.05, "odometry σ per radian turned (relative)", True),
     ParamSpec("odom.translation_noise_floor", 0.002, "odometry σ per frame when stationary (m)", True),

@@ -72,7 +72,7 @@ class FramePipeline:
             T_bc = transform_from_xyz_quat(list(cfg.camera_to_base))
             # ScaleError: the scale settings do not fit this model
             self.scale = build_scale_source(cfg, dict(info.scale), T_bc)
-            self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg.odom.max_gap)
+            self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg.odom.max_gap, cfg.odom.planar)
             self.prev: DepthFrame | None = None
             self.refine = cfg.odom.refine
             self.refine_stats = {"used": 0, "rejected": 0, "last_ms": 0.0}
@@ -130,7 +130,9 @@ class FramePipeline:
         t0 = time.monotonic()
         h, w = prev.x.shape[2:]
         depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
-        res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion)
+        depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
+        res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion,
+                            depth1=depth1, camera_to_base=self.vo.camera_to_base)
         self.refine_stats["used" if res.used else "rejected"] += 1
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
         return res.motion
