@@ -4,6 +4,8 @@ Photometric error: 0.85·(1 − SSIM)/2 + 0.15·L1, channel mean, SSIM over 3×3
 Per-pixel minimum over the source views (occlusions are visible in at least one); auto-masking puts the
 *unwarped* sources' errors (plus 1e-5 noise to break ties) into the same minimum, so pixels that look the same
 without any motion (static camera, objects moving with the camera, textureless areas) stop steering the depth.
+With `min_reprojection` off (the reference's `--avg_reprojection` ablation) the warped errors are averaged over
+the sources and so are the unwarped ones: the mask then compares one average with the other.
 Full-resolution multi-scale: every scale's disparity is upsampled to the input size before warping, so every
 scale is judged on the same pixels; smoothness stays at each scale's own resolution, weight 1e-3 / 2^s.
 
@@ -173,6 +175,8 @@ def monodepth_loss(
         with torch.no_grad():
             identity = photometric_error(src, tgt_n, settings.ssim_weight)
         identity = identity.reshape(n, B, 1, H, W).permute(1, 0, 2, 3, 4).reshape(B, n, H, W)
+        if not settings.min_reprojection:  # averaged like the reprojection errors, as the reference does
+            identity = identity.mean(1, keepdim=True)
         identity = identity + torch.randn(identity.shape, device=identity.device) * 1e-5
 
     pyramid = area_pyramid(target, settings.scales)
