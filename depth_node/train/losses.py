@@ -18,7 +18,7 @@ which irons out texture-copy artefacts (windows, signs, car paint) that edge-awa
 leaves alone, and (2) removes the edge-aware first-order smoothness across segment borders, so depth is free
 to jump at object outlines (it does not force a jump: a car touching the road has no depth edge at its wheels,
 which a "make edges here" term would get wrong). SegDepth instead feeds the disparity to a segmentation
-network trained on pseudo-labels (reference §5); it needs an extra network and its own gains were within noise.
+network trained on pseudo-labels (hakansivuk/SegDepth); it needs an extra network and its own gains were within noise.
 Segment ids < 0 mean "unknown" (frames without masks): such pixels take no part in the term.
 """
 
@@ -132,7 +132,6 @@ class LossOutput:
     seg: torch.Tensor | None = None
     warped: dict = field(default_factory=dict)  # source id → (B, 3, H, W) at scale 0 (detached)
     automask: torch.Tensor | None = None  # (B, 1, H, W) 1 where a reprojection beat every identity error
-    depth: torch.Tensor | None = None  # (B, 1, H, W) scale-0 depth (detached)
 
 
 def area_pyramid(img: torch.Tensor, scales) -> dict[int, torch.Tensor]:
@@ -220,6 +219,5 @@ def monodepth_loss(
                 out.warped = {i: pred_b[k] for k, i in enumerate(ids)}
                 n_id = 0 if identity is None else identity.shape[1]
                 out.automask = (idx >= n_id).unsqueeze(1).float()
-                out.depth = depth.detach()
     out.total = out.total / len(settings.scales)
     return out
