@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,12 @@ W, H = 192, 64
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sim_sequences(stereo: bool, frames: int = 6, seed: int = 11, depth: bool = False):
+def sim_sequences(stereo: bool, frames: int = 6, seed: int = 11, depth: bool = False, size: tuple = (W, H)):
     from depth_node.sim.config import DriveConfig
 
     cfg = DriveConfig(seed=seed, frames=frames)
-    cfg.camera.width, cfg.camera.height, cfg.camera.stereo = W, H, stereo
-    return [build_sequence(SimDriveSource(cfg), W, H, need_right=stereo, need_depth=depth)]
+    cfg.camera.width, cfg.camera.height, cfg.camera.stereo = *size, stereo
+    return [build_sequence(SimDriveSource(cfg), *size, need_right=stereo, need_depth=depth)]
 
 
 @pytest.fixture(scope="module")
@@ -167,68 +166,151 @@ def test_checkpoint_write_is_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary file left behind
 
 
-def test_sigterm_saves_a_loadable_checkpoint(tmp_path):
+def _cli_train(data: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """`depth-node train` on a 128×64 drive, one thread (bitwise-repeatable CPU arithmetic), no export."""
+    cmd = [sys.executable, "-m", "depth_node.cli", "train", "--config", str(REPO / "config" / "train_mono.yaml"),
+           "--data", str(data), "--out", str(out), "--max-steps", "12", "--no-export", "data.width=128",
+           "data.height=64", "data.num_workers=0", "data.filter_static=false", "optim.batch_size=1",
+           "optim.epochs=100", "optim.scheduler_step_size=1", "optim.scheduler_gamma=0.5", "system.device=cpu",
+           "system.threads=1", "system.checkpoint_every=100000", *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+
+
+def _terminate_after_steps(proc: subprocess.Popen, steps: int, timeout: float = 300.0) -> str:
+    """Read the run's output (tqdm writes `k/12 [`), send SIGTERM once it reports `steps` steps; all output."""
+    import re
+    import threading
+
+    seen: list[bytes] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            seen.append(chunk)
+            counts = [int(m) for m in re.findall(rb"(\d+)/12 \[", b"".join(seen[-4:]))]
+            if counts and max(counts) >= steps and not done.is_set():
+                done.set()
+                proc.send_signal(signal.SIGTERM)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    t.join(10)
+    return b"".join(seen).decode(errors="replace")
+
+
+def test_resume_from_the_sigterm_checkpoint_equals_an_uninterrupted_run(tmp_path):
+    """SIGTERM mid-run (the first epoch of 6 steps) → a checkpoint and exit status 128+15; `--resume` runs to step 12
+    across two epoch ends (LR halves at each). Weights, Adam moments and the LR schedule then equal a run that
+    was never stopped, bitwise: the checkpoint restores data order, RNG streams (augmentation, automask noise) and
+    optimiser state, and one thread makes the CPU arithmetic itself repeatable."""
     from depth_node.sim.config import DriveConfig
     from depth_node.sim.drive import Drive
     from depth_node.sim.writers import write_drive
     from depth_node.train.checkpoint import load_checkpoint
 
     cfg = DriveConfig(seed=4, frames=8)
-    cfg.camera.width, cfg.camera.height = W, H
+    cfg.camera.width, cfg.camera.height = 128, 64
     write_drive(Drive(cfg), tmp_path / "data", "kitti")
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "depth_node.cli", "train", "--config", str(REPO / "config" / "train_mono.yaml"),
-           "--data", str(tmp_path / "data"), "--out", str(out), f"data.width={W}", f"data.height={H}",
-           "data.num_workers=0", "data.filter_static=false", "optim.batch_size=1", "optim.epochs=100",
-           "system.progress=false", "system.device=cpu", "system.checkpoint_every=100000"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "tb").is_dir() or not any((out / "tb").iterdir()):
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.2)
-        time.sleep(2.0)  # a few steps
-        proc.send_signal(signal.SIGTERM)
-        text, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, text
-    ck = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert ck["step"] >= 1 and ck["epoch"] * 6 + ck["batch_in_epoch"] == ck["step"]
-    assert "continue with --resume" in text
+    text = _terminate_after_steps(_cli_train(tmp_path / "data", tmp_path / "b"), steps=2)
+    assert "continue with --resume" in text, text[-2000:]
+    stopped = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert 2 <= stopped["step"] < 12 and stopped["epoch"] * 6 + stopped["batch_in_epoch"] == stopped["step"]
+    resumed = _cli_train(tmp_path / "data", tmp_path / "b", "--resume")
+    straight = _cli_train(tmp_path / "data", tmp_path / "a")
+    for p in (resumed, straight):
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out.decode(errors="replace")[-2000:]
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 12 and a["epoch"] == b["epoch"] == 2
+    for net in ("depth", "pose"):
+        assert a[net].keys() == b[net].keys()
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    assert a["scheduler"] == b["scheduler"] and a["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2.5e-5)
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str, results) -> None:
+# Automask off: its 1e-5 tie-break noise is drawn per process, and at initialisation the pose net predicts almost
+# no motion, so warped ≈ unwarped on most pixels and that noise (not DDP) decides which error enters the loss.
+# lr 1e-6: Adam's first steps move each weight by ≈ ±lr·g/|g|, so with a large lr float noise in a near-zero
+# gradient flips whole steps; this small, weights differ by float32 rounding only and the second step's gradients
+# stay comparable.
+DDP_OVER = {"optim__max_steps": 2, "optim__epochs": 1, "optim__lr": 1e-6, "model__freeze_bn": True,
+            "system__threads": 1, "data__width": 128, "data__height": 64, "loss__automask": False}
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    torch.set_num_threads(1)
-    cfg = tiny_cfg("M", optim__max_steps=2, optim__batch_size=1, optim__epochs=3)
-    tr = Trainer(cfg, Path(out) / f"rank{rank}", train_sequences=sim_sequences(False, frames=5), val_sequences=[])
+    cfg = tiny_cfg("M", optim__batch_size=1, **DDP_OVER)
+    tr = Trainer(cfg, Path(out) / f"rank{rank}", train_sequences=_ddp_data(), val_sequences=[])
     res = tr.train()
+    torch.save((res.steps, tr.dist.world_size, res.losses, weights(tr), adam_moments(tr)),
+               Path(out) / f"result{rank}.pt")
+
+
+def adam_moments(tr: Trainer) -> dict[str, torch.Tensor]:
+    """Adam's first moment per parameter: (1 − β1)·(β1·g1 + g2) after two steps, linear in the gradients (unlike
+    the weights: Adam's update does not change when every gradient is scaled, e.g. summed instead of averaged)."""
     from depth_node.train.distributed import unwrap
 
-    params = [p for m in (tr.depth, tr.pose) for p in unwrap(m).parameters()]  # buffers (BN stats) stay per rank
-    digest = float(sum(p.detach().double().sum() for p in params))
-    results.put((rank, res.steps, tr.dist.world_size, digest))
+    named = [(f"{p}.{k}", v) for p, m in (("d", tr.depth), ("p", tr.pose)) for k, v in unwrap(m).named_parameters()]
+    return {name: tr.optimizer.state[v]["exp_avg"].clone() for name, v in named}
 
 
-def test_ddp_two_gloo_processes(tmp_path):
+def _ddp_data():
+    return sim_sequences(False, frames=6, seed=5, size=(128, 64))  # 4 triplets: 2 steps of 2 samples
+
+
+def test_two_gloo_processes_with_batch_1_train_like_one_process_with_batch_2(tmp_path):
+    """Each step, rank r gets sample 2·step + r of the epoch's permutation (with that position's augmentation
+    draw), computes the mean loss of its sample, and DDP averages the two gradients: the mean of equal-size
+    per-sample losses, i.e. one process's batch-2 loss. BatchNorm is frozen (`model.freeze_bn`) because
+    otherwise each rank would normalise by its own single sample (CPU has no SyncBatchNorm). See DDP_OVER.
+
+    Tolerances (float32, sums taken in another order): losses 1e-5 relative (measured ~1e-7); Adam's first
+    moments 1e-3 of each tensor's norm (measured ≤ 2e-4: conv weight gradients are sums over pixels with much
+    cancellation); weights half an lr (measured 1.2e-7 = one float32 ulp at |w| ≈ 1; a wrong sample or a missed
+    all-reduce moves weights by a whole lr)."""
     import socket
 
     import torch.multiprocessing as mp
 
+    torch.set_num_threads(1)
+    single = Trainer(tiny_cfg("M", optim__batch_size=2, **DDP_OVER), tmp_path / "single",
+                     train_sequences=_ddp_data(), val_sequences=[])
+    rs = single.train()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    q = ctx.SimpleQueue()
-    mp.start_processes(_ddp_worker, args=(2, port, str(tmp_path), q), nprocs=2, join=True, start_method="spawn")
-    got = sorted(q.get() for _ in range(2))
-    assert [g[1] for g in got] == [2, 2] and [g[2] for g in got] == [2, 2]
-    assert got[0][3] == pytest.approx(got[1][3], rel=1e-9)  # DDP kept the replicas identical
+    mp.start_processes(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    (steps0, world0, loss0, w0, m0), (steps1, world1, loss1, w1, _) = (torch.load(tmp_path / f"result{r}.pt")
+                                                                         for r in range(2))
+    assert steps0 == steps1 == rs.steps == 2 and world0 == world1 == 2
+    np.testing.assert_allclose(np.mean([loss0, loss1], axis=0), rs.losses, rtol=1e-5)
+    assert abs(loss0[0] - loss1[0]) > 1e-3  # the ranks did see different samples
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)  # DDP kept the replicas identical
+    ws, ms = weights(single), adam_moments(single)
+    assert all(float((m0[k] - ms[k]).norm()) <= 1e-3 * float(ms[k].norm()) for k in ms)
+    lr = 1e-6
+    start = _initial_weights()
+    assert max(float((ws[k] - start[k]).abs().max()) for k in start) > 1.5 * lr  # two steps did move the weights
+    assert max(float((ws[k] - w0[k]).abs().max()) for k in w0) < 0.5 * lr
     assert (tmp_path / "rank0" / "checkpoints" / "last.pt").is_file()
     assert (tmp_path / "rank0" / "model.pt").is_file()
     assert not (tmp_path / "rank1").exists()  # rank 1 wrote nothing
+
+
+def _initial_weights() -> dict[str, torch.Tensor]:
+    """The networks as set-up leaves them (seeded), before any step."""
+    tr = Trainer(tiny_cfg("M", optim__batch_size=2, **DDP_OVER), Path("never-written"),
+                 train_sequences=_ddp_data(), val_sequences=[])
+    tr.setup()
+    return weights(tr)

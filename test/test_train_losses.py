@@ -142,3 +142,65 @@ def test_loss_with_segments_runs_and_backpropagates(drive_frames):
     out.total.backward()
     assert out.seg is not None and torch.isfinite(out.total)
     assert all(d.grad is not None and torch.isfinite(d.grad).all() for d in disps.values())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The reference's loss, written out by hand (Monodepth2 `trainer.compute_losses` / `layers.SSIM`): five
+# AvgPool2d(3, 1) means after ReflectionPad2d(1), pe = 0.85·clamp((1 − SSIM)/2, 0, 1) + 0.15·L1 (channel
+# means); auto-masking concatenates the identity errors (averaged over sources under --avg_reprojection) in front
+# of the reprojection errors (averaged likewise) and takes the per-pixel minimum.
+
+
+def _reference_pe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    pool = torch.nn.AvgPool2d(3, 1)
+    pad = torch.nn.ReflectionPad2d(1)
+    x, y = pad(pred), pad(target)
+    mu_x, mu_y = pool(x), pool(y)
+    sigma_x = pool(x**2) - mu_x**2
+    sigma_y = pool(y**2) - mu_y**2
+    sigma_xy = pool(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_n = (2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)
+    ssim_d = (mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2)
+    ssim = torch.clamp((1 - ssim_n / ssim_d) / 2, 0, 1)
+    return 0.85 * ssim.mean(1, True) + 0.15 * (target - pred).abs().mean(1, True)
+
+
+def _shift_case():
+    """Two random sources and a constant depth of 2 m, with motions that move every pixel by exactly one
+    column (fx·tx/z = 10·0.2/2): the warped source is the source shifted by one column, the edge column
+    repeated (border padding). Constant disparity makes the smoothness term exactly zero."""
+    gen = torch.Generator().manual_seed(7)
+    B, H, W = 2, 8, 16
+    target = torch.rand(B, 3, H, W, generator=gen)
+    src = {-1: torch.rand(B, 3, H, W, generator=gen), 1: torch.rand(B, 3, H, W, generator=gen)}
+    K = torch.tensor([[10.0, 0, 7.5, 0], [0, 10.0, 3.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]]).expand(B, 4, 4)
+    motions = {}
+    for sid, tx in ((-1, 0.2), (1, -0.2)):
+        T = torch.eye(4).repeat(B, 1, 1)
+        T[:, 0, 3] = tx
+        motions[sid] = T
+    warped = {-1: torch.cat([src[-1][..., 1:], src[-1][..., -1:]], -1),  # u → u + 1
+              1: torch.cat([src[1][..., :1], src[1][..., :-1]], -1)}  # u → u − 1
+    disp = (1 / 2.0 - 1 / 100.0) / (1 / 0.1 - 1 / 100.0)  # sigmoid output whose depth is 2 m (min 0.1, max 100)
+    disps = {0: torch.full((B, 1, H, W), disp)}
+    return target, src, warped, motions, K, disps
+
+
+@pytest.mark.parametrize("min_reprojection", [True, False])
+def test_loss_equals_the_reference_definition_with_automask(min_reprojection):
+    target, src, warped, motions, K, disps = _shift_case()
+    identity = torch.cat([_reference_pe(src[i], target) for i in (-1, 1)], 1)
+    reproj = torch.cat([_reference_pe(warped[i], target) for i in (-1, 1)], 1)
+    if not min_reprojection:  # --avg_reprojection: both kinds averaged over the sources
+        identity, reproj = identity.mean(1, True), reproj.mean(1, True)
+    expected = torch.cat([identity, reproj], 1).min(1).values.mean().item()
+    settings = LossSettings(min_reprojection=min_reprojection, automask=True, scales=(0,))
+    torch.manual_seed(0)
+    got = monodepth_loss(disps, target, src, motions, K, torch.linalg.inv(K), settings).total.item()
+    # the code adds 1e-5·N(0, 1) tie-break noise to the identity errors (as the reference): < 5e-5 on 256 pixels
+    assert got == pytest.approx(expected, abs=5e-5)
+    if not min_reprojection:  # the data tells the two readings apart: identity errors kept per source (the
+        # bug this guards against) would give a clearly lower loss
+        per_source = torch.cat([torch.cat([_reference_pe(src[i], target) for i in (-1, 1)], 1), reproj], 1)
+        assert expected - per_source.min(1).values.mean().item() > 0.01

@@ -1,17 +1,15 @@
 """`depth-node train --config FILE [--data DIR_OR_BAG] [--out DIR] [--resume] [key=value ...]`.
 
-Trains a Monodepth2 model (M, S or MS) and writes the best epoch as a model file plus ONNX and a report.
+Trains a Monodepth2 model (M, S or MS) or the metric ViT (mode metric) and writes the best epoch as a model
+file plus ONNX and a report.
 Runs under `torchrun --nproc_per_node=N` for multi-process (DDP) training unchanged."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -50,40 +48,26 @@ def register(sub, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_node.train.config import TrainConfig
-    from depth_node.train.trainer import TrainingInterrupted, train
+    from depth_node.train.run import train_from_files
 
-    overrides = list(args.overrides)
+    return train_from_files(args.config, overrides(args), args.out, resume=args.resume)
+
+
+def overrides(args: argparse.Namespace) -> list[str]:
+    """The command's shortcuts (--data, --max-steps, ...) as config overrides, after the user's key=value ones."""
+    out = list(args.overrides)
     data, val = _split(args.data), _split(args.val_data)
     if data:
-        overrides.append(f"data.train=[{', '.join(_quote(d) for d in data)}]")
+        out.append(f"data.train=[{', '.join(_quote(d) for d in data)}]")
     if val:
-        overrides.append(f"data.val=[{', '.join(_quote(d) for d in val)}]")
+        out.append(f"data.val=[{', '.join(_quote(d) for d in val)}]")
     if args.max_steps is not None:
-        overrides.append(f"optim.max_steps={args.max_steps}")
+        out.append(f"optim.max_steps={args.max_steps}")
     if args.max_minutes is not None:
-        overrides.append(f"optim.max_minutes={args.max_minutes}")
+        out.append(f"optim.max_minutes={args.max_minutes}")
     if args.no_export:
-        overrides += ["output.export_onnx=false", "output.report=false"]
-    cfg = TrainConfig.from_yaml(args.config, overrides)
-    try:
-        result = train(cfg, args.out, resume=args.resume)
-    except TrainingInterrupted as exc:
-        print(str(exc))
-        return 128 + exc.signum
-    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
-        return 0
-    best = result.best or {}
-    m = best.get("metrics") or {}
-    print(f"trained {result.steps} steps ({result.epochs_done} epochs) → {result.model_path}")
-    if m:
-        print("best epoch {}: abs_rel {:.4f}  sq_rel {:.4f}  rmse {:.3f}  rmse_log {:.4f}  a1 {:.3f}".format(
-            best.get("epoch"), m["abs_rel"], m["sq_rel"], m["rmse"], m["rmse_log"], m["a1"]))
-    if result.onnx_dir:
-        print(f"ONNX: {result.onnx_dir}")
-    if result.report:
-        print(f"report: {result.report}")
-    return 0
+        out += ["output.export_onnx=false", "output.report=false"]
+    return out
 
 
 def _quote(s: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from depth_node.geometry.camera import Intrinsics
-from depth_node.train.sources import DataError
+from depth_node.train.errors import DataError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"

@@ -34,6 +34,9 @@ class ModelConfig:
     min_depth: float = 0.1
     max_depth: float = 100.0
     init: str | None = None  # model file to start from (depth and, when present, pose weights)
+    # BatchNorm keeps its running statistics (scale/shift still train): for tiny per-process batches, and so that
+    # N DDP processes × batch b train exactly like one process with batch N·b (CPU has no SyncBatchNorm)
+    freeze_bn: bool = False
 
 
 @dataclass

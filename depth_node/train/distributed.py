@@ -56,7 +56,7 @@ def init_distributed(device: torch.device, timeout_s: float = 1800.0) -> DistInf
     return DistInfo(rank, world, local, backend)
 
 
-def local_device(requested: str, info_local_rank: int | None = None) -> torch.device:
+def local_device(requested: str) -> torch.device:
     """The device this process trains on: CUDA device LOCAL_RANK under torchrun when CUDA is wanted."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
@@ -66,8 +66,7 @@ def local_device(requested: str, info_local_rank: int | None = None) -> torch.de
 
             raise DepthNodeError("system.device asks for CUDA, but torch sees no CUDA device (use system.device=cpu)")
         if requested == "cuda":
-            local = env_world()[2] if info_local_rank is None else info_local_rank
-            requested = f"cuda:{local}"
+            requested = f"cuda:{env_world()[2]}"
         dev = torch.device(requested)
         torch.cuda.set_device(dev)
         return dev
@@ -102,22 +101,6 @@ def any_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
-
-
-def mean_scalar(value: float, info: DistInfo, device: torch.device) -> float:
-    if not info.enabled:
-        return value
-    t = torch.tensor([value], device=device, dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item() / info.world_size)
-
-
-def broadcast_object(obj, info: DistInfo):
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def cleanup(info: DistInfo) -> None:

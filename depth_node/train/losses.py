@@ -4,6 +4,8 @@ Photometric error: 0.85·(1 − SSIM)/2 + 0.15·L1, channel mean, SSIM over 3×3
 Per-pixel minimum over the source views (occlusions are visible in at least one); auto-masking puts the
 *unwarped* sources' errors (plus 1e-5 noise to break ties) into the same minimum, so pixels that look the same
 without any motion (static camera, objects moving with the camera, textureless areas) stop steering the depth.
+With `min_reprojection` off (the reference's `--avg_reprojection` ablation) the warped errors are averaged over
+the sources and so are the unwarped ones: the mask then compares one average with the other.
 Full-resolution multi-scale: every scale's disparity is upsampled to the input size before warping, so every
 scale is judged on the same pixels; smoothness stays at each scale's own resolution, weight 1e-3 / 2^s.
 
@@ -16,7 +18,7 @@ which irons out texture-copy artefacts (windows, signs, car paint) that edge-awa
 leaves alone, and (2) removes the edge-aware first-order smoothness across segment borders, so depth is free
 to jump at object outlines (it does not force a jump: a car touching the road has no depth edge at its wheels,
 which a "make edges here" term would get wrong). SegDepth instead feeds the disparity to a segmentation
-network trained on pseudo-labels (reference §5); it needs an extra network and its own gains were within noise.
+network trained on pseudo-labels (hakansivuk/SegDepth); it needs an extra network and its own gains were within noise.
 Segment ids < 0 mean "unknown" (frames without masks): such pixels take no part in the term.
 """
 
@@ -130,7 +132,6 @@ class LossOutput:
     seg: torch.Tensor | None = None
     warped: dict = field(default_factory=dict)  # source id → (B, 3, H, W) at scale 0 (detached)
     automask: torch.Tensor | None = None  # (B, 1, H, W) 1 where a reprojection beat every identity error
-    depth: torch.Tensor | None = None  # (B, 1, H, W) scale-0 depth (detached)
 
 
 def area_pyramid(img: torch.Tensor, scales) -> dict[int, torch.Tensor]:
@@ -173,6 +174,8 @@ def monodepth_loss(
         with torch.no_grad():
             identity = photometric_error(src, tgt_n, settings.ssim_weight)
         identity = identity.reshape(n, B, 1, H, W).permute(1, 0, 2, 3, 4).reshape(B, n, H, W)
+        if not settings.min_reprojection:  # averaged like the reprojection errors, as the reference does
+            identity = identity.mean(1, keepdim=True)
         identity = identity + torch.randn(identity.shape, device=identity.device) * 1e-5
 
     pyramid = area_pyramid(target, settings.scales)
@@ -216,6 +219,5 @@ def monodepth_loss(
                 out.warped = {i: pred_b[k] for k, i in enumerate(ids)}
                 n_id = 0 if identity is None else identity.shape[1]
                 out.automask = (idx >= n_id).unsqueeze(1).float()
-                out.depth = depth.detach()
     out.total = out.total / len(settings.scales)
     return out

@@ -15,7 +15,6 @@ What differs (Bochkovskii et al. 2024, §3.3):
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-import depth_node
+from depth_node.checkpoints.model_file import ModelFile
 from depth_node.errors import DepthNodeError
 from depth_node.networks.depth_pro import DepthPro, canonical_to_metric, network_size, preset, resolve_config
 from depth_node.train import distributed as ddp
 from depth_node.train.data import CachedSequence, EpochBatchSampler, ValFrame
+from depth_node.train.loop import TrainingLoop
 from depth_node.train.metric_data import MetricFrameDataset, resize_prediction
 from depth_node.train.metric_losses import canonical_inverse_depth, fov_loss, metric_depth_loss
-from depth_node.train.trainer import Trainer, TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,9 @@ class MetricStep:
     mask: torch.Tensor
 
 
-class MetricTrainer(Trainer):
+class MetricTrainer(TrainingLoop):
+    """The Depth Pro-style metric ViT on the shared loop; the FOV head is fitted in `after_epochs`."""
+
     validate_boundary = True
 
     def __init__(self, cfg, out_dir, resume: bool = False, **kw) -> None:
@@ -66,6 +67,7 @@ class MetricTrainer(Trainer):
             self.net_config = resolve_config(net)
         self.net_size = network_size(self.net_config)
         self.fov_step = 0
+        self._fov_opt_state: dict | None = None
 
     # ------------------------------------------------------------------------------------------- hooks
 
@@ -120,11 +122,12 @@ class MetricTrainer(Trainer):
         return 2 if self.epoch >= self.cfg.metric.stage2_epoch else 1
 
     def forward_loss(self, batch: dict[str, torch.Tensor], keep_visuals: bool = False) -> tuple[MetricStep, None]:
+        """Canonical inverse depth against the GT's, at the frame's own size, with the epoch's stage."""
         m = self.cfg.metric
         x = batch["image"] * 2.0 - 1.0  # the network's [-1, 1] input (the exported graph does this inside)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with self.autocast():
             cid, _ = self.depth(x, False)
         h, w = batch["depth"].shape[-2:]
         pred = resize_prediction(cid.float(), h, w)
@@ -135,30 +138,21 @@ class MetricTrainer(Trainer):
         total, parts = metric_depth_loss(pred, target, mask, stage, m.trim, m.weights, m.loss_scales)
         return MetricStep(total, parts, stage, pred.detach(), target, mask), None
 
-    def train_step(self, batch: dict[str, torch.Tensor], keep_visuals: bool = False):
-        self.depth.train()
-        batch = self._to_device(batch)
-        out, _ = self.forward_loss(batch, keep_visuals)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(out.total).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return out, None, batch
-
     # ------------------------------------------------------------------------------------- FOV phase
 
-    def _loop(self) -> None:
-        super()._loop()
-        if self.cfg.metric.fov_steps > 0 and self.net_config["use_fov_head"] and self._stop_signal is None:
+    def after_epochs(self) -> None:
+        if self.cfg.metric.fov_steps > 0 and self.net_config["use_fov_head"]:
             if self.main:
-                self._train_fov()
+                net, opt = self._fov_start()
+                self._fov_steps(net, opt)
+                self._fov_done(net, opt)
             ddp.barrier(self.dist)
 
-    def _train_fov(self) -> None:
-        """Fit the FOV head on the best depth weights, frozen (the paper's separate FOV stage)."""
-        from depth_node.train.checkpoint import atomic_torch_save, load_torch_file
+    def _fov_start(self) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """The best depth weights, frozen, with the FOV head alone trainable (the paper's separate FOV stage)."""
+        from depth_node.train.checkpoint import load_torch_file
 
-        m, net = self.cfg.metric, ddp.unwrap(self.depth)
+        net = ddp.unwrap(self.depth)
         best_path = self.ckpt_dir / "best.pt"
         if best_path.is_file():
             best_sd = load_torch_file(best_path, "best checkpoint")["depth"]
@@ -169,43 +163,47 @@ class MetricTrainer(Trainer):
         assert net.fov is not None
         for name, p in net.named_parameters():
             p.requires_grad_(name.startswith("fov."))
-        opt = torch.optim.Adam([p for p in net.fov.parameters()], lr=m.fov_lr)
-        if self.fov_step and getattr(self, "_fov_opt_state", None):
+        opt = torch.optim.Adam([p for p in net.fov.parameters()], lr=self.cfg.metric.fov_lr)
+        if self.fov_step and self._fov_opt_state:
             opt.load_state_dict(self._fov_opt_state)
+        return net, opt
+
+    def _fov_steps(self, net: nn.Module, opt: torch.optim.Optimizer) -> None:
+        """`metric.fov_steps` steps (L2 on degrees) over zoomed frames, in a sample order of their own."""
+        m = self.cfg.metric
         progress = None
         if self.cfg.system.progress:
             from tqdm import tqdm
 
             progress = tqdm(total=m.fov_steps, initial=self.fov_step, desc="fov head", unit="step",
                             dynamic_ncols=True)
-        self._clock = time.perf_counter()
+        self.start_clock()
         epoch = 10_000  # sample order of its own, independent of the depth epochs
-        n = EpochBatchSampler.steps_per_epoch(len(self.dataset), self.cfg.optim.batch_size)
+        n = max(EpochBatchSampler.steps_per_epoch(len(self.dataset), self.cfg.optim.batch_size), 1)
         batches: Any = iter(())
         try:
             while self.fov_step < m.fov_steps:
-                if self._stop_signal is not None:
+                if self.stop_requested:
                     self._fov_opt_state = opt.state_dict()
-                    raise TrainingInterrupted(self._stop_signal, self.save())
+                    self.interrupt()
                 batch = next(batches, None)
                 if batch is None:
-                    start = self.fov_step % max(n, 1)
-                    batches = iter(self._fov_loader(epoch + self.fov_step // max(n, 1), start))
+                    batches = iter(self._fov_loader(epoch + self.fov_step // n, self.fov_step % n))
                     continue
-                batch = self._to_device(batch)
+                batch = self.to_device(batch)
                 x = batch["image"] * 2.0 - 1.0
                 net.eval()
                 net.fov.train()
-                with torch.no_grad(), self._autocast():
+                with torch.no_grad(), self.autocast():
                     _, lowres = net.decoder(net.encoder(x))
-                with self._autocast():
+                with self.autocast():
                     fov = net.fov(x, lowres)
                 loss = fov_loss(fov.float(), batch["fov_deg"])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 self.fov_step += 1
-                self._tick()
+                self.tick()
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{loss.item():.3f}")
@@ -214,6 +212,9 @@ class MetricTrainer(Trainer):
         finally:
             if progress is not None:
                 progress.close()
+
+    def _fov_done(self, net: nn.Module, opt: torch.optim.Optimizer) -> None:
+        """FOV error on validation frames into best/history, the fitted head into best.pt and the checkpoint."""
         fov_err = self.validate_fov()
         if self.best is not None:
             self.best.setdefault("metrics", {})
@@ -223,7 +224,7 @@ class MetricTrainer(Trainer):
             self.history[-1]["fov_abs_err_deg"] = fov_err
         if self.writer is not None and fov_err is not None:
             self.writer.add_scalar("val/fov_abs_err_deg", fov_err, self.step)
-        atomic_torch_save({"depth": net.state_dict(), "pose": None, "best": self.best}, best_path)
+        self.save_best()
         self._fov_opt_state = opt.state_dict()  # a later --resume with more fov_steps continues exactly
         self.save()
         log.info("FOV head: %d steps, validation |FOV error| %.2f°", self.fov_step,
@@ -251,7 +252,7 @@ class MetricTrainer(Trainer):
             chunk = frames[i:i + 8]
             x = torch.from_numpy(np.concatenate([to_network_input(f.rgb, self.net_size, self.net_size)
                                                  for f in chunk])).to(self.device) * 2.0 - 1.0
-            with self._autocast():
+            with self.autocast():
                 _, fov = net(x)
             true = torch.tensor([fov_from_focal(f.f_norm) for f in chunk])  # type: ignore[arg-type]
             errs += (fov.float().reshape(-1).cpu() - true).abs().tolist()
@@ -259,18 +260,10 @@ class MetricTrainer(Trainer):
 
     # ------------------------------------------------------------------------------------------ state
 
-    def state(self) -> dict[str, Any]:
-        st = super().state()
-        st["fov_step"] = self.fov_step
-        st["fov_optimizer"] = getattr(self, "_fov_opt_state", None)
-        st["net_config"] = self.net_config
-        return st
+    def extra_state(self) -> dict[str, Any]:
+        return {"fov_step": self.fov_step, "fov_optimizer": self._fov_opt_state, "net_config": self.net_config}
 
-    def _load_resume(self) -> None:
-        super()._load_resume()
-        from depth_node.train.checkpoint import load_checkpoint
-
-        ck = load_checkpoint(self.ckpt_dir / "last.pt")
+    def load_extra_state(self, ck: dict[str, Any]) -> None:
         self.fov_step = int(ck.get("fov_step", 0))
         self._fov_opt_state = ck.get("fov_optimizer")
 
@@ -290,7 +283,7 @@ class MetricTrainer(Trainer):
             h, w = chunk[0].rgb.shape[:2]
             x = torch.from_numpy(np.concatenate([to_network_input(f.rgb, self.net_size, self.net_size)
                                                  for f in chunk])).to(self.device) * 2.0 - 1.0
-            with self._autocast():
+            with self.autocast():
                 cid, _ = net(x, False)
             f_px = torch.tensor([(f.f_norm or float("nan")) * w for f in chunk])
             if not bool(torch.isfinite(f_px).all()):
@@ -300,29 +293,16 @@ class MetricTrainer(Trainer):
         net.train(was_training)
         return out
 
-    def predict_depth(self, rgbs: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
-        raise DepthNodeError("metric models need each frame's focal length: use predict_val(frames)")
-
     # ---------------------------------------------------------------------------------------- logging
 
-    def _log_scalars(self, out: MetricStep, loss: float, sps: float) -> None:
-        if self.writer is None:
-            return
-        w, s = self.writer, self.step
-        w.add_scalar("train/loss", loss, s)
-        for k, v in out.parts.items():
-            w.add_scalar(f"train/{k}", v, s)
-        w.add_scalar("train/stage", out.stage, s)
-        w.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], s)
-        w.add_scalar("train/samples_per_s", sps, s)
-        w.add_scalar("train/epoch", self.epoch, s)
+    def step_scalars(self, out: MetricStep) -> dict[str, float]:
+        return {**out.parts, "stage": out.stage}
 
-    def _log_images(self, batch, out: MetricStep, disps) -> None:
-        if self.writer is None:
-            return
+    def log_images(self, batch: dict[str, torch.Tensor], out: MetricStep, visuals: None) -> None:
         from depth_node.colormap import colorize
 
         w, s = self.writer, self.step
+        assert w is not None
         w.add_image("img/input", batch["image"][0].clamp(0, 1).cpu(), s)
         f = float(batch["f_norm"][0])
         for name, c in (("prediction", out.pred[0, 0]), ("ground_truth", out.target[0, 0])):
@@ -332,35 +312,8 @@ class MetricTrainer(Trainer):
 
     # ----------------------------------------------------------------------------------------- finish
 
-    def finish(self):
+    def model_file(self, depth_sd: dict, pose_sd: dict | None, provenance: dict[str, Any]) -> ModelFile:
         from depth_node.checkpoints.depth_pro import depth_pro_model_file
-        from depth_node.checkpoints.model_file import save_model
-        from depth_node.train.checkpoint import load_torch_file
 
-        best_path = self.ckpt_dir / "best.pt"
-        if best_path.is_file():
-            st = load_torch_file(best_path, "best checkpoint")
-            state, best = st["depth"], st["best"] or {}
-        else:
-            state = ddp.unwrap(self.depth).state_dict()
-            best = {"epoch": self.epoch, "step": self.step, "abs_rel": None, "metrics": None}
-        cfg = self.cfg
-        provenance = {
-            "trainer": f"depth_node {depth_node.__version__}",
-            "mode": "metric",
-            "preset": self.net_config.get("preset"),
-            "config": cfg.to_dict(),
-            "data": {"train": [s.name for s in (self._train_seqs or [])],
-                     "val": [s.name for s in (self._val_seqs or [])], "train_samples": len(self.dataset)},
-            "seed": cfg.seed,
-            "metrics": best.get("metrics"),
-            "best_epoch": best.get("epoch"),
-            "best_step": best.get("step"),
-            "steps": self.step,
-            "fov_steps": self.fov_step,
-            "train_seconds": round(self.train_seconds, 1),
-        }
-        mf = depth_pro_model_file(self.net_config, state, provenance)
-        path = save_model(self.out / "model.pt", mf)
-        log.info("model file: %s (epoch %s, val abs_rel %s)", path, best.get("epoch"), best.get("abs_rel"))
-        return path
+        provenance = {**provenance, "preset": self.net_config.get("preset"), "fov_steps": self.fov_step}
+        return depth_pro_model_file(self.net_config, depth_sd, provenance)

@@ -6,14 +6,32 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from depth_node.evaluate.report import depth_panel, plot_curves, save_png, write_html_report, write_json
+from depth_node.train.config import TrainConfig
+from depth_node.train.data import ValFrame, ValidationSet
+from depth_node.train.result import TrainResult
 
-if TYPE_CHECKING:
-    from depth_node.train.trainer import Trainer, TrainResult
+
+class TrainedRun(Protocol):
+    """What the report reads from a finished trainer (`loop.TrainingLoop` provides it)."""
+
+    cfg: TrainConfig
+    out: Path
+    valset: ValidationSet
+    train_seconds: float
+
+    @property
+    def median_scaling(self) -> bool: ...
+
+    def predict_val(self, frames: list[ValFrame]) -> list[np.ndarray]: ...
+
+    def scale_factor(self) -> float: ...
+
+    def scaling_label(self) -> str: ...
 
 
 def smooth(values: list[float], window: int) -> list[float]:
@@ -26,7 +44,7 @@ def smooth(values: list[float], window: int) -> list[float]:
     return [float(v) for v in np.concatenate([np.asarray(values[: window - 1], dtype=np.float64), out])]
 
 
-def write_report(trainer: Trainer, result: TrainResult) -> Path:
+def write_report(trainer: TrainedRun, result: TrainResult) -> Path:
     out = trainer.out / "report"
     out.mkdir(parents=True, exist_ok=True)
     images: list[tuple[str, Path]] = []

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.image_files import ImageFileError, image_files, load_rgb
+from depth_node.train.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,6 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".h264", ".he
 BAG_SUFFIXES = (".mcap", ".db3")
 INTRINSICS_NAMES = ("intrinsics.yaml", "intrinsics.yml", "intrinsics.json", "intrinsics.txt", "camera_info.yaml",
                     "camera_info.yml", "K.txt")
-
-
-class DataError(DepthNodeError):
-    """Training data that cannot be read as given; the message says what was expected."""
 
 
 @dataclass
