@@ -656,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         node = create_node()
-        node.get_logger().info(f"DDS transports: {transports}")
+        loaded, transports = dds_profile.confirm(transports)  # claims only what it checked
+        (node.get_logger().info if loaded else node.get_logger().warning)(f"DDS transports: {transports}")
         if node.cfg["autostart"]:
             from rclpy.lifecycle import TransitionCallbackReturn
 
