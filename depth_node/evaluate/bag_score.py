@@ -22,8 +22,8 @@ from depth_node.evaluate.pose_metrics import evaluate_trajectory
 from depth_node.evaluate.trajectory_io import Trajectory, write_tum
 from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io.bags import BagReader, stamp_to_ns
+from depth_node.io.image_codec import decode_image, decode_rgb
 from depth_node.ros.bag_runner import DIAGNOSTICS, RunResult, output_topic
-from depth_node.io.image_codec import decode_image
 
 POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped")
 
@@ -223,7 +223,7 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
             s = stamp_to_ns(m.msg.header.stamp)
             img_stamps.append(s)
             if s in want:
-                rgbs[s] = np.array(decode_image(m.msg))
+                rgbs[s] = np.array(decode_rgb(m.msg))  # Image in any camera encoding, or CompressedImage
         if settings.gt_depth:
             for m in bag.messages([settings.gt_depth]):
                 s = stamp_to_ns(m.msg.header.stamp)
