@@ -34,6 +34,7 @@ setup(
         "pyyaml",
         "tqdm",
         "pillow",
+        "opencv-python-headless",  # JPEG/PNG of sensor_msgs/CompressedImage, Bayer demosaicing
         "rosbags>=0.10",
         "matplotlib",
         "tensorboard",
@@ -62,6 +63,9 @@ setup(
             "colcon-core",
             "colcon-ros",
             "colcon-python-setup-py",
+            # the real launch/launch_ros of ../shared/vendor/ros2_launch (test/test_launch.py) import these
+            "osrf-pycommon",
+            "lark-parser",
         ],
     },
     zip_safe=True,

@@ -1,23 +1,25 @@
-"""Launch mono_depth_node with config/mono_depth.yaml and the usual knobs as launch arguments.
+"""Launch mono_depth_node (a lifecycle node) with config/mono_depth.yaml and the usual knobs as launch arguments.
 
     ros2 launch depth_node mono_depth.launch.py image:=/camera/image_raw camera_info:=/camera/camera_info \
         model:=/path/to/model.pt backend:=tensorrt namespace:=front use_sim_time:=true
 
 Parameters not exposed here go in your own copy of the YAML (params_file:=...). Launch arguments left empty
-keep the YAML's value: they are resolved at launch time (OpaqueFunction), so an empty `backend` never
-overrides the file with an invalid empty string.
+keep the YAML's value: they are resolved at launch time (OpaqueFunction), so an empty `backend` or
+`use_sim_time` never overrides the file. `autostart:=false` leaves the node unconfigured for a lifecycle
+manager (nav2_lifecycle_manager, `ros2 lifecycle set`); the node is started with launch_ros's LifecycleNode
+action, so launch's ChangeState events reach it too. Works with the launch_ros of Humble, Jazzy and Kilted.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
 from launch_ros.substitutions import FindPackageShare
 
 from launch import LaunchDescription
 
 # (name, default, description)
 ARGUMENTS = [
-    ("image", "image", "camera image topic (rgb8, bgr8, rgba8, bgra8 or mono8)"),
+    ("image", "image", "camera image topic (sensor_msgs/Image; encodings: README, 'ROS 2 node')"),
     ("camera_info", "camera_info", "camera_info topic of that camera"),
     ("namespace", "", "namespace of the node and its outputs"),
     ("node_name", "mono_depth_node", "node name"),
@@ -27,14 +29,23 @@ ARGUMENTS = [
     ("precision", "", "auto, fp32, fp16, bf16 or int8; empty = the parameter file's value"),
     ("device", "", "auto, cpu, cuda or cuda:N; empty = the parameter file's value"),
     ("publish_tf", "", "true or false: broadcast odom → base_frame; empty = the parameter file's value"),
-    ("use_sim_time", "false", "true when replaying a bag with --clock"),
+    ("autostart", "true", "true: the node configures and activates itself; false: it waits unconfigured for a "
+     "lifecycle manager (overrides the parameter file's autostart)"),
+    ("use_sim_time", "", "true when replaying a bag with --clock; empty = the parameter file's value"),
     ("log_level", "info", "node log level (debug, info, warn, error)"),
     ("dds_profile", "auto", "Fast DDS transports of the node: auto = the package's shared-memory profile for large "
-     "clouds unless FASTDDS_DEFAULT_PROFILES_FILE is set or another RMW is used; none = Fast DDS defaults; "
+     "clouds unless FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE is set or another RMW is used; none = Fast DDS defaults; "
      "or a Fast DDS XML path"),
 ]
 STRING_OVERRIDES = ("model", "backend", "precision", "device")
-BOOL_OVERRIDES = ("publish_tf",)
+BOOL_OVERRIDES = ("publish_tf", "use_sim_time")
+
+
+def _flag(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"launch argument {name}:={text!r}: use true or false")
+    return value == "true"
 
 
 def _node(context, *args, **kwargs) -> list:
@@ -44,15 +55,15 @@ def _node(context, *args, **kwargs) -> list:
     params_file = arg("params_file")
     if not params_file:
         params_file = FindPackageShare("depth_node").perform(context) + "/config/mono_depth.yaml"
-    overrides: dict = {"use_sim_time": arg("use_sim_time").strip().lower() == "true"}
+    overrides: dict = {"autostart": _flag("autostart", arg("autostart") or "true")}
     for name in STRING_OVERRIDES:
         if arg(name):
             overrides[name] = arg(name)
     for name in BOOL_OVERRIDES:
         if arg(name):
-            overrides[name] = arg(name).strip().lower() == "true"
+            overrides[name] = _flag(name, arg(name))
     return [
-        Node(
+        LifecycleNode(
             package="depth_node",
             executable="mono_depth_node",
             name=arg("node_name"),

@@ -15,17 +15,60 @@ from depth_node.ros import dds_profile as D
 SHIPPED = H.ROOT / "config" / D.PROFILE_NAME
 
 
-def test_auto_uses_the_shipped_profile_on_a_plain_machine() -> None:
+def _installed_major() -> int:
+    """Fast DDS major version of this environment's ROS, from the installed distribution's metadata (apt: the
+    ROS_DISTRO), independently of the library-file detection under test."""
+    from importlib import metadata
+
+    for dist, major in (("ros-fastdds", 3), ("ros-fastrtps", 2)):
+        try:
+            metadata.version(dist)
+            return major
+        except metadata.PackageNotFoundError:
+            continue
+    distro = os.environ.get("ROS_DISTRO", "")
+    if distro:
+        return 2 if distro in ("humble", "iron", "jazzy") else 3
+    pytest.skip("no Fast DDS installation found")
+
+
+def test_auto_uses_the_shipped_profile_under_the_variable_this_fast_dds_reads() -> None:
     env: dict[str, str] = {}
     assert D.choose_profile(env, SHIPPED)[0] == SHIPPED
     assert D.apply(env).startswith("large-message shared-memory profile")
-    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(SHIPPED)}  # Kilted's name; no deprecation warning
+    # Fast DDS 2.x (Humble, Jazzy) reads only FASTRTPS_*; 3.x (Kilted) reads FASTDDS_* and warns on the old name
+    want = "FASTRTPS_DEFAULT_PROFILES_FILE" if _installed_major() == 2 else "FASTDDS_DEFAULT_PROFILES_FILE"
+    assert env == {want: str(SHIPPED)}
 
 
-def test_fast_dds_2_distributions_get_the_old_variable() -> None:
-    env = {"ROS_DISTRO": "humble"}
-    D.apply(env)
-    assert env.get("FASTRTPS_DEFAULT_PROFILES_FILE") == str(SHIPPED) and "FASTDDS_DEFAULT_PROFILES_FILE" not in env
+def test_version_comes_from_the_library_not_ros_distro(tmp_path: Path) -> None:
+    old, new, empty = tmp_path / "jazzy" / "lib", tmp_path / "kilted" / "lib", tmp_path / "none" / "lib"
+    for d, lib in ((old, "libfastrtps.so.2.14.5"), (new, "libfastdds.so.3.2.2"), (empty, "libother.so")):
+        d.mkdir(parents=True)
+        (d / lib).write_bytes(b"")
+    assert D.fast_dds_major({}, [empty, old, new]) == 2  # the first ROS installation that has one wins
+    assert D.fast_dds_major({}, [new, old]) == 3
+    assert D.fast_dds_major({}, [empty]) is None
+    env = {"AMENT_PREFIX_PATH": str(tmp_path / "jazzy"), "ROS_DISTRO": "kilted"}
+    assert D.fast_dds_major(env) == 2
+    assert D.set_profile(env, SHIPPED) == ["FASTRTPS_DEFAULT_PROFILES_FILE"]
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in env
+    env = {}
+    assert D.set_profile(env, SHIPPED, major=3) == ["FASTDDS_DEFAULT_PROFILES_FILE"]
+    both: dict[str, str] = {}
+    D.set_profile(both, SHIPPED, major=0)  # unknown version: each reads its own name
+    assert both == {"FASTDDS_DEFAULT_PROFILES_FILE": str(SHIPPED), "FASTRTPS_DEFAULT_PROFILES_FILE": str(SHIPPED)}
+
+
+def test_confirm_warns_when_the_profile_is_not_in_effect(monkeypatch) -> None:
+    """This test process has no Fast DDS participant, so no segment is mapped: a profile recorded as set must
+    not be claimed as in use."""
+    monkeypatch.setattr(D, "_applied", {"path": str(SHIPPED), "variable": "FASTDDS_DEFAULT_PROFILES_FILE"})
+    ok, text = D.confirm("large-message shared-memory profile")
+    assert not ok and "NOT in effect" in text and "FASTRTPS_DEFAULT_PROFILES_FILE" in text
+    monkeypatch.setattr(D, "_applied", {})
+    assert D.confirm("Fast DDS defaults (DEPTH_NODE_DDS_PROFILE=none)") == \
+        (True, "Fast DDS defaults (DEPTH_NODE_DDS_PROFILE=none)")
 
 
 @pytest.mark.parametrize("env,why", [
@@ -59,11 +102,13 @@ def test_a_small_dev_shm_keeps_the_defaults(monkeypatch) -> None:
 
 
 def _large_segments(pid: int) -> list[str]:
-    """Fast DDS shared-memory segments of at least the shipped profile's size mapped by process `pid`."""
+    """Fast DDS shared-memory segments of at least the shipped profile's size mapped by process `pid` (2.x
+    names them /dev/shm/fastrtps_*, 3.x /dev/shm/fastdds_*)."""
     found = set()
     for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
         path = line.split()[-1] if len(line.split()) >= 6 else ""
-        if path.startswith("/dev/shm/fastdds_") and os.path.exists(path) and \
+        name = os.path.basename(path)
+        if path.startswith("/dev/shm/") and name.startswith(("fastrtps_", "fastdds_")) and os.path.exists(path) and \
                 os.path.getsize(path) >= D.SEGMENT_BYTES:
             found.add(path)
     return sorted(found)
@@ -89,6 +134,8 @@ def test_the_node_process_starts_with_its_choice(tmp_path: Path, choice: str) ->
         if choice == "auto":
             assert "DDS transports: large-message shared-memory profile" in proc.log()
             assert segments, "the node does not map a 32 MB Fast DDS segment: the profile was not loaded"
+            assert "verified: Fast DDS mapped its 32 MB segment" in proc.log()
+            assert "NOT in effect" not in proc.log() and "deprecated" not in proc.log()
         else:
             assert "DDS transports: Fast DDS defaults" in proc.log()
             assert not segments

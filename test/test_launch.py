@@ -1,174 +1,201 @@
-"""launch/mono_depth.launch.py against recording stand-ins for `launch`/`launch_ros` (not installable here):
-the arguments it declares, the node it starts (an executable setup.py really installs), and that its
-parameter file, with the launch overrides, loads into the real node."""
+"""launch/mono_depth.launch.py run by the real `launch`/`launch_ros` (their unmodified Jazzy Python packages in
+../shared/vendor/ros2_launch, not on PyPI) from a colcon-built workspace, as `ros2 launch` runs it:
+`launch_a_launch_file` in its own process, the node found through the ament index. Checked from outside over
+ROS 2: the node's name and namespace, its remapped inputs, its parameters (a user's parameter file is not
+overridden by launch defaults; `use_sim_time` only when given), its lifecycle state (`autostart`), and a
+clean Ctrl-C (SIGINT to the launch process: exit 0, the node gone)."""
 
 from __future__ import annotations
 
-import ast
-import importlib.util
+import os
+import shutil
+import signal
+import subprocess
 import sys
-import types
+import time
 from pathlib import Path
 
 import pytest
 import ros_helpers as H
+from conftest import require_shared
 
 ROOT = Path(__file__).resolve().parent.parent
-LAUNCH = ROOT / "launch" / "mono_depth.launch.py"
+COLCON = Path(sys.executable).parent / "colcon"
 DOMAIN = 53
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:lark.*")
+IGNORE = shutil.ignore_patterns(".venv*", ".git", "build", "install", "log", "out", "runs", "__pycache__",
+                                "*.egg-info", ".cache", ".pytest_cache", ".ruff_cache", ".whl", ".gl", "models")
+RUN_LAUNCH = ("import sys\nfrom ros2launch.api import launch_a_launch_file\n"
+              "sys.exit(launch_a_launch_file(launch_file_path=sys.argv[1], launch_file_arguments=sys.argv[2:],"
+              " noninteractive=True))")
+
+pytestmark = [
+    pytest.mark.ros,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:lark.*"),
+    pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable"),
+    pytest.mark.skipif(not COLCON.exists() and shutil.which("colcon") is None,
+                       reason="colcon not installed (the `test` extra)"),
+]
 
 
-class _Recorder:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict[str, str]:
+    """colcon-built install of this checkout (without the model files: the tests bring a small model) and the
+    environment that `source install/setup.sh` plus the vendored launch packages give."""
+    vendor = require_shared("vendor/ros2_launch")
+    ws = tmp_path_factory.mktemp("launch_ws")
+    src = ws / "src" / "depth_node"
+    shutil.copytree(ROOT, src, ignore=IGNORE)
+    (src / "models").mkdir()
+    colcon = str(COLCON) if COLCON.exists() else shutil.which("colcon")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    r = subprocess.run([colcon, "build", "--base-paths", "src", "--build-base", "build", "--install-base", "install",
+                        "--event-handlers", "console_direct-"], cwd=ws, env=env, capture_output=True, text=True,
+                       timeout=280)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    prefix = ws / "install" / "depth_node"
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    ament = os.pathsep.join(filter(None, [str(prefix), os.environ.get("AMENT_PREFIX_PATH")]))
+    return {"AMENT_PREFIX_PATH": ament, "PATH": env["PATH"],
+            "PYTHONPATH": os.pathsep.join([str(site), str(vendor), str(vendor / "stubs")]),
+            "launch_file": str(prefix / "share" / "depth_node" / "launch" / "mono_depth.launch.py")}
 
 
-class LaunchConfiguration(_Recorder):
-    def perform(self, context) -> str:
-        return context.launch_configurations[self.args[0]]
+def _start(ws: dict[str, str], tmp: Path, args: list[str], tag: str) -> H.Proc:
+    env = H.ros_env(DOMAIN)
+    env.update(AMENT_PREFIX_PATH=ws["AMENT_PREFIX_PATH"], PYTHONPATH=ws["PYTHONPATH"], PATH=ws["PATH"])
+    return H.Proc([H.PY, "-c", RUN_LAUNCH, ws["launch_file"], *args], env, tmp / f"{tag}.log")
 
 
-class FindPackageShare(_Recorder):
-    def perform(self, context) -> str:
-        assert self.args[0] == "depth_node"
-        return str(ROOT)  # the checkout is laid out like share/depth_node
+class Probe:
+    """An rclpy node of the test on the launch's domain: lifecycle state, parameters and graph of the node."""
 
+    def __init__(self):
+        import rclpy
 
-class LaunchDescription(_Recorder):
-    @property
-    def entities(self) -> list:
-        return list(self.args[0])
+        self._old = H.set_ros_env(DOMAIN)
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx)
+        self.node = rclpy.create_node("launch_probe", context=self.ctx)
+        from rclpy.executors import SingleThreadedExecutor
 
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
 
-class DeclareLaunchArgument(_Recorder):
-    pass
+    def _call(self, srv_type, name: str, request, timeout: float):
+        client = self.node.create_client(srv_type, name)
+        try:
+            end = time.monotonic() + timeout
+            while not client.wait_for_service(timeout_sec=0.5):
+                if time.monotonic() > end:
+                    return None
+            future = client.call_async(request)
+            self.executor.spin_until_future_complete(future, timeout_sec=max(1.0, end - time.monotonic()))
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
 
+    def state(self, fqn: str, want: str, timeout: float) -> str:
+        """The node's lifecycle state label, polled until it is `want` or `timeout` passes."""
+        from lifecycle_msgs.srv import GetState
 
-class OpaqueFunction(_Recorder):
-    pass
+        end, label = time.monotonic() + timeout, ""
+        while time.monotonic() < end:
+            res = self._call(GetState, f"{fqn}/get_state", GetState.Request(), max(1.0, end - time.monotonic()))
+            label = res.current_state.label if res is not None else ""
+            if label == want:
+                break
+            time.sleep(0.5)
+        return label
 
+    def params(self, fqn: str, names: list[str]) -> dict:
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
 
-class Node(_Recorder):
-    pass
+        res = self._call(GetParameters, f"{fqn}/get_parameters", GetParameters.Request(names=names), 30)
+        assert res is not None, f"{fqn}/get_parameters did not answer"
+        return {n: parameter_value_to_python(v) for n, v in zip(names, res.values)}
 
+    def subscriptions(self, name: str, ns: str, timeout: float = 30) -> set[str]:
+        """Topics the node subscribes to, once discovery has shown the node to this one."""
+        end = time.monotonic() + timeout
+        while (name, ns) not in self.node.get_node_names_and_namespaces() and time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.2)
+        return {topic for topic, _ in self.node.get_subscriber_names_and_types_by_node(name, ns)}
 
-class Context:
-    def __init__(self, configs: dict[str, str]):
-        self.launch_configurations = configs
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
+        H.restore_env(self._old)
 
 
 @pytest.fixture
-def launch_module(monkeypatch):
-    mods = {
-        "launch": types.ModuleType("launch"),
-        "launch.actions": types.ModuleType("launch.actions"),
-        "launch.substitutions": types.ModuleType("launch.substitutions"),
-        "launch_ros": types.ModuleType("launch_ros"),
-        "launch_ros.actions": types.ModuleType("launch_ros.actions"),
-        "launch_ros.substitutions": types.ModuleType("launch_ros.substitutions"),
-    }
-    mods["launch"].LaunchDescription = LaunchDescription
-    mods["launch.actions"].DeclareLaunchArgument = DeclareLaunchArgument
-    mods["launch.actions"].OpaqueFunction = OpaqueFunction
-    mods["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
-    mods["launch_ros.actions"].Node = Node
-    mods["launch_ros.substitutions"].FindPackageShare = FindPackageShare
-    for name, mod in mods.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    spec = importlib.util.spec_from_file_location("mono_depth_launch", LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def probe():
+    p = Probe()
+    yield p
+    p.close()
 
 
-def _describe(module, **given: str) -> tuple[dict, Node]:
-    ld = module.generate_launch_description()
-    declared = {a.args[0]: a.kwargs for a in ld.entities if isinstance(a, DeclareLaunchArgument)}
-    funcs = [a for a in ld.entities if isinstance(a, OpaqueFunction)]
-    assert len(funcs) == 1
-    configs = {name: kw["default_value"] for name, kw in declared.items()}
-    configs.update(given)
-    nodes = funcs[0].kwargs["function"](Context(configs))
-    assert len(nodes) == 1 and isinstance(nodes[0], Node)
-    return declared, nodes[0]
+def _stop_cleanly(proc: H.Proc) -> None:
+    """Ctrl-C as a terminal sends it: SIGINT to the launch process, which stops the node and exits 0."""
+    node_pids = _children(proc.pid)
+    assert node_pids, "the launch process started no node process"
+    proc.p.send_signal(signal.SIGINT)
+    code = proc.wait(60)
+    assert code == 0, f"launch exited with {code} after SIGINT:\n{proc.log()[-3000:]}"
+    for pid in node_pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), \
+            f"node process {pid} outlived the launch"
+    assert "process has finished cleanly" in proc.log() and "process has died" not in proc.log(), \
+        proc.log()[-3000:]  # launch's words for the node's exit status 0
 
 
-def _console_scripts() -> dict[str, str]:
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "entry_points":
-            eps = ast.literal_eval(node.value)
-            return dict(s.replace(" ", "").split("=", 1) for s in eps["console_scripts"])
-    raise AssertionError("no entry_points in setup.py")
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def test_declares_the_documented_arguments(launch_module) -> None:
-    declared, _ = _describe(launch_module)
-    for name in ("image", "camera_info", "model", "backend", "namespace", "use_sim_time", "params_file"):
-        assert name in declared and declared[name].get("description")
-    assert declared["use_sim_time"]["default_value"] == "false"
-
-
-def test_node_executable_is_installed_by_setup_py(launch_module) -> None:
-    _, node = _describe(launch_module)
-    kw = node.kwargs
-    assert kw["package"] == "depth_node" and kw["executable"] == "mono_depth_node"
-    scripts = _console_scripts()
-    assert scripts.get("mono_depth_node") == "depth_node.ros.node:main"
-    module, func = scripts["mono_depth_node"].split(":")
-    assert callable(getattr(importlib.import_module(module), func))
-    assert "install_scripts=$base/lib/depth_node" in (ROOT / "setup.cfg").read_text()  # where ros2 run looks
-
-
-def test_defaults_keep_the_yaml_and_overrides_are_typed(launch_module) -> None:
-    _, node = _describe(launch_module)
-    params_file, overrides = node.kwargs["parameters"]
-    assert Path(params_file) == ROOT / "config" / "mono_depth.yaml"
-    assert overrides == {"use_sim_time": False}  # empty arguments do not clobber the file
-    assert node.kwargs["remappings"] == [("image", "image"), ("camera_info", "camera_info")]
-    _, node = _describe(launch_module, image="/cam/image_raw", camera_info="/cam/camera_info", model="/m.pt",
-                        backend="torch", namespace="front", use_sim_time="True", publish_tf="true")
-    params_file, overrides = node.kwargs["parameters"]
-    assert overrides == {"use_sim_time": True, "model": "/m.pt", "backend": "torch", "publish_tf": True}
-    assert node.kwargs["namespace"] == "front"
-    assert node.kwargs["remappings"] == [("image", "/cam/image_raw"), ("camera_info", "/cam/camera_info")]
-    assert node.kwargs["arguments"] == ["--ros-args", "--log-level", "info"]
-    assert node.kwargs["additional_env"] == {"DEPTH_NODE_DDS_PROFILE": "auto"}
-    _, node = _describe(launch_module, dds_profile="none")
-    assert node.kwargs["additional_env"] == {"DEPTH_NODE_DDS_PROFILE": "none"}
-
-
-@pytest.mark.ros
-@pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable")
-def test_parameter_file_loads_into_the_real_node(launch_module, tmp_path) -> None:
-    """The file the launch names, as --params-file, declares and validates cleanly in the real node; the
-    launch overrides are valid values too."""
-    import rclpy
-
-    from depth_node.ros import params as P
-    from depth_node.ros.node import create_node
-
-    _, node_action = _describe(launch_module, backend="torch", model=str(tmp_path / "m.pt"), use_sim_time="true")
-    params_file, overrides = node_action.kwargs["parameters"]
-    old_env = H.set_ros_env(DOMAIN)
-    ctx = rclpy.Context()
-    args = ["mono_depth_node", "--ros-args", "--params-file", params_file]
-    for k, v in overrides.items():
-        args += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
-    rclpy.init(args=args, context=ctx)
+@pytest.mark.timeout(420)
+def test_namespace_remaps_and_a_users_parameter_file(workspace, probe, tmp_path: Path) -> None:
+    """A user's params file that sets use_sim_time: true keeps it (no launch default overrides it); namespace
+    and remaps reach the node; autostart (default) makes it active; Ctrl-C stops everything cleanly."""
+    model = H.make_model(tmp_path / "model.pt")
+    pfile = H.write_params(tmp_path / "mine.yaml", {"model": str(model), "backend": "torch", "device": "cpu",
+                                                    "use_sim_time": True, "image_qos_depth": 2})
+    proc = _start(workspace, tmp_path, ["namespace:=front", "node_name:=depth", "image:=/cam/image_raw",
+                                        "camera_info:=/cam/camera_info", f"params_file:={pfile}",
+                                        "dds_profile:=none"], "launch_user_file")
     try:
-        node = create_node(context=ctx)
-        try:
-            assert node.param_error == ""
-            assert node.cfg["backend"] == "torch" and node.cfg["model"] == str(tmp_path / "m.pt")
-            assert node.get_parameter("use_sim_time").value is True
-            values = P.read(node)
-            defaults = P.defaults()
-            assert {k: v for k, v in values.items() if k not in overrides} == \
-                {k: v for k, v in defaults.items() if k not in overrides}
-        finally:
-            node.destroy_node()
+        state = probe.state("/front/depth", "active", 240)
+        assert state == "active", proc.log()[-4000:]
+        subs = probe.subscriptions("depth", "/front")
+        assert {"/cam/image_raw", "/cam/camera_info"} <= subs, subs
+        values = probe.params("/front/depth", ["use_sim_time", "model", "backend", "image_qos_depth", "autostart"])
+        assert values == {"use_sim_time": True, "model": str(model), "backend": "torch", "image_qos_depth": 2,
+                          "autostart": True}
+        _stop_cleanly(proc)
     finally:
-        rclpy.try_shutdown(context=ctx)
-        H.restore_env(old_env)
+        proc.stop()
+
+
+@pytest.mark.timeout(420)
+def test_use_sim_time_and_autostart_false_when_given(workspace, probe, tmp_path: Path) -> None:
+    """use_sim_time:=true overrides a file that says false; autostart:=false leaves the node unconfigured for
+    a lifecycle manager (its parameters are declared, its inputs not yet subscribed)."""
+    model = H.make_model(tmp_path / "model.pt")
+    pfile = H.write_params(tmp_path / "mine.yaml", {"model": str(model), "backend": "torch", "device": "cpu",
+                                                    "use_sim_time": False})
+    proc = _start(workspace, tmp_path, [f"params_file:={pfile}", "use_sim_time:=true", "autostart:=false",
+                                        "dds_profile:=none"], "launch_sim_time")
+    try:
+        assert probe.state("/mono_depth_node", "unconfigured", 240) == "unconfigured", proc.log()[-4000:]
+        values = probe.params("/mono_depth_node", ["use_sim_time", "autostart", "model"])
+        assert values == {"use_sim_time": True, "autostart": False, "model": str(model)}
+        assert not probe.subscriptions("mono_depth_node", "/") & {"/image", "/camera_info"}
+        time.sleep(2)  # it stays unconfigured: nothing configures it behind a lifecycle manager's back
+        assert probe.state("/mono_depth_node", "unconfigured", 10) == "unconfigured"
+        _stop_cleanly(proc)
+    finally:
+        proc.stop()

@@ -33,6 +33,8 @@ def register(sub, name: str, help_text: str) -> None:
     p.add_argument("--rate", type=float, help="frame rate in Hz (default 10)")
     p.add_argument("--depth-png", action="store_true", help="also write KITTI-style uint16 depth PNGs (m·256)")
     p.add_argument("--no-labels", action="store_true", help="skip semantic/instance ids")
+    p.add_argument("--compressed", action="store_true", help="mcap: the camera as sensor_msgs/CompressedImage "
+                   "(JPEG) on <image>/compressed, as image_transport records it")
     p.add_argument("--drive", type=int, help="KITTI drive number in folder names (default: the seed)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--workers", type=int, help="rendering processes (default: 2 where there are 2+ cores)")
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     drive = Drive(cfg)
     res = write_drive(drive, args.out, args.format, depth_png=args.depth_png, labels=not args.no_labels,
                       overwrite=args.overwrite, drive_number=args.drive, progress=not args.no_progress,
-                      workers=workers)
+                      workers=workers, compressed=args.compressed)
     intr = drive.intrinsics
     views = "stereo pairs" if cfg.camera.stereo else "frames"
     print(f"synth: {res.frames} {views} at {intr.width}×{intr.height} (seed {cfg.seed}) → {res.out} [{args.format}]")

@@ -22,7 +22,7 @@ from depth_node.evaluate.pose_metrics import evaluate_trajectory
 from depth_node.evaluate.trajectory_io import Trajectory, write_tum
 from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io.bags import BagReader, stamp_to_ns
-from depth_node.io.image_codec import decode_image
+from depth_node.io.image_codec import decode_image, decode_rgb
 from depth_node.runtime.bag_run import DIAGNOSTICS, RunResult, output_topic
 
 POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped")
@@ -240,7 +240,7 @@ def _sample_figures(bag: BagReader, preds: dict[int, np.ndarray], samples: list[
     from depth_node.evaluate.depth_metrics import resize_to
 
     want = set(samples)
-    rgbs = {s: np.array(decode_image(m.msg)) for m in bag.messages([settings.image])
+    rgbs = {s: np.array(decode_rgb(m.msg)) for m in bag.messages([settings.image])
             if (s := stamp_to_ns(m.msg.header.stamp)) in want}
     gts: dict[int, np.ndarray] = {}
     if settings.gt_depth and samples:

@@ -16,6 +16,7 @@ ROS parameter (the launch file's `dds_profile` argument sets it).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def choose_profile(env: MutableMapping[str, str], shipped: Path | None, shm_dir:
 
 
 def apply(env: MutableMapping[str, str] | None = None) -> str:
-    """Set the chosen profile in the environment (before rclpy.init); returns the log sentence."""
+    """Set the chosen profile in the environment (before rclpy.init); returns why it was chosen. What the log
+    may claim is `confirm(why)`'s, once the node exists."""
     from depth_node.paths import config_file
 
     env = os.environ if env is None else env
@@ -71,16 +73,82 @@ def apply(env: MutableMapping[str, str] | None = None) -> str:
     except Exception:  # an install without the config folder: keep the defaults
         shipped = None
     path, why = choose_profile(env, shipped)
+    if env is os.environ:
+        _applied.clear()
     if path is not None:
-        set_profile(env, path)
+        names = set_profile(env, path)
+        if env is os.environ and path == shipped:  # only the shipped profile's segment size is known
+            _applied.update(path=str(path), variable="/".join(names))
     return why
 
 
-FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")  # Fast DDS 2.x: reads FASTRTPS_DEFAULT_PROFILES_FILE
+# The variable each Fast DDS major version reads. 3.x still reads the 2.x name but logs a deprecation
+# warning; 2.x does not know the 3.x name. So set the one variable the installed version reads.
+PROFILE_VARIABLE = {2: "FASTRTPS_DEFAULT_PROFILES_FILE", 3: "FASTDDS_DEFAULT_PROFILES_FILE"}
+_LIBRARY = {2: "libfastrtps.so", 3: "libfastdds.so"}  # 2.x ships libfastrtps, 3.x libfastdds
+SEGMENT_PREFIXES = ("fastrtps_", "fastdds_")  # shared-memory segment names of Fast DDS 2.x and 3.x
+_applied: dict[str, str] = {}  # what apply() set in this process: {"path": ..., "variable": ...}
 
 
-def set_profile(env: MutableMapping[str, str], path: Path) -> None:
-    """Point Fast DDS at `path` under the variable this ROS 2 distribution's Fast DDS reads (3.x warns that
-    the 2.x name is deprecated; 2.x does not know the 3.x name). No ROS_DISTRO: the PyPI Kilted wheels."""
-    key = FASTDDS_ENV[1] if env.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS else FASTDDS_ENV[0]
-    env[key] = str(path)
+def _library_dirs(env: MutableMapping[str, str]) -> list[Path]:
+    """Where Fast DDS can be: the ROS installations on AMENT_PREFIX_PATH (apt, colcon), LD_LIBRARY_PATH, and
+    this interpreter's prefix (PyPI's ros-* wheels put their libraries in <venv>/lib)."""
+    dirs = [Path(p) / "lib" for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    dirs += [Path(p) for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    dirs.append(Path(sys.prefix) / "lib")
+    return dirs
+
+
+def fast_dds_major(env: MutableMapping[str, str], dirs: list[Path] | None = None) -> int | None:
+    """The installed Fast DDS major version (2 or 3), from its library's name in the first directory that holds
+    one; None when none is found. Not from ROS_DISTRO: the PyPI wheels do not set it."""
+    for d in _library_dirs(env) if dirs is None else dirs:
+        found = [major for major, lib in _LIBRARY.items() if any(d.glob(lib + "*"))]
+        if found:
+            return max(found)
+    return None
+
+
+def set_profile(env: MutableMapping[str, str], path: Path, major: int | None = None) -> list[str]:
+    """Point Fast DDS at `path` under the variable the installed version reads; both names when the version is
+    unknown (2.x reads its own, 3.x reads its own first). Returns the variables set."""
+    major = fast_dds_major(env) if major is None else major
+    names = [PROFILE_VARIABLE[major]] if major in PROFILE_VARIABLE else [PROFILE_VARIABLE[3], PROFILE_VARIABLE[2]]
+    for name in names:
+        env[name] = str(path)
+    return names
+
+
+def mapped_segments(pid: int | str = "self", min_bytes: int = SEGMENT_BYTES) -> list[str]:
+    """Fast DDS shared-memory segments (2.x or 3.x names) of at least `min_bytes` that process `pid` maps."""
+    found = set()
+    try:
+        lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        parts = line.split()
+        path = parts[-1] if len(parts) >= 6 else ""
+        if path.startswith(SHM_DIR + "/") and Path(path).name.startswith(SEGMENT_PREFIXES):
+            try:
+                if os.path.getsize(path) >= min_bytes:
+                    found.add(path)
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def confirm(why: str) -> tuple[bool, str]:
+    """After the participant exists (the node is created): (True, a sentence claiming only what was checked) or
+    (False, a warning) when the profile apply() set is not in effect, i.e. no large segment is mapped."""
+    if not _applied:
+        return True, why
+    if not Path("/proc/self/maps").exists():
+        return True, f"{why} (set in {_applied['variable']}; not verified: no /proc on this system)"
+    segments = mapped_segments()
+    if segments:
+        return True, f"{why}; verified: Fast DDS mapped its {SEGMENT_BYTES >> 20} MB segment {segments[0]}"
+    return False, (f"the Fast DDS profile {_applied['path']} was set in {_applied['variable']} but no "
+                   f"{SEGMENT_BYTES >> 20} MB shared-memory segment is mapped: the profile is NOT in effect and "
+                   f"Fast DDS runs with its defaults (does this Fast DDS read {_applied['variable']}? set "
+                   f"{' or '.join(PROFILE_VARIABLE.values())} yourself, or {ENV}=none to silence this)")

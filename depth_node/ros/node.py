@@ -399,11 +399,14 @@ def _spin(args: list[str], transports: str) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from depth_node.ros import dds_profile
+
     rclpy.init(args=[NODE_NAME, *args])
     node = None
     try:
         node = DepthNode()
-        node.get_logger().info(f"DDS transports: {transports}")
+        loaded, transports = dds_profile.confirm(transports)  # claims only what it checked
+        (node.get_logger().info if loaded else node.get_logger().warning)(f"DDS transports: {transports}")
         if node.cfg.autostart:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 print(f"{NODE_NAME}: error: configure failed (see the log above)", file=sys.stderr)

@@ -118,14 +118,18 @@ class BagDriveWriter:
     """Streams frames into a rosbag2 MCAP bag (see the module docstring for topics)."""
 
     def __init__(self, out: str | Path, intrinsics: Intrinsics, *, stereo: bool, baseline: float,
-                 labels: bool = True, overwrite: bool = False, storage: str = "mcap") -> None:
+                 labels: bool = True, overwrite: bool = False, storage: str = "mcap", compressed: bool = False) -> None:
         from depth_node.io.bags import BagWriter, typestore
 
         self.path = Path(out)
         self.intr, self.stereo, self.baseline, self.labels = intrinsics, stereo, baseline, labels
         self.bag = BagWriter(self.path, storage=storage, overwrite=overwrite)
         self.types = typestore().types
-        topics = [(TOPIC_IMAGE, "sensor_msgs/msg/Image"), (TOPIC_INFO, "sensor_msgs/msg/CameraInfo"),
+        # compressed: the camera as image_transport's compressed transport carries it (<image>/compressed, JPEG)
+        self.compressed = compressed
+        self.image_topic = TOPIC_IMAGE + "/compressed" if compressed else TOPIC_IMAGE
+        image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+        topics = [(self.image_topic, image_type), (TOPIC_INFO, "sensor_msgs/msg/CameraInfo"),
                   (TOPIC_DEPTH, "sensor_msgs/msg/Image"), (TOPIC_ODOM, "nav_msgs/msg/Odometry")]
         if stereo:
             topics += [(TOPIC_IMAGE_RIGHT, "sensor_msgs/msg/Image"), (TOPIC_INFO_RIGHT, "sensor_msgs/msg/CameraInfo")]
@@ -139,7 +143,8 @@ class BagDriveWriter:
 
         stamp = frame.stamp_ns
         depth = np.where(np.isfinite(frame.depth), frame.depth, np.float32(np.nan)).astype(np.float32)
-        self.bag.write(TOPIC_IMAGE, stamp, self._image(frame.rgb, "rgb8", header(stamp, CAMERA_FRAME)))
+        camera = self._jpeg if self.compressed else self._image
+        self.bag.write(self.image_topic, stamp, camera(frame.rgb, "rgb8", header(stamp, CAMERA_FRAME)))
         self.bag.write(TOPIC_INFO, stamp, camera_info(self.intr, header(stamp, CAMERA_FRAME), 0.0))
         self.bag.write(TOPIC_DEPTH, stamp, self._image(depth, "32FC1", header(stamp, CAMERA_FRAME)))
         self.bag.write(TOPIC_ODOM, stamp, odometry(frame.pose_body, frame.twist, stamp))
@@ -159,6 +164,13 @@ class BagDriveWriter:
             header=hdr, height=enc.height, width=enc.width, encoding=enc.encoding, is_bigendian=enc.is_bigendian,
             step=enc.step, data=enc.data,
         )
+
+    def _jpeg(self, rgb: np.ndarray, _encoding: str, hdr):
+        from depth_node.io.image_codec import encode_compressed
+
+        fmt, data = encode_compressed(rgb, "jpeg", quality=95)
+        return self.types["sensor_msgs/msg/CompressedImage"](header=hdr, format=fmt,
+                                                             data=np.frombuffer(data, np.uint8))
 
     def close(self, manifest: dict[str, Any]) -> None:
         self.bag.close()
@@ -264,7 +276,7 @@ def default_workers() -> int:
 
 def write_drive(drive: Drive, out: str | Path, fmt: str = "kitti", *, depth_png: bool = False, labels: bool = True,
                 overwrite: bool = False, drive_number: int | None = None, progress: bool = False,
-                workers: int = 1) -> WriteResult:
+                workers: int = 1, compressed: bool = False) -> WriteResult:
     """Render every frame of `drive` and write it as `fmt` ('kitti' or 'mcap'); returns timings and the manifest
     (also saved as manifest.json). `workers` > 1 renders frames in that many processes."""
     cfg = drive.config
@@ -277,9 +289,11 @@ def write_drive(drive: Drive, out: str | Path, fmt: str = "kitti", *, depth_png:
                                   overwrite=overwrite)
     elif fmt == "mcap":
         writer = BagDriveWriter(out, drive.intrinsics, stereo=cam.stereo, baseline=cam.baseline, labels=labels,
-                                overwrite=overwrite)
+                                overwrite=overwrite, compressed=compressed)
     else:
         raise DepthNodeError(f"unknown output format {fmt!r}; expected kitti or mcap")
+    if compressed and fmt != "mcap":
+        raise DepthNodeError("compressed camera images are written to bags only: use --format mcap")
     render_cpu_s = 0.0  # summed per-frame render time: independent of the worker count
     write_s = 0.0
     t_start = time.perf_counter()
