@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from depth_node.checkpoints.camera_record import DEFAULT_CAMERA, aspect_sizes, derive_camera_record
+from depth_node.checkpoints.camera_record import DEFAULT_CAMERA, aspect_sizes, derive_camera_record, input_record
 from depth_node.checkpoints.model_file import ModelFile, load_model, save_model
 from depth_node.geometry.camera import Intrinsics
 from depth_node.inference.canonical import camera_factor, pick_input_size
@@ -50,8 +50,11 @@ def test_shipped_model_record_comes_from_its_training_config():
     assert can["source"] == "training_config"
     assert can["fx"] == pytest.approx(FX_C, rel=1e-12) and can["fy"] == pytest.approx(FY_C, rel=1e-12)
     assert (can["width"], can["height"], can["mount_height_m"]) == (320, 96, 1.65)
-    # budget 320·96 = 30720 px, multiples of 32: 16:9 → h=round(√(30720·9/16)/32)·32=128, w=round(128·16/9/32)·32=224
-    assert cam["input"]["sizes"] == [[96, 320], [128, 224], [160, 224], [160, 160]]
+    # trained on one shape: that one size (other cameras are resized to it, with the focal correction)
+    assert cam["input"] == {"budget_px": 30720, "stride": 32, "aspects": ["10:3"], "sizes": [[96, 320]]}
+    # trained on four aspects, budget 320·96 = 30720 px, multiples of 32:
+    # 16:9 → h = round(√(30720·9/16)/32)·32 = 128, w = round(128·16/9/32)·32 = 224; 4:3 → 160×224; 1:1 → 160×160
+    assert input_record(96, 320, ["16:9", "4:3", "1:1"])["sizes"] == [[96, 320], [128, 224], [160, 224], [160, 160]]
     metric = load_model(models_dir() / "metric_small.pt").camera
     assert metric["canonical"] is None and metric["input"]["sizes"] == [[256, 256]]  # f_px model, one size
 
@@ -105,6 +108,9 @@ def test_camera_factor_hand_computed():
     want = math.sqrt(112 * 320 * 160 / 480) / math.sqrt(FX_C * FY_C)
     assert camera_factor(can, pinhole(90, 640, 480), 160, 224) == pytest.approx(want, rel=1e-12)
     assert want == pytest.approx(0.5898, abs=1e-4)
+    # the same webcam squeezed to a one-shape model's 320×96: fx' = 320·320/640 = 160, fy' = 320·96/480 = 64
+    want = math.sqrt(160 * 64) / math.sqrt(FX_C * FY_C)
+    assert camera_factor(can, pinhole(90, 640, 480), 96, 320) == pytest.approx(want, rel=1e-12)
     # a 45° 1280×720 camera at 224×128: f = 640/tan(22.5°) = 1545.1; fx' = f·224/1280, fy' = f·128/720
     f = 640 / math.tan(math.radians(22.5))
     want = math.sqrt(f * 224 / 1280 * f * 128 / 720) / math.sqrt(FX_C * FY_C)
@@ -129,11 +135,13 @@ def test_input_size_follows_the_aspect():
 
 @pytest.fixture(scope="module")
 def tame_model() -> ModelFile:
-    """Default-initialised ResNet-18 Monodepth2 with a strengthened disparity head (depth varies over the image)."""
+    """Default-initialised ResNet-18 Monodepth2 with a strengthened disparity head (depth varies over the image),
+    recorded as trained on all four aspects (as a model trained with randomised cameras will be)."""
     torch.manual_seed(0)
     d, p = DepthNet(18), PoseNet(18)
     sd = {k: v * 60 if k.startswith("depth.decoder.10.") else v for k, v in d.state_dict().items()}
-    return ModelFile("monodepth2", {"num_layers": 18}, 96, 320, sd, p.state_dict(), dict(META))
+    rec, _ = derive_camera_record("monodepth2", 96, 320, {}, aspects=["16:9", "4:3", "1:1"])
+    return ModelFile("monodepth2", {"num_layers": 18}, 96, 320, sd, p.state_dict(), {**META, "camera": rec})
 
 
 def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -184,6 +192,21 @@ def test_aspect_inputs_agree_across_cpu_backends(tame_model, tmp_path):
             rel = np.abs(res[k].depth - ref) / ref
             assert rel.max() < 1e-4, f"{k} at {size}: depth differs from torch by up to {rel.max():.2e}"
             assert np.abs(mot[k] - mot["torch"]).max() < 1e-5, f"{k} at {size}: pose differs"
+
+
+@pytest.mark.slow
+def test_int8_runs_a_multi_size_model_at_its_training_size(tame_model, tmp_path):
+    """int8 calibration needs fixed shapes: the factory pins the dynamic export to the training size."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    est = DepthEstimator(create_backend(tame_model, "onnxruntime", "int8", "cpu", cache_dir=tmp_path))
+    assert est.sizes == [(96, 320)] and est.prepare(_frame(480, 640)).shape == (1, 3, 96, 320)
+    dims = [d.dim_value for d in onnx.load(str(next((tmp_path / "int8").rglob("depth.int8.onnx"))),
+                                           load_external_data=False).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 96, 320]
+    d = est.depth(_frame(480, 640), pinhole(90, 640, 480)).depth
+    assert d.shape == (96, 320) and np.isfinite(d).all()
 
 
 def test_static_onnx_without_record_runs_its_one_size():

@@ -11,6 +11,10 @@ training: the CANONICAL camera. The record holds what the runtime needs to corre
                 "sizes": [[96, 320], [128, 224], [160, 224], [160, 160]]},   # (h, w), training size first
     }
 
+`input.sizes` lists the shapes the network was trained for: the runtime feeds each camera at the size nearest
+its aspect ratio. A model trained on one shape (every shipped model so far: 320×96) lists that one size, and
+other cameras are resized to it (with the focal correction for the resulting fx, fy).
+
 Files written before the record existed get it derived from their stored training config
 (`meta.provenance.config`: the training input size and the synthetic camera the drives used), or, failing that,
 the documented default (`DEFAULT_CAMERA`: the KITTI-like synthetic camera every shipped model was trained on).
@@ -28,6 +32,14 @@ ASPECTS: dict[str, tuple[int, int]] = {"10:3": (10, 3), "16:9": (16, 9), "4:3": 
 RESNET_STRIDE = 32  # Monodepth2's encoder downsamples 5×: inputs must be multiples of 32
 
 
+def aspect_name(height: int, width: int) -> str:
+    """The named aspect within 5 % of width/height, or "W:H" as given."""
+    for name, (a, b) in ASPECTS.items():
+        if abs(math.log((a / b) / (width / height))) < 0.05:
+            return name
+    return f"{width}:{height}"
+
+
 def aspect_sizes(budget_px: int, stride: int, aspects: list[str], base: tuple[int, int]) -> list[list[int]]:
     """(h, w) per aspect: multiples of `stride` whose area is about `budget_px`, the training size `base` first
     (it serves the aspect nearest to it, so the training camera keeps exactly its training input)."""
@@ -43,6 +55,16 @@ def aspect_sizes(budget_px: int, stride: int, aspects: list[str], base: tuple[in
         if [h, w] not in sizes:
             sizes.append([h, w])
     return sizes
+
+
+def input_record(height: int, width: int, aspects: list[str] | None = None) -> dict[str, Any]:
+    """The `input` section for a Monodepth2 model trained at height × width on the given aspects (None: the
+    training aspect only — a network trained on one shape reads depth partly from image rows, and fed a taller
+    input it does worse than fed its training shape, even with the focal correction; see README)."""
+    budget = height * width
+    names = [aspect_name(height, width)] + [a for a in (aspects or []) if a != aspect_name(height, width)]
+    sizes = aspect_sizes(budget, RESNET_STRIDE, [a for a in names if a in ASPECTS], (height, width))
+    return {"budget_px": budget, "stride": RESNET_STRIDE, "aspects": names, "sizes": sizes}
 
 
 def _synth_camera(prov_cfg: dict[str, Any]) -> tuple[dict[str, float] | None, str]:
@@ -66,9 +88,10 @@ def _synth_camera(prov_cfg: dict[str, Any]) -> tuple[dict[str, float] | None, st
 
 
 def derive_camera_record(
-    arch: str, height: int, width: int, meta: dict[str, Any]
+    arch: str, height: int, width: int, meta: dict[str, Any], aspects: list[str] | None = None
 ) -> tuple[dict[str, Any], str]:
-    """(record, warning) for a model file without one; warning is "" when derived from its training config."""
+    """(record, warning) for a model file without one; warning is "" when derived from its training config.
+    `aspects`: the aspect ratios the network was trained on besides its training shape's (None: only that)."""
     if arch != "monodepth2":  # Depth Pro family: metric through f_px, one fixed input size
         return {"canonical": None,
                 "input": {"budget_px": height * width, "stride": 1, "aspects": [], "sizes": [[height, width]]}}, ""
@@ -88,10 +111,7 @@ def derive_camera_record(
         "fx": cam["fx"] * tw / cam["width"], "fy": cam["fy"] * th / cam["height"], "width": tw, "height": th,
         "mount_height_m": cam["mount_height_m"], "source": source,
     }
-    budget = height * width
-    sizes = aspect_sizes(budget, RESNET_STRIDE, list(ASPECTS), (height, width))
-    return {"canonical": canonical,
-            "input": {"budget_px": budget, "stride": RESNET_STRIDE, "aspects": list(ASPECTS), "sizes": sizes}}, warning
+    return {"canonical": canonical, "input": input_record(height, width, aspects)}, warning
 
 
 def check_camera_record(record: Any) -> str:

@@ -36,14 +36,17 @@ class DepthResult:
 
 
 class DepthEstimator:
-    def __init__(self, backend: Backend, camera_aware: bool = True):
+    def __init__(self, backend: Backend, camera_aware: bool = True, sizes: list[tuple[int, int]] | None = None):
         """`camera_aware` False: the pre-camera-aware behaviour (one input size, no focal correction), for
-        comparisons."""
+        comparisons. `sizes`: input sizes (h, w) to choose from instead of the model's (experiments; the backend
+        must run them: torch runs any, ONNX backends those of a dynamic export)."""
         self.backend = backend
         self.info = backend.info
         self.height, self.width = backend.info.height, backend.info.width  # the training input size
         self.camera_aware = camera_aware
-        self.sizes = backend.info.sizes if camera_aware else [(self.height, self.width)]
+        self.sizes = [tuple(s) for s in sizes] if sizes else backend.info.sizes
+        if not camera_aware:
+            self.sizes = [(self.height, self.width)]
         self.canonical = backend.info.canonical if camera_aware else None
         f = float(self.info.scale.get("factor", 1.0))
         self.depth_factor = f
