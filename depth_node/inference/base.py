@@ -8,6 +8,7 @@ identically and can be checked against the others output by output."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,8 @@ import numpy as np
 
 from depth_node.checkpoints.camera_record import derive_camera_record
 from depth_node.errors import DepthNodeError
+
+log = logging.getLogger(__name__)
 
 
 def usable_cpus() -> int:
@@ -92,6 +95,9 @@ class ModelInfo:
         if camera is None:  # exported before the record existed: the documented default camera, this one size
             camera, _ = derive_camera_record(arch, height, width, {})
             camera["input"]["sizes"] = [[height, width]]
+            if arch == "monodepth2":
+                log.warning("ONNX file has no canonical-camera record (exported before it existed): assuming the "
+                            "default KITTI-like synthetic camera (81.4° HFOV); re-export it with `depth-node export`")
         return cls(
             arch=arch,
             height=height,
