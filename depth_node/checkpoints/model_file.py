@@ -9,7 +9,7 @@ Every command takes this file. It is a `torch.save`d dict of plain containers an
     input: {"height": H, "width": W}  network input size; RGB in [0, 1], normalisation happens inside
     depth: state_dict of the depth network module (built by `build_depth_net`)
     pose: state_dict of the pose network module, or None
-    meta: {"min_depth", "max_depth", "scale": {...}, "provenance": {...}, ...}
+    meta: {"min_depth", "max_depth", "scale": {...}, "camera": {...}, "provenance": {...}, ...}
 
 Storage (`save_model(..., storage=)`): "fp32" (default), "fp16", or "int8" — symmetric per-output-channel
 int8 for weight tensors (≥ 2-D), fp16 for the rest, scales in `storage_scales` — so a shipped model with its
@@ -18,12 +18,16 @@ pose network fits in ~30 MB. Loading always yields fp32 tensors; such files carr
 `meta.scale` says how the depth output becomes metres: {"kind": "stereo", "baseline_m": B, "factor": B/0.1}
 for models trained with stereo pairs, {"kind": "relative", "factor": 1.0} for mono models (scale recovered at
 run time), {"kind": "metric"} for models that predict metres themselves.
+
+`meta.camera` records the canonical camera (the focal length the network learned depth for) and the input sizes
+it accepts (`depth_node.checkpoints.camera_record`); `load_model` derives it for files written without one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -33,7 +37,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from depth_node.checkpoints.camera_record import check_camera_record, derive_camera_record
 from depth_node.errors import DepthNodeError
+
+log = logging.getLogger(__name__)
 
 FORMAT = "depth_node.model"
 VERSION = 2  # 2: compact storage (fp16/int8); plain fp32 files are still written as version 1
@@ -67,6 +74,17 @@ class ModelFile:
     @property
     def scale_kind(self) -> str:
         return str(self.meta.get("scale", {}).get("kind", "relative"))
+
+    @property
+    def camera(self) -> dict[str, Any]:
+        """The canonical-camera record (meta.camera), derived from the training config when the file has none."""
+        rec = self.meta.get("camera")
+        return rec if rec else derive_camera_record(self.arch, self.height, self.width, self.meta)[0]
+
+    @property
+    def input_sizes(self) -> list[tuple[int, int]]:
+        """(h, w) input sizes the network accepts, the training size first."""
+        return [(int(h), int(w)) for h, w in self.camera["input"]["sizes"]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -179,14 +197,22 @@ def load_model(path: str | os.PathLike) -> ModelFile:
         raise ModelFileError(f"{path}: unknown architecture {d.get('arch')!r}; known: {', '.join(ARCHS)}")
     inp = d.get("input") or {}
     st = d.get("storage") or {}
+    meta = dict(d.get("meta") or {})
+    height, width = int(inp.get("height", 0)), int(inp.get("width", 0))
+    if meta.get("camera") is None:
+        meta["camera"], warning = derive_camera_record(d["arch"], height, width, meta)
+        if warning:
+            log.warning("%s: %s", path, warning)
+    elif problem := check_camera_record(meta["camera"]):
+        raise ModelFileError(f"{path}: {problem} (re-pack it with `depth-node pack`)")
     return ModelFile(
         arch=d["arch"],
         config=dict(d.get("config") or {}),
-        height=int(inp.get("height", 0)),
-        width=int(inp.get("width", 0)),
+        height=height,
+        width=width,
         depth_state=_expand(d["depth"], st.get("depth_scales") or {}),
         pose_state=_expand(d.get("pose"), st.get("pose_scales") or {}),
-        meta=dict(d.get("meta") or {}),
+        meta=meta,
     )
 
 

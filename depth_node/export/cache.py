@@ -22,7 +22,8 @@ def onnx_for(model: ModelFile, cache_dir: str | os.PathLike | None = None) -> tu
     """(depth.onnx, pose.onnx or None) for this model, exporting (with the parity check) on first use."""
     from depth_node.export.onnx_export import export_model
 
-    folder = cache_root(cache_dir) / "onnx" / model.digest()
+    # "-hw": exports with dynamic height/width (one per aspect), not to be confused with older static ones
+    folder = cache_root(cache_dir) / "onnx" / (model.digest() + ("-hw" if len(model.input_sizes) > 1 else ""))
     depth, pose = folder / "depth.onnx", folder / "pose.onnx"
     if not depth.is_file() or (model.has_pose and not pose.is_file()):
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")

@@ -1,5 +1,9 @@
-"""ONNX export of a model file: `depth.onnx` (and `pose.onnx` when the model has a pose net), static shapes,
-normalisation inside the graph, model metadata in `metadata_props`, and a parity check against PyTorch.
+"""ONNX export of a model file: `depth.onnx` (and `pose.onnx` when the model has a pose net), normalisation
+inside the graph, model metadata in `metadata_props`, and a parity check against PyTorch.
+
+Shapes: a model that accepts several input sizes (`ModelFile.input_sizes`: one per aspect ratio, Monodepth2)
+is exported with dynamic height and width (`depth_node.sizes` in the metadata lists the supported ones, and
+parity is checked at each); a one-size model (Depth Pro) with static shapes.
 
 The TorchScript exporter (opset 17) is used: it produces plain Conv/Resize/Pad graphs that every backend here
 (ONNX Runtime, OpenVINO, TensorRT 10) parses, and it exports this network without warnings."""
@@ -74,6 +78,8 @@ def model_metadata(model: ModelFile, net: str) -> dict[str, str]:
         "depth_node.min_depth": str(model.meta.get("min_depth", 0.1)),
         "depth_node.max_depth": str(model.meta.get("max_depth", 100.0)),
         "depth_node.scale": json.dumps(scale, sort_keys=True),
+        "depth_node.camera": json.dumps(model.camera, sort_keys=True),
+        "depth_node.sizes": json.dumps([list(s) for s in model.input_sizes]),
     }
     return meta
 
@@ -90,8 +96,14 @@ def export_graph(
     input_name: str,
     metadata: dict[str, str],
     opset: int = DEFAULT_OPSET,
+    dynamic: bool = False,
 ) -> Path:
+    """`dynamic`: height and width of the input (and of image-shaped outputs) become named dynamic axes."""
     output_names = list(graph_output_names(graph))
+    with torch.no_grad():
+        outs = graph(example)
+    hw = {2: "height", 3: "width"}
+    axes = {input_name: hw, **{n: hw for n, o in zip(output_names, outs) if o.dim() == 4}} if dynamic else None
     path.parent.mkdir(parents=True, exist_ok=True)
     n_bytes = sum(p.numel() * p.element_size() for p in graph.parameters())
     with torch.no_grad(), warnings.catch_warnings():
@@ -107,17 +119,19 @@ def export_graph(
             output_names=output_names,
             opset_version=opset,
             do_constant_folding=True,
+            dynamic_axes=axes,
             dynamo=False,
         )
     large = n_bytes > EXTERNAL_DATA_BYTES
     m = onnx.load(str(path))
-    with torch.no_grad():
-        outs = graph(example)
-    for value_info, tensor in zip(m.graph.output, outs):  # static output shapes, for engine builders and readers
+    for name, value_info, tensor in zip(output_names, m.graph.output, outs):  # output shapes for builders, readers
         dims = value_info.type.tensor_type.shape.dim
         del dims[:]
-        for n in tensor.shape:
-            dims.add().dim_value = int(n)
+        for i, n in enumerate(tensor.shape):
+            if axes and name in axes and i in hw:
+                dims.add().dim_param = hw[i]
+            else:
+                dims.add().dim_value = int(n)
     del m.metadata_props[:]
     for k, v in metadata.items():
         m.metadata_props.add(key=k, value=v)
@@ -178,10 +192,17 @@ def export_model(
             [example_image(model.height, model.width), example_image(model.height, model.width, seed=3)], 1
         )
         jobs.append(("pose", pg, pair, result.pose_onnx, POSE_INPUT))
+    sizes = model.input_sizes
+    dynamic = len(sizes) > 1
     for net, graph, example, path, input_name in jobs:
-        export_graph(graph, example, path, input_name, model_metadata(model, net), opset)
+        export_graph(graph, example, path, input_name, model_metadata(model, net), opset, dynamic)
         if check:
-            errs = onnx_parity(path, graph, example)
+            errs: dict[str, float] = {}
+            for h, w in sizes:  # every supported size: a dynamic export must not have frozen a shape
+                ex = example if (h, w) == tuple(example.shape[2:]) else torch.cat(
+                    [example_image(h, w, seed=s) for s in range(example.shape[1] // 3)], 1)
+                for k, v in onnx_parity(path, graph, ex).items():
+                    errs[k] = max(errs.get(k, 0.0), v)
             result.errors[net] = errs
             worst = max(errs.values())
             log.info("%s: max abs error vs PyTorch %s", path.name, ", ".join(f"{k} {v:.2e}" for k, v in errs.items()))

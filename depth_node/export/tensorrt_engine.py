@@ -120,7 +120,8 @@ def build_engine(
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
     cache_dir: str | os.PathLike | None = None,
 ) -> bytes:
-    """Serialized engine for `onnx_path` (static shapes). int8 needs a Q/DQ ONNX (see export.quantize)."""
+    """Serialized engine for `onnx_path` (static shapes, or dynamic height/width with a profile over the model's
+    sizes). int8 needs a Q/DQ ONNX (see export.quantize)."""
     from depth_node.export.quantize import is_quantized
 
     if precision not in PRECISIONS:
@@ -148,11 +149,9 @@ def build_engine(
     if not parser.parse_from_file(str(source)):
         errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors)) or logger.last()
         raise BackendError(f"TensorRT cannot parse {source}: {errs[:500]}")
-    for i in range(network.num_inputs):
-        if any(d < 0 for d in network.get_input(i).shape):
-            raise BackendError(f"{source} has dynamic input shapes; export with static shapes (depth-node export)")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    _add_size_profile(builder, network, config, onnx_path)
     if major < 11:
         if precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
@@ -164,6 +163,28 @@ def build_engine(
     if serialized is None:
         raise BackendError(f"TensorRT failed to build an engine from {source}: {logger.last()}")
     return bytes(serialized)
+
+
+def _add_size_profile(builder, network, config, onnx_path: Path) -> None:
+    """Dynamic height/width (a model with one input size per aspect ratio): one optimization profile spanning the
+    sizes listed in the ONNX metadata (`depth_node.sizes`), tuned for the first (the training size)."""
+    import json
+
+    from depth_node.export.onnx_export import read_metadata
+
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    dynamic = [t for t in inputs if any(d < 0 for d in t.shape)]
+    if not dynamic:
+        return
+    sizes = json.loads(read_metadata(onnx_path).get("depth_node.sizes", "[]"))
+    if not sizes:
+        raise BackendError(f"{onnx_path} has dynamic input shapes but lists no sizes: re-export it (depth-node export)")
+    hs, ws = [int(s[0]) for s in sizes], [int(s[1]) for s in sizes]
+    profile = builder.create_optimization_profile()
+    for t in dynamic:
+        n, c = (d if d > 0 else 1 for d in tuple(t.shape)[:2])
+        profile.set_shape(t.name, (n, c, min(hs), min(ws)), (n, c, hs[0], ws[0]), (n, c, max(hs), max(ws)))
+    config.add_optimization_profile(profile)
 
 
 class LoadedEngine:

@@ -8,16 +8,20 @@ identically and can be checked against the others output by output."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from depth_node.checkpoints.camera_record import derive_camera_record
 from depth_node.errors import BackendError
 
 __all__ = ["Backend", "BackendError", "GraphRunner", "ModelInfo", "usable_cpus"]
+
+log = logging.getLogger(__name__)
 
 
 def usable_cpus() -> int:
@@ -42,10 +46,28 @@ class ModelInfo:
     digest: str = ""
     has_pose: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    camera: dict[str, Any] = field(default_factory=dict)  # the model file's canonical-camera record (meta.camera)
 
     @property
     def scale_kind(self) -> str:
         return str(self.scale.get("kind", "relative"))
+
+    @property
+    def canonical(self) -> dict[str, Any] | None:
+        """The training camera (fx, fy at the training input size), or None for models that take f_px."""
+        return self.camera.get("canonical") if self.camera else None
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """Input sizes (h, w) this model, as the backend runs it, accepts; the training size first."""
+        sizes = (self.camera.get("input") or {}).get("sizes") if self.camera else None
+        return [(int(h), int(w)) for h, w in sizes] if sizes else [(self.height, self.width)]
+
+    def with_sizes(self, sizes: list[tuple[int, int]]) -> ModelInfo:
+        """This info limited to `sizes` (a static-shape ONNX runs only the size it was exported at)."""
+        cam = dict(self.camera)
+        cam["input"] = {**(cam.get("input") or {}), "sizes": [list(s) for s in sizes]}
+        return replace(self, camera=cam)
 
     @classmethod
     def from_model_file(cls, model) -> ModelInfo:
@@ -59,22 +81,32 @@ class ModelInfo:
             digest=model.digest(),
             has_pose=model.has_pose,
             config=dict(model.config),
+            camera=dict(model.camera),
         )
 
     @classmethod
     def from_onnx_metadata(cls, meta: dict[str, str], has_pose: bool = False) -> ModelInfo:
         if "depth_node.arch" not in meta:
             raise BackendError("ONNX file carries no depth_node metadata: export it with `depth-node export`")
+        arch, height, width = meta["depth_node.arch"], int(meta["depth_node.height"]), int(meta["depth_node.width"])
+        camera = json.loads(meta.get("depth_node.camera", "null"))
+        if camera is None:  # exported before the record existed: the documented default camera, this one size
+            camera, _ = derive_camera_record(arch, height, width, {})
+            camera["input"]["sizes"] = [[height, width]]
+            if arch == "monodepth2":
+                log.warning("ONNX file has no canonical-camera record (exported before it existed): assuming the "
+                            "default KITTI-like synthetic camera (81.4° HFOV); re-export it with `depth-node export`")
         return cls(
-            arch=meta["depth_node.arch"],
-            height=int(meta["depth_node.height"]),
-            width=int(meta["depth_node.width"]),
+            arch=arch,
+            height=height,
+            width=width,
             min_depth=float(meta.get("depth_node.min_depth", 0.1)),
             max_depth=float(meta.get("depth_node.max_depth", 100.0)),
             scale=json.loads(meta.get("depth_node.scale", "{}")) or {"kind": "relative", "factor": 1.0},
             digest=meta.get("depth_node.model_digest", ""),
             has_pose=has_pose,
             config=json.loads(meta.get("depth_node.config", "{}")),
+            camera=camera,
         )
 
 

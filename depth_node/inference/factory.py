@@ -85,10 +85,14 @@ def _onnx_inputs(
         info = ModelInfo.from_onnx_metadata(read_metadata(depth), has_pose=pose is not None)
     if precision == "int8":
         from depth_node.export.quantize import quantized_onnx
+        from depth_node.export.static_shape import static_onnx
 
-        depth = quantized_onnx(depth, cache_dir=cache_dir, calibration=calibration)
+        # int8 calibration needs fixed shapes: the training size only (other aspects are fed at that size)
+        h, w = info.sizes[0]
+        depth = quantized_onnx(static_onnx(depth, h, w, cache_dir), cache_dir=cache_dir, calibration=calibration)
         if pose is not None:
-            pose = quantized_onnx(pose, cache_dir=cache_dir, calibration=calibration)
+            pose = quantized_onnx(static_onnx(pose, h, w, cache_dir), cache_dir=cache_dir, calibration=calibration)
+        info = info.with_sizes([(h, w)])
     return info, depth, pose
 
 

@@ -3,8 +3,9 @@
 
 Buffers and streams are torch-owned CUDA memory (`torch.empty(..., device="cuda").data_ptr()`, a
 `torch.cuda.Stream`): no pycuda, whose per-thread context stack breaks under ROS 2 multi-threaded executors, and
-the caching allocator already holds the memory the node uses elsewhere. Shapes are static (the exports are), so
-addresses are bound once and each call is copy-in, enqueue, copy-out on the runner's own stream."""
+the caching allocator already holds the memory the node uses elsewhere. Addresses are bound once per input shape
+(static exports: once; dynamic height/width: again when the size changes) and each call is copy-in, enqueue,
+copy-out on the runner's own stream."""
 
 from __future__ import annotations
 
@@ -35,50 +36,70 @@ def _torch_dtype(trt, dtype):
 
 
 class EngineRunner:
-    """One engine, one execution context, torch buffers bound by tensor name."""
+    """One engine, one execution context, torch buffers bound by tensor name.
+
+    Engines with dynamic height/width (one profile over the model's sizes) bind buffers for the shape of the
+    first call and rebind when a call brings another size (a camera of another aspect: rare, not per frame)."""
 
     def __init__(self, loaded, device_index: int = 0):
         import torch
 
         from depth_node.export.tensorrt_engine import import_tensorrt
 
-        trt = import_tensorrt()
+        self._trt = trt = import_tensorrt()
         self._loaded = loaded  # keeps the runtime alive as long as the engine
-        engine = loaded.engine
+        self.engine = engine = loaded.engine
         self.device = torch.device("cuda", device_index)
         self.context = engine.create_execution_context()
         if self.context is None:
             raise BackendError(f"TensorRT could not create an execution context for {loaded.path} (GPU memory?)")
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if len(inputs) != 1:
+            raise BackendError(f"{loaded.path}: expected one input tensor, found {inputs}")
+        self.input_name = inputs[0]
+        self.names = names
         self.inputs: dict[str, torch.Tensor] = {}
         self.outputs: dict[str, torch.Tensor] = {}
         with torch.cuda.device(self.device):
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                shape = tuple(engine.get_tensor_shape(name))
-                if any(d < 0 for d in shape):
-                    raise BackendError(f"{loaded.path}: tensor {name} has a dynamic shape {shape}; use static exports")
-                buf = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
+            self.stream = torch.cuda.Stream(self.device)
+        shape = tuple(engine.get_tensor_shape(self.input_name))
+        if all(d > 0 for d in shape):
+            self._bind(shape)
+        self._lock = threading.Lock()
+
+    def _bind(self, shape: tuple[int, ...]) -> None:
+        """Buffers for an input of `shape` (output shapes follow from it), addresses set on the context."""
+        import torch
+
+        trt, engine = self._trt, self.engine
+        if not self.context.set_input_shape(self.input_name, shape):
+            raise BackendError(f"{self._loaded.path}: input shape {shape} is outside the engine's profile")
+        self.inputs, self.outputs = {}, {}
+        with torch.cuda.device(self.device):
+            for name in self.names:
+                dims = tuple(self.context.get_tensor_shape(name))
+                buf = torch.empty(dims, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
                 if not self.context.set_tensor_address(name, buf.data_ptr()):
                     raise BackendError(f"TensorRT refused the buffer for tensor {name}")
-                is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-                (self.inputs if is_input else self.outputs)[name] = buf
-            self.stream = torch.cuda.Stream(self.device)
-        if len(self.inputs) != 1:
-            raise BackendError(f"{loaded.path}: expected one input tensor, found {list(self.inputs)}")
-        self.input_name, self._in = next(iter(self.inputs.items()))
-        self._lock = threading.Lock()
+                (self.inputs if name == self.input_name else self.outputs)[name] = buf
+        self._in = self.inputs[self.input_name]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self._in.shape)
+        return tuple(self._in.shape) if self.inputs else tuple(self.engine.get_tensor_shape(self.input_name))
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
-        if tuple(x.shape) != self.input_shape:
-            raise BackendError(f"engine input {self.input_name} is {self.input_shape}, got {tuple(x.shape)}")
         src = torch.from_numpy(np.ascontiguousarray(x))
         with self._lock, torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            if not self.inputs or tuple(x.shape) != tuple(self._in.shape):
+                static = all(d > 0 for d in self.engine.get_tensor_shape(self.input_name))
+                if static:
+                    raise BackendError(f"engine input {self.input_name} is {self.input_shape}, got {tuple(x.shape)}")
+                self.stream.synchronize()  # the old buffers may still be in use by the previous call
+                self._bind(tuple(x.shape))
             self._in.copy_(src.to(self._in.dtype))
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise BackendError("TensorRT execution failed (see the TensorRT log above)")
