@@ -66,6 +66,19 @@ class OdometryState:
     twist_covariance: np.ndarray
 
 
+UNKNOWN_VARIANCE = 1e4  # (100 m)², (100 rad)²: "not measured" for fusion (robot_localization reads 0 as certain)
+
+
+def odometry_state(vo: Any, chain_steps: int) -> OdometryState:
+    """The odometry after this frame, with covariances that are never zero: the pose at a chain's origin
+    (start, restart at the origin) and the twist before the chain's first motion estimate are unknown."""
+    cov = vo.covariance.copy()
+    if not cov.any():
+        cov = np.eye(6) * UNKNOWN_VARIANCE
+    twist_cov = vo.twist_covariance.copy() if chain_steps else np.eye(6) * UNKNOWN_VARIANCE
+    return OdometryState(vo.pose.copy(), cov, vo.twist.copy(), twist_cov)
+
+
 @dataclass
 class FrameOutputs:
     """Everything one frame produced. `status`: "ok", "dropped" (bad image or stamp: no outputs) or "idle"
@@ -276,8 +289,7 @@ class FrameCore:
         if wants.odom and self.pipe.has_pose:
             t0 = time.monotonic()
             vo = self.pipe.odometry(frame, out.stamp_ns / 1e9)
-            out.odometry = OdometryState(vo.pose.copy(), vo.covariance.copy(), vo.twist.copy(),
-                                         vo.twist_covariance.copy())
+            out.odometry = odometry_state(vo, self.pipe.chain_steps)
             out.odom_s = time.monotonic() - t0
         else:
             self.pipe.break_pairing()
