@@ -8,7 +8,6 @@ import that runs back up the layers counts as much as a top-level one.
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "depth_node"
