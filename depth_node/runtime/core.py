@@ -66,6 +66,7 @@ class OdometryState:
     twist_covariance: np.ndarray
 
 
+FAR_FORWARD_S = 10.0  # a forward jump this long is a stamp to doubt (an hour ahead), not just a pause
 UNKNOWN_VARIANCE = 1e4  # (100 m)², (100 rad)²: "not measured" for fusion (robot_localization reads 0 as certain)
 
 
@@ -186,11 +187,12 @@ class FrameCore:
         return out
 
     def _stamp_rules(self, stamp_ns: int, prev_received_ns: int | None, out: FrameOutputs) -> str:
-        """"ok", "drop" or "suspect". Zero/negative, duplicate and out-of-order stamps are dropped. A jump (back,
-        or forward over odom.max_gap in the received data) is only believed when the next frame continues
-        from it: the jumped frame is "suspect" (depth and cloud, no odometry); the next one then restarts
-        odometry (at the origin after a jump back: bag loop, simulation reset; from the last pose after a
-        gap), or, back on the old timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
+        """"ok", "drop" or "suspect". Zero/negative, duplicate and out-of-order stamps are dropped. A forward gap
+        over odom.max_gap in the received data restarts the pairing from the last pose. A jump back, or forward
+        by more than FAR_FORWARD_S, is only believed when the next frame continues from it: the jumped frame is
+        "suspect" (depth and cloud, no odometry); the next one then restarts odometry (at the origin after a
+        jump back: bag loop, simulation reset; from the last pose after a forward jump), or, back on the old
+        timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
         stamp, max_gap = stamp_ns / 1e9, self.cfg.odom.max_gap
         if stamp_ns <= 0:
             out.events.append(Event("invalid_stamp", f"dropped image: stamp {stamp:.9f} s is zero or negative (is "
@@ -214,9 +216,12 @@ class FrameCore:
                                         f"(the stream went on at {stamp:.6f} s): odometry continues", "warning"))
             prev = None if prev_received_ns is None else prev_received_ns / 1e9
             own_drop = prev is not None and stamp - prev <= max_gap and prev >= (self.last_stamp or 0.0)
-            if check.kind == "jump_back" or (check.kind == "gap" and not own_drop):
+            real_gap = check.kind == "gap" and not own_drop
+            if check.kind == "jump_back" or (real_gap and check.dt > max(FAR_FORWARD_S, max_gap)):
                 self.suspect_ns = stamp_ns
                 return "suspect"
+            if real_gap:  # the camera paused, a slow trigger, a bag skipped: no need to wait for a second frame
+                self._restart_after_jump(check, out)
         self.last_stamp = stamp
         return "ok"
 
