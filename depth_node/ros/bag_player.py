@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from depth_node.errors import DepthNodeError
 from depth_node.io.bags import BagMessage, BagReader
@@ -80,22 +81,7 @@ def play_bag(
 
     result = PlayResult()
     with BagReader(path) as bag:
-        explicit = topics is not None
-        wanted = bag.check_topics(topics) if explicit else list(bag.topics)
-        types = {t: bag.topics[t].msgtype for t in wanted}
-        classes = {}
-        for topic, msgtype in types.items():
-            cls = message_class(msgtype)
-            if cls is None:
-                if explicit:
-                    raise DepthNodeError(f"cannot play {topic}: no Python message package for its type {msgtype}")
-                log.warning("skipping %s: message type %s has no installed Python class", topic, msgtype)
-                result.skipped[topic] = msgtype
-                continue
-            classes[topic] = cls
-        if not classes:
-            raise DepthNodeError(f"nothing to play in {bag.path}: no topic has an installed message type")
-
+        classes = _message_classes(bag, topics, result)
         context = rclpy.Context()
         rclpy.init(args=[], context=context)
         node = None
@@ -108,63 +94,16 @@ def play_bag(
                 durability=DurabilityPolicy.VOLATILE,
             )
             pubs = {topic: node.create_publisher(cls, topic, qos) for topic, cls in classes.items()}
-            clock_pub = None
-            Clock = None
-            if clock:
-                from rosgraph_msgs.msg import Clock
-
-                clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(depth=10))
             result.published = dict.fromkeys(pubs, 0)
-
-            def stopped() -> bool:
-                return stop_event is not None and stop_event.is_set()
-
-            def send_clock(ns: int) -> None:
-                if clock_pub is not None:
-                    msg = Clock()
-                    msg.clock.sec, msg.clock.nanosec = divmod(int(ns), 1_000_000_000)
-                    clock_pub.publish(msg)
-
+            player = _Player(node, pubs, clock, clock_hz, stop_event)
             t_begin = time.monotonic()
-            first_ns = bag.start_ns
-            # discovery grace: subscribers started before us need a moment to match the new publishers
-            deadline = time.monotonic() + max(start_delay, 0.0)
-            while time.monotonic() < deadline and not stopped():
-                send_clock(first_ns)
-                time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
-            deadline = time.monotonic() + max(wait_for_subscribers, 0.0)
-            lonely = [t for t, p in pubs.items() if p.get_subscription_count() == 0]
-            while lonely and time.monotonic() < deadline and not stopped():
-                send_clock(first_ns)
-                time.sleep(0.05)
-                lonely = [t for t, p in pubs.items() if p.get_subscription_count() == 0]
-            if lonely and wait_for_subscribers > 0:
-                log.warning("no subscriber after %.1f s on: %s", wait_for_subscribers, ", ".join(lonely))
-            period = 1.0 / clock_hz if clock_hz > 0 else 0.1
-            while not stopped():
-                wall0 = time.monotonic()
-                base_ns = None
-                for m in bag.messages(list(pubs)):
-                    if base_ns is None:
-                        base_ns = m.stamp_ns
-                    target = wall0 + (m.stamp_ns - base_ns) * 1e-9 / rate
-                    while not stopped():
-                        now = time.monotonic()
-                        if now >= target:
-                            break
-                        time.sleep(min(target - now, period))
-                        send_clock(base_ns + int((time.monotonic() - wall0) * rate * 1e9))
-                    if stopped():
-                        break
-                    send_clock(m.stamp_ns)
-                    pubs[m.topic].publish(bytes(m.raw))
-                    result.published[m.topic] += 1
-                    if on_message is not None:
-                        on_message(m)  # just published: its send time
+            player.wait_for_discovery(bag.start_ns, start_delay, wait_for_subscribers)
+            while not player.stopped():
+                player.play_once(bag, rate, result, on_message)
                 result.loops += 1
                 if not loop:
                     break
-            result.interrupted = stopped()
+            result.interrupted = player.stopped()
             for pub in pubs.values():
                 # reliable delivery of the tail: do not tear down while subscribers still acknowledge
                 if reliable:
@@ -175,3 +114,86 @@ def play_bag(
                 node.destroy_node()
             context.try_shutdown()
     return result
+
+
+def _message_classes(bag: BagReader, topics: Iterable[str] | None, result: PlayResult) -> dict[str, Any]:
+    """The Python message class of every topic to play; topics asked for by name must have one, others
+    without one are skipped (and listed in `result.skipped`)."""
+    explicit = topics is not None
+    wanted = bag.check_topics(topics) if explicit else list(bag.topics)
+    classes = {}
+    for topic in wanted:
+        msgtype = bag.topics[topic].msgtype
+        cls = message_class(msgtype)
+        if cls is None:
+            if explicit:
+                raise DepthNodeError(f"cannot play {topic}: no Python message package for its type {msgtype}")
+            log.warning("skipping %s: message type %s has no installed Python class", topic, msgtype)
+            result.skipped[topic] = msgtype
+            continue
+        classes[topic] = cls
+    if not classes:
+        raise DepthNodeError(f"nothing to play in {bag.path}: no topic has an installed message type")
+    return classes
+
+
+class _Player:
+    """The publishing side of one replay: bag messages at their recorded pace, /clock between them."""
+
+    def __init__(self, node: Any, pubs: dict[str, Any], clock: bool, clock_hz: float,
+                 stop_event: threading.Event | None) -> None:
+        self.pubs, self.stop_event = pubs, stop_event
+        self.period = 1.0 / clock_hz if clock_hz > 0 else 0.1
+        self.clock_pub = self.Clock = None
+        if clock:
+            from rclpy.qos import QoSProfile
+            from rosgraph_msgs.msg import Clock
+
+            self.Clock = Clock
+            self.clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(depth=10))
+
+    def stopped(self) -> bool:
+        return self.stop_event is not None and self.stop_event.is_set()
+
+    def send_clock(self, ns: int) -> None:
+        if self.clock_pub is not None:
+            msg = self.Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(int(ns), 1_000_000_000)
+            self.clock_pub.publish(msg)
+
+    def wait_for_discovery(self, first_ns: int, start_delay: float, wait_for_subscribers: float) -> None:
+        """Discovery grace: subscribers started before us need a moment to match the new publishers."""
+        deadline = time.monotonic() + max(start_delay, 0.0)
+        while time.monotonic() < deadline and not self.stopped():
+            self.send_clock(first_ns)
+            time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+        deadline = time.monotonic() + max(wait_for_subscribers, 0.0)
+        lonely = [t for t, p in self.pubs.items() if p.get_subscription_count() == 0]
+        while lonely and time.monotonic() < deadline and not self.stopped():
+            self.send_clock(first_ns)
+            time.sleep(0.05)
+            lonely = [t for t, p in self.pubs.items() if p.get_subscription_count() == 0]
+        if lonely and wait_for_subscribers > 0:
+            log.warning("no subscriber after %.1f s on: %s", wait_for_subscribers, ", ".join(lonely))
+
+    def play_once(self, bag: BagReader, rate: float, result: PlayResult,
+                  on_message: Callable[[BagMessage], None] | None) -> None:
+        wall0 = time.monotonic()
+        base_ns = None
+        for m in bag.messages(list(self.pubs)):
+            if base_ns is None:
+                base_ns = m.stamp_ns
+            target = wall0 + (m.stamp_ns - base_ns) * 1e-9 / rate
+            while not self.stopped():
+                now = time.monotonic()
+                if now >= target:
+                    break
+                time.sleep(min(target - now, self.period))
+                self.send_clock(base_ns + int((time.monotonic() - wall0) * rate * 1e9))
+            if self.stopped():
+                return
+            self.send_clock(m.stamp_ns)
+            self.pubs[m.topic].publish(bytes(m.raw))
+            result.published[m.topic] += 1
+            if on_message is not None:
+                on_message(m)  # just published: its send time
