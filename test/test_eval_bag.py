@@ -18,7 +18,7 @@ pytest.importorskip("rclpy")
 from depth_node.evaluate.bag_score import ScoreSettings, gt_depth_metres, score_run
 from depth_node.io.bags import BagReader, BagWriter, stamp_to_ns, typestore
 from depth_node.io.image_codec import decode_image, encode_image
-from depth_node.ros.bag_runner import OUTPUTS, RunResult, output_topic
+from depth_node.runtime.bag_run import OUTPUTS, RunResult, output_topic
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "depth_node.cli"]

@@ -97,6 +97,9 @@ def test_a_real_bag_loop_restarts_cleanly(setup) -> None:
     assert after[0].stamp_suspect and after[0].odometry is None and after[0].depth is not None
     assert "time_jump" in [e.kind for e in after[1].events] and core.pipe.vo.restarts == 1
     np.testing.assert_array_equal(after[1].odometry.pose, np.eye(4))
+    from depth_node.runtime.core import UNKNOWN_VARIANCE  # restarted at the origin: nothing measured yet
+
+    np.testing.assert_array_equal(after[1].odometry.covariance, np.eye(6) * UNKNOWN_VARIANCE)
     for o, ref in zip(after[1:], fresh, strict=True):
         np.testing.assert_array_equal(o.odometry.pose, ref.odometry.pose)
     assert not any(e.kind == "stamp_outlier" for o in got for e in o.events)
@@ -141,3 +144,34 @@ def test_intrinsics_are_validated_with_one_clear_error(setup) -> None:
         assert out.intrinsics_source == "camera_info" and out.intrinsics.fx == 250.0
     finally:
         core.close()
+
+
+def test_odometry_covariance_is_never_zero(setup, monkeypatch) -> None:
+    """Unknown (large) at a chain's origin and for the twist before the first motion estimate; a step whose
+    refinement was rejected counts with 3× the noise (= a run configured with 3× the noise, refinement off)."""
+    from depth_node.runtime.core import UNKNOWN_VARIANCE
+
+    cfg, f = setup
+    items = [(f["rgb"][k], T0 + k * S) for k in range(4)]
+    outs, _ = run(cfg, items)
+    first, later = outs[0].odometry, [o.odometry for o in outs[1:]]
+    np.testing.assert_array_equal(first.covariance, np.eye(6) * UNKNOWN_VARIANCE)
+    np.testing.assert_array_equal(first.twist_covariance, np.eye(6) * UNKNOWN_VARIANCE)
+    for o in later:
+        assert np.all(np.diag(o.covariance) > 0) and np.all(np.diag(o.covariance) < 1.0)
+        assert np.all(np.linalg.eigvalsh(o.twist_covariance) > 0)
+
+    def rejected(prev_gray, gray, depth, K, motion, *a, **k):  # stand-in input: alignment that never converges
+        return SimpleNamespace(motion=motion, used=False)
+
+    monkeypatch.setattr("depth_node.geometry.pose_refine.refine_motion", rejected)
+    noisy = {f"odom.{n}": 3 * getattr(cfg.odom, n) for n in ("translation_noise", "rotation_noise",
+                                                             "translation_noise_floor", "rotation_noise_floor")}
+    plain = validate({**cfg.values(), "odom.refine": False})
+    with_rejections, _ = run(validate({**cfg.values(), "odom.refine": True}), items)
+    three_times, _ = run(validate({**plain.values(), **noisy}), items)
+    unrefined, _ = run(plain, items)
+    for a, b, c in zip(with_rejections[1:], three_times[1:], unrefined[1:], strict=True):
+        np.testing.assert_array_equal(a.odometry.pose, c.odometry.pose)
+        np.testing.assert_allclose(a.odometry.covariance, b.odometry.covariance, rtol=1e-12, atol=0)
+        assert np.trace(a.odometry.covariance) > np.trace(c.odometry.covariance)

@@ -66,6 +66,20 @@ class OdometryState:
     twist_covariance: np.ndarray
 
 
+FAR_FORWARD_S = 10.0  # a forward jump this long is a stamp to doubt (an hour ahead), not just a pause
+UNKNOWN_VARIANCE = 1e4  # (100 m)², (100 rad)²: "not measured" for fusion (robot_localization reads 0 as certain)
+
+
+def odometry_state(vo: Any, chain_steps: int) -> OdometryState:
+    """The odometry after this frame, with covariances that are never zero: the pose at a chain's origin
+    (start, restart at the origin) and the twist before the chain's first motion estimate are unknown."""
+    cov = vo.covariance.copy()
+    if not cov.any():
+        cov = np.eye(6) * UNKNOWN_VARIANCE
+    twist_cov = vo.twist_covariance.copy() if chain_steps else np.eye(6) * UNKNOWN_VARIANCE
+    return OdometryState(vo.pose.copy(), cov, vo.twist.copy(), twist_cov)
+
+
 @dataclass
 class FrameOutputs:
     """Everything one frame produced. `status`: "ok", "dropped" (bad image or stamp: no outputs) or "idle"
@@ -173,11 +187,12 @@ class FrameCore:
         return out
 
     def _stamp_rules(self, stamp_ns: int, prev_received_ns: int | None, out: FrameOutputs) -> str:
-        """"ok", "drop" or "suspect". Zero/negative, duplicate and out-of-order stamps are dropped. A jump (back,
-        or forward over odom.max_gap in the received data) is only believed when the next frame continues
-        from it: the jumped frame is "suspect" (depth and cloud, no odometry); the next one then restarts
-        odometry (at the origin after a jump back: bag loop, simulation reset; from the last pose after a
-        gap), or, back on the old timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
+        """"ok", "drop" or "suspect". Zero/negative, duplicate and out-of-order stamps are dropped. A forward gap
+        over odom.max_gap in the received data restarts the pairing from the last pose. A jump back, or forward
+        by more than FAR_FORWARD_S, is only believed when the next frame continues from it: the jumped frame is
+        "suspect" (depth and cloud, no odometry); the next one then restarts odometry (at the origin after a
+        jump back: bag loop, simulation reset; from the last pose after a forward jump), or, back on the old
+        timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
         stamp, max_gap = stamp_ns / 1e9, self.cfg.odom.max_gap
         if stamp_ns <= 0:
             out.events.append(Event("invalid_stamp", f"dropped image: stamp {stamp:.9f} s is zero or negative (is "
@@ -201,9 +216,12 @@ class FrameCore:
                                         f"(the stream went on at {stamp:.6f} s): odometry continues", "warning"))
             prev = None if prev_received_ns is None else prev_received_ns / 1e9
             own_drop = prev is not None and stamp - prev <= max_gap and prev >= (self.last_stamp or 0.0)
-            if check.kind == "jump_back" or (check.kind == "gap" and not own_drop):
+            real_gap = check.kind == "gap" and not own_drop
+            if check.kind == "jump_back" or (real_gap and check.dt > max(FAR_FORWARD_S, max_gap)):
                 self.suspect_ns = stamp_ns
                 return "suspect"
+            if real_gap:  # the camera paused, a slow trigger, a bag skipped: no need to wait for a second frame
+                self._restart_after_jump(check, out)
         self.last_stamp = stamp
         return "ok"
 
@@ -276,8 +294,7 @@ class FrameCore:
         if wants.odom and self.pipe.has_pose:
             t0 = time.monotonic()
             vo = self.pipe.odometry(frame, out.stamp_ns / 1e9)
-            out.odometry = OdometryState(vo.pose.copy(), vo.covariance.copy(), vo.twist.copy(),
-                                         vo.twist_covariance.copy())
+            out.odometry = odometry_state(vo, self.pipe.chain_steps)
             out.odom_s = time.monotonic() - t0
         else:
             self.pipe.break_pairing()

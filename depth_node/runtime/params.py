@@ -266,6 +266,15 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
     errors: list[str] = []
     vals = defaults()
     vals.update({k: v for k, v in raw.items() if k in SPEC_BY_NAME})
+    out = _coerced(vals, errors)
+    _check_ranges(out, errors)
+    if errors:
+        raise ParamError("invalid parameters: " + "; ".join(errors))
+    return config_from_values(out)
+
+
+def _coerced(vals: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    """Every value as its spec's type (numbers from YAML integers, lists of floats), choices checked."""
     out: dict[str, Any] = {}
     for spec in SPECS:
         v = vals[spec.name]
@@ -290,7 +299,11 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
             out[spec.name] = v
         if spec.choices and out[spec.name] not in spec.choices:
             errors.append(f"{spec.name} must be one of {', '.join(spec.choices)}; got {out[spec.name]!r}")
-    o = out
+    return out
+
+
+def _check_ranges(o: dict[str, Any], errors: list[str]) -> None:
+    """Ranges and cross-parameter rules, each failure as a sentence that says what is allowed."""
 
     def check(cond: bool, msg: str) -> None:
         if not cond:
@@ -339,9 +352,6 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
         check(bool(o["metric_model.model"] or bundled_metric_model()), "scale_source metric_model needs "
               "metric_model.model (a metric depth model file, e.g. from `depth-node import depth-pro`); this "
               "installation has no bundled models/metric_small.pt")
-    if errors:
-        raise ParamError("invalid parameters: " + "; ".join(errors))
-    return config_from_values(out)
 
 
 def check_change(current: Any, changes: dict[str, Any], configured: bool) -> tuple[Any | None, str]:

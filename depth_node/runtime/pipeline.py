@@ -18,6 +18,8 @@ from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, transfor
 from depth_node.geometry.scale import ScaleInput, resolve_source
 from depth_node.runtime.scale_sources import build_scale_source
 
+REJECTED_NOISE_FACTOR = 3.0  # odometry noise of a step whose image-alignment refinement was rejected
+
 
 @dataclass
 class DepthFrame:
@@ -74,6 +76,7 @@ class FramePipeline:
             self.scale = build_scale_source(cfg, dict(info.scale), T_bc)
             self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg.odom.max_gap, cfg.odom.planar)
             self.prev: DepthFrame | None = None
+            self.chain_steps = 0  # motion estimates since the chain (re)started
             self.refine = cfg.odom.refine
             self.refine_stats = {"used": 0, "rejected": 0, "last_ms": 0.0}
             # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
@@ -108,25 +111,39 @@ class FramePipeline:
         return DepthFrame(x, depth, res.intrinsics, s, time.monotonic() - t0, small)
 
     def odometry(self, frame: DepthFrame, stamp: float) -> VisualOdometry:
-        """Integrate the motion from the previous frame given here to this one; the first frame starts a track."""
+        """Integrate the motion from the previous frame given here to this one; the first frame starts a track.
+        A step whose refinement was rejected (the pose network's answer, unconfirmed by the images) is
+        integrated with REJECTED_NOISE_FACTOR times the noise."""
         prev = self.prev
         if prev is None:
             self.vo.start(stamp)
+            self.chain_steps = 0
         else:
             motion = self.estimator.motion(prev.x, frame.x)
+            trusted = True
             if self.refine:
-                motion = self._refined(prev, frame, motion)
-            self.vo.step(motion, stamp, scale=frame.scale, scale_rel_std=self.scale.rel_std)
+                motion, trusted = self._refined(prev, frame, motion)
+            noise = self.vo.noise
+            if not trusted:
+                k = REJECTED_NOISE_FACTOR
+                self.vo.noise = OdometryNoise(noise.translation_noise * k, noise.rotation_noise * k,
+                                              noise.translation_noise_floor * k, noise.rotation_noise_floor * k)
+            try:
+                self.vo.step(motion, stamp, scale=frame.scale, scale_rel_std=self.scale.rel_std)
+            finally:
+                self.vo.noise = noise
+            self.chain_steps += 1
         self.prev = frame
         return self.vo
 
-    def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray) -> np.ndarray:
-        """The pose network's motion refined by direct alignment on the previous frame's depth (same units)."""
+    def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The pose network's motion refined by direct alignment on the previous frame's depth (same units),
+        and False when the refinement was rejected."""
         from depth_node.geometry.pose_refine import gray, refine_motion
         from depth_node.inference.preprocess import resize_depth
 
         if prev.intrinsics is None or not prev.scale > 0:
-            return motion
+            return motion, True
         t0 = time.monotonic()
         h, w = prev.x.shape[2:]
         depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
@@ -135,7 +152,7 @@ class FramePipeline:
                             depth1=depth1, camera_to_base=self.vo.camera_to_base)
         self.refine_stats["used" if res.used else "rejected"] += 1
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
-        return res.motion
+        return res.motion, bool(res.used)
 
     def break_pairing(self) -> None:
         """The next frame is not paired with the previous one (a frame went unused for odometry)."""
