@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("eval-real", "eval_real", "the real-data table: a model on every real set with depth GT"),
     ("eval-pose", "eval_pose", "ATE/RPE of a trajectory against ground truth"),
     ("eval-bag", "eval_bag", "run the node over a bag and score it"),
+    ("eval-zoo", "eval_zoo", "the camera zoo: the node over held-out drives seen by unlike cameras, judged"),
     ("demo", "demo", "the node on a held-out synthetic drive, scored end to end (what `make demo` runs)"),
 ]
 

@@ -32,6 +32,7 @@ RANKS: dict[str, int] = {
     "evaluate": 6,
     "train": 7,
     "pack": 7,  # ships a trained model: renders held-out frames (sim), exports (export)
+    "zoo": 7,  # the camera zoo: renders drives (sim), runs the frame core offline (ros), scores them (evaluate)
     "bench": 8,
     "commands": 8,
     "cli": 9,
