@@ -1,7 +1,8 @@
-"""`depth-node train --config FILE [--data DIR_OR_BAG] [--out DIR] [--resume] [key=value ...]`.
+"""`depth-node train --config FILE | --preset NAME [--data DIR_OR_BAG] [--out DIR] [--resume] [key=value ...]`.
 
 Trains a Monodepth2 model (M, S or MS) or the metric ViT (mode metric) and writes the best epoch as a model
-file plus ONNX and a report.
+file plus ONNX and a report. `--preset adapt --data my.mcap --camera-height H` fine-tunes the bundled model
+on a robot's own recording (config/train_adapt.yaml).
 Runs under `torchrun --nproc_per_node=N` for multi-process (DDP) training unchanged."""
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ def _passive_openmp() -> None:
 
 def register(sub, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description=__doc__.split("\n\n")[1].strip())
-    p.add_argument("--config", type=Path, required=True, help="training YAML (see config/train_mono.yaml)")
+    p.add_argument("--config", type=Path, help="training YAML (see config/train_mono.yaml)")
+    p.add_argument("--preset", metavar="NAME",
+                   help="a bundled config by name: config/train_NAME.yaml, e.g. adapt, mono, default_ms")
+    p.add_argument("--init", metavar="MODEL",
+                   help="model file to start from (model.init; a bare name is looked up in the bundled models/); "
+                        "the training size follows its input size unless data.width/height are given. "
+                        "--preset adapt: default models/default.pt")
+    p.add_argument("--image-topic", help="bags: camera topic, raw or <topic>/compressed (data.bag.image_topic)")
+    p.add_argument("--camera-info-topic", help="bags: CameraInfo topic (default: the one beside the image topic)")
+    p.add_argument("--camera-height", type=float, metavar="M",
+                   help="mode M: metres from the camera to the floor; sets the model's metric scale from the "
+                        "ground plane after training (model.scale_camera_height_m)")
     p.add_argument("--data", action="append", metavar="DIR_OR_BAG",
                    help="training data: KITTI raw drive/day folder, synthetic drive folder, folder of frames with "
                         "intrinsics.yaml, rosbag2 bag, video; repeat or comma-separate for several")
@@ -38,7 +50,8 @@ def register(sub, name: str, help_text: str) -> None:
     p.add_argument("--out", type=Path, default=Path("out/train"), help="output folder (default out/train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--max-steps", type=int, help="shortcut for optim.max_steps=N")
-    p.add_argument("--max-minutes", type=float, help="shortcut for optim.max_minutes=M")
+    p.add_argument("--max-minutes", "--budget-min", type=float, dest="max_minutes",
+                   help="training-time budget in minutes (optim.max_minutes); export follows")
     p.add_argument("--no-export", action="store_true", help="skip ONNX export and the report at the end")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. optim.lr=5e-5 data.width=416 (values parsed as YAML)")
@@ -50,12 +63,60 @@ def register(sub, name: str, help_text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from depth_node.train.run import train_from_files
 
-    return train_from_files(args.config, overrides(args), args.out, resume=args.resume)
+    return train_from_files(config_path(args), overrides(args), args.out, resume=args.resume)
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    """--config, or the bundled config/train_<preset>.yaml."""
+    from depth_node.errors import DepthNodeError
+    from depth_node.paths import config_file
+
+    if (args.config is None) == (args.preset is None):
+        raise DepthNodeError("give exactly one of --config FILE or --preset NAME (e.g. --preset adapt)")
+    if args.config is not None:
+        return args.config
+    path = config_file(f"train_{args.preset}.yaml")
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix("train_") for p in path.parent.glob("train_*.yaml"))
+        raise DepthNodeError(f"no preset {args.preset!r}; known: {', '.join(known)}")
+    return path
+
+
+def init_model(args: argparse.Namespace) -> str | None:
+    """The --init model file (bare names from the bundled models/; --preset adapt: models/default.pt)."""
+    from depth_node.errors import DepthNodeError
+    from depth_node.paths import models_dir
+
+    name = args.init or ("default.pt" if args.preset == "adapt" else None)
+    if name is None:
+        return None
+    path = Path(name).expanduser()
+    if not path.is_file() and (models_dir() / name).is_file():
+        path = models_dir() / name
+    if not path.is_file():
+        raise DepthNodeError(f"--init: model file not found: {name}")
+    return str(path)
+
+
+def _init_overrides(path: str) -> list[str]:
+    """model.init and the init model's input size (the user's data.width/height overrides come later)."""
+    from depth_node.checkpoints.model_file import load_model
+
+    mf = load_model(path)
+    return [f"model.init={_quote(path)}", f"data.width={mf.width}", f"data.height={mf.height}"]
 
 
 def overrides(args: argparse.Namespace) -> list[str]:
-    """The command's shortcuts (--data, --max-steps, ...) as config overrides, after the user's key=value ones."""
-    out = list(args.overrides)
+    """The command's shortcuts (--data, --max-steps, ...) as config overrides; the user's key=value ones win over
+    --init's input size."""
+    init = init_model(args)
+    out = (_init_overrides(init) if init else []) + list(args.overrides)
+    if args.image_topic:
+        out.append(f"data.bag.image_topic={_quote(args.image_topic)}")
+    if args.camera_info_topic:
+        out.append(f"data.bag.camera_info_topic={_quote(args.camera_info_topic)}")
+    if args.camera_height is not None:
+        out.append(f"model.scale_camera_height_m={args.camera_height}")
     data, val = _split(args.data), _split(args.val_data)
     if data:
         out.append(f"data.train=[{', '.join(_quote(d) for d in data)}]")

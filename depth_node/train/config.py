@@ -34,6 +34,12 @@ class ModelConfig:
     min_depth: float = 0.1
     max_depth: float = 100.0
     init: str | None = None  # model file to start from (depth and, when present, pose weights)
+    # mode M from a metric (stereo-trained) model.init: the written model keeps the init's metric factor, so a
+    # monocular fine-tune (scale-free loss, small LR) stays metric; false: a relative-scale model as usual
+    keep_init_scale: bool = True
+    # mode M: after training, set the metric factor so that the ground plane fitted in the predicted depth of
+    # training frames lies this many metres below the camera (the robot's known camera height); None: off
+    scale_camera_height_m: float | None = None
     # BatchNorm keeps its running statistics (scale/shift still train): for tiny per-process batches, and so that
     # N DDP processes × batch b train exactly like one process with batch N·b (CPU has no SyncBatchNorm)
     freeze_bn: bool = False
@@ -137,10 +143,27 @@ class MetricConfig:
 
 
 @dataclass
+class CameraRandomization:
+    """A random camera and scene kind per synthetic drive, drawn from the drive's seed (the same seed gives the
+    same camera; `depth_node.train.synth_data.randomized_overrides`). Empty = that setting is not randomised.
+    Ranges are [low, high], uniform except `height_m` (log-uniform: 0.2–0.4 m is as likely as 1.25–2.5 m)."""
+
+    kinds: list[str] = field(default_factory=list)  # scene kinds, one drawn per drive: street, sidewalk, indoor
+    hfov_deg: list[float] = field(default_factory=list)  # horizontal field of view
+    aspects: list[str] = field(default_factory=list)  # image aspect ratios, e.g. ["10:3", "16:9", "4:3", "1:1"]
+    cx_offset: list[float] = field(default_factory=list)  # principal point offset, fraction of the width
+    cy_offset: list[float] = field(default_factory=list)  # fraction of the height
+    height_m: list[float] = field(default_factory=list)  # camera height above the ground it moves on
+    pitch_deg: list[float] = field(default_factory=list)  # > 0 looks down
+    roll_deg: list[float] = field(default_factory=list)
+
+
+@dataclass
 class SynthSplit:
     seeds: list[int] = field(default_factory=list)
     frames: int = 200
     overrides: dict[str, Any] = field(default_factory=dict)  # DriveConfig fields, e.g. {traffic: {lead_cars: 2}}
+    randomize: CameraRandomization = field(default_factory=CameraRandomization)
 
 
 @dataclass
@@ -357,6 +380,10 @@ def validate(cfg: TrainConfig) -> None:
          "model.scales", f"must be distinct values from 0..3, got {m.scales}")
     need(0 < m.min_depth < m.max_depth, "model.min_depth", f"need 0 < min_depth < max_depth, got {m.min_depth}, "
          f"{m.max_depth}")
+    need(m.scale_camera_height_m is None or m.scale_camera_height_m > 0, "model.scale_camera_height_m",
+         f"must be > 0 metres or null, got {m.scale_camera_height_m}")
+    need(m.scale_camera_height_m is None or cfg.mode == "M", "model.scale_camera_height_m",
+         "sets the scale of monocular (mode M) models only; S/MS models take it from the stereo baseline")
     need(d.frame_stride >= 1, "data.frame_stride", f"must be ≥ 1, got {d.frame_stride}")
     need(d.cache in ("memory", "disk", "none"), "data.cache", f"must be memory, disk or none, got {d.cache!r}")
     need(d.num_workers >= 0, "data.num_workers", f"must be ≥ 0, got {d.num_workers}")
@@ -410,7 +437,29 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.synth is not None:
         for split in ("train", "val"):
             sp = getattr(cfg.synth, split)
+            _validate_randomization(sp.randomize, f"synth.{split}.randomize")
             need(sp.frames >= 3, f"synth.{split}.frames", "must be ≥ 3 (a triplet)")
         for key in ("width", "height"):
             v = getattr(cfg.synth, key)
             need(v is None or v >= 32, f"synth.{key}", "must be ≥ 32 or null")
+
+
+RANDOM_RANGES = {"hfov_deg": (10.0, 170.0), "cx_offset": (-0.45, 0.45), "cy_offset": (-0.45, 0.45),
+                 "height_m": (0.05, 10.0), "pitch_deg": (-45.0, 45.0), "roll_deg": (-45.0, 45.0)}
+
+
+def _validate_randomization(r: CameraRandomization, where: str) -> None:
+    """Ranges are [low, high] inside what the renderer takes; kinds and aspects are ones it knows."""
+    from depth_node.sim.config import ASPECTS, SCENE_KINDS
+
+    for key, (lo, hi) in RANDOM_RANGES.items():
+        v = getattr(r, key)
+        if v and not (len(v) == 2 and lo <= v[0] <= v[1] <= hi):
+            raise ConfigError(f"config key {where}.{key!r}: must be [low, high] with {lo} ≤ low ≤ high ≤ {hi} "
+                              f"(or [] for no randomisation), got {v}")
+    bad = [k for k in r.kinds if k not in SCENE_KINDS]
+    if bad:
+        raise ConfigError(f"config key {where}.kinds: unknown scene kinds {bad}; known: {', '.join(SCENE_KINDS)}")
+    bad = [a for a in r.aspects if a not in ASPECTS]
+    if bad:
+        raise ConfigError(f"config key {where}.aspects: unknown aspect ratios {bad}; known: {', '.join(ASPECTS)}")

@@ -118,6 +118,8 @@ class CachedSequence:
 def _cache_key(source: FrameSource, width: int, height: int, flags: tuple) -> str:
     # "u8": frames resized by the uint8 kernel; caches written by the earlier float resize are not mixed in
     ident: list[Any] = [type(source).__name__, source.name, len(source), width, height, flags, "u8"]
+    if getattr(source, "cache_ident", None):  # rendered sources: their whole drive config
+        ident.append(source.cache_ident)
     for attr in ("drive", "folder", "path"):
         p = getattr(source, attr, None)
         if isinstance(p, Path) and p.exists():

@@ -263,6 +263,7 @@ class SimDriveSource(FrameSource):
 
         self.drive = Drive(config)
         self.name = name or f"sim_seed{config.seed}"
+        self.cache_ident = repr(sorted(config.to_dict().items()))  # cached renders of another config never match
         self.intrinsics = self.drive.intrinsics
         self.baseline_m = float(config.camera.baseline) if config.camera.stereo else None
         self._frames: dict[int, Any] = {}

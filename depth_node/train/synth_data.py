@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from depth_node.train.config import SynthSplit, TrainConfig
+import numpy as np
+
+from depth_node.train.config import CameraRandomization, SynthSplit, TrainConfig
 from depth_node.train.data import CachedSequence, build_sequence
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,36 @@ def drive_config(job: SynthJob):
     return cfg
 
 
+RANDOMIZE_STREAM = 0x5EED_CA3  # the camera draws' own random stream, apart from the drive's scene draws
+_UNIFORM_KEYS = ("hfov_deg", "cx_offset", "cy_offset", "pitch_deg", "roll_deg")
+
+
+def randomized_overrides(overrides: dict[str, Any], rnd: CameraRandomization, seed: int) -> dict[str, Any]:
+    """The drive's overrides with its random camera (and scene kind) filled in, a pure function of the seed.
+
+    Every draw is made whatever is enabled, so switching one setting on or off leaves the others' values for a
+    seed unchanged. The kind's preset (camera height, speeds) applies first, the drawn camera over it."""
+    rng = np.random.default_rng([RANDOMIZE_STREAM, int(seed)])
+    u = rng.random(len(_UNIFORM_KEYS) + 3)
+    out = copy.deepcopy(overrides)
+    cam = dict(out.get("camera") or {})
+    if rnd.kinds:
+        out["scene"] = {**(out.get("scene") or {}), "kind": rnd.kinds[min(int(u[0] * len(rnd.kinds)),
+                                                                        len(rnd.kinds) - 1)]}
+    if rnd.aspects:
+        cam["aspect"] = rnd.aspects[min(int(u[1] * len(rnd.aspects)), len(rnd.aspects) - 1)]
+    if rnd.height_m:
+        lo, hi = math.log(rnd.height_m[0]), math.log(rnd.height_m[1])
+        cam["height_m"] = float(math.exp(lo + u[2] * (hi - lo)))
+    for k, key in enumerate(_UNIFORM_KEYS, start=3):
+        rng_ = getattr(rnd, key)
+        if rng_:
+            cam[key] = float(rng_[0] + u[k] * (rng_[1] - rng_[0]))
+    if cam:
+        out["camera"] = cam
+    return out
+
+
 def _render(job: SynthJob) -> CachedSequence:
     from depth_node.train.sources import SimDriveSource
 
@@ -67,7 +100,8 @@ def jobs_for(cfg: TrainConfig, split: str, cache_dir: Path) -> list[SynthJob]:
     w = cfg.synth.width or cfg.data.width
     h = cfg.synth.height or cfg.data.height
     return [
-        SynthJob(int(seed), sp.frames, dict(sp.overrides), bool(stereo), int(w), int(h), cfg.data.width,
+        SynthJob(int(seed), sp.frames, randomized_overrides(sp.overrides, sp.randomize, int(seed)), bool(stereo),
+                 int(w), int(h), cfg.data.width,
                  cfg.data.height, str(cache_dir), split == "val" or cfg.is_metric, f"synth_{split}_seed{seed}")
         for seed in sp.seeds
     ]

@@ -23,6 +23,7 @@ from torch import nn
 
 from depth_node.checkpoints.model_file import ModelFile
 from depth_node.errors import DepthNodeError
+from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.depth import disp_to_depth
 from depth_node.geometry.poses import transformation_from_parameters
 from depth_node.networks.monodepth2 import DepthNet, PoseNet
@@ -31,6 +32,7 @@ from depth_node.train.config import TrainConfig
 from depth_node.train.data import NOMINAL_BASELINE, CachedSequence, TripletDataset, ValFrame
 from depth_node.train.loop import TrainingLoop
 from depth_node.train.losses import LossOutput, LossSettings, monodepth_loss
+from depth_node.train.scale_calib import camera_height_factor, inherited_scale
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,8 @@ def build_networks(cfg: TrainConfig) -> tuple[DepthNet, PoseNet | None]:
     return depth, pose
 
 
-def init_from_model_file(path: str, depth: nn.Module, pose: nn.Module | None) -> None:
+def init_from_model_file(path: str, depth: nn.Module, pose: nn.Module | None) -> dict[str, Any]:
+    """Load a model file's weights into the networks; returns the file's scale entry."""
     from depth_node.checkpoints.model_file import load_model
 
     mf = load_model(path)
@@ -61,6 +64,7 @@ def init_from_model_file(path: str, depth: nn.Module, pose: nn.Module | None) ->
     if pose is not None and mf.pose_state is not None:
         pose.load_state_dict({k: v for k, v in mf.pose_state.items() if ".fc." not in k}, strict=False)
     log.info("initialised from %s", path)
+    return dict(mf.meta.get("scale") or {})
 
 
 class Trainer(TrainingLoop):
@@ -82,7 +86,14 @@ class Trainer(TrainingLoop):
         return build_networks(self.cfg)
 
     def init_from(self, path: str, depth: nn.Module, pose: nn.Module | None) -> None:
-        init_from_model_file(path, depth, pose)
+        self.init_scale = init_from_model_file(path, depth, pose)
+
+    @property
+    def kept_scale(self) -> dict[str, Any] | None:
+        """Mode M fine-tune of a metric model (model.keep_init_scale): the init's scale, which it keeps."""
+        if self.cfg.mode != "M" or not self.cfg.model.keep_init_scale:
+            return None
+        return inherited_scale(getattr(self, "init_scale", None))
 
     # ---------------------------------------------------------------------------------------- one step
 
@@ -180,14 +191,48 @@ class Trainer(TrainingLoop):
 
     @property
     def median_scaling(self) -> bool:
-        return not self.cfg.use_stereo
+        return not self.cfg.use_stereo and self.kept_scale is None
 
     def scale_factor(self) -> float:
-        """Network depth → metres: baseline/0.1 for stereo-trained models, 1 (median scaling) for mono."""
-        return self.ref_baseline / NOMINAL_BASELINE if self.cfg.use_stereo else 1.0
+        """Network depth → metres: baseline/0.1 for stereo-trained models, the init's factor for a mono
+        fine-tune that keeps it, 1 (median scaling) for other mono models."""
+        if self.cfg.use_stereo:
+            return self.ref_baseline / NOMINAL_BASELINE
+        kept = self.kept_scale
+        return float(kept.get("factor", 1.0)) if kept is not None else 1.0
 
     def scaling_label(self) -> str:
-        return f"stereo ×{self.scale_factor():.3g}" if self.cfg.use_stereo else "median (mono)"
+        if self.cfg.use_stereo:
+            return f"stereo ×{self.scale_factor():.3g}"
+        return "median (mono)" if self.kept_scale is None else f"init model's ×{self.scale_factor():.3g}"
+
+    def mono_scale(self, depth_sd: dict) -> dict[str, Any]:
+        """The scale entry of a mode-M model: measured from the camera height, kept from a metric init, or
+        relative. Both metric cases are written as kind `metric` (the node then applies the factor as is)."""
+        cfg = self.cfg
+        h = cfg.model.scale_camera_height_m
+        kept = self.kept_scale
+        if h is not None:
+            net = ddp.unwrap(self.depth)
+            net.load_state_dict(depth_sd)
+            seqs = self._train_seqs or []
+            frames, intrs = [], []
+            for seq in seqs:
+                K = seq.K_norm.copy()
+                K[0, :] *= seq.width
+                K[1, :] *= seq.height
+                intr = Intrinsics.from_K(K, seq.width, seq.height)
+                for i in np.linspace(0, len(seq) - 1, num=min(len(seq), max(1, 60 // len(seqs))), dtype=int):
+                    frames.append(seq.frame(int(i)))
+                    intrs.append(intr)
+            factor, n = camera_height_factor(self.predict_depth(frames), intrs, h, seed=cfg.seed)
+            log.info("scale from camera height %.3g m: ×%.4g (%d of %d frames fitted)", h, factor, n, len(frames))
+            return {"kind": "metric", "factor": factor, "from": f"ground plane, camera height {h} m",
+                    "frames_fitted": n, "init_scale": kept}
+        if kept is not None:
+            return {"kind": "metric", "factor": float(kept.get("factor", 1.0)),
+                    "from": f"kept from model.init ({kept.get('kind')})", "init_scale": kept}
+        return {"kind": "relative", "factor": 1.0}
 
     # ------------------------------------------------------------------------------------------ finish
 
@@ -196,7 +241,7 @@ class Trainer(TrainingLoop):
         if cfg.use_stereo:
             scale = {"kind": "stereo", "baseline_m": self.ref_baseline, "factor": self.ref_baseline / NOMINAL_BASELINE}
         else:
-            scale = {"kind": "relative", "factor": 1.0}
+            scale = self.mono_scale(depth_sd)
         return ModelFile(
             "monodepth2",
             {"num_layers": cfg.model.num_layers, "pose_num_layers": cfg.model.pose_num_layers},
