@@ -265,7 +265,7 @@ class LiveNode:
     background thread: for tests that poke the node's parameters, lifecycle or internals."""
 
     KINDS: ClassVar[dict[str, tuple[str, str, str]]] = {
-        "depth": ("sensor_msgs.msg", "Image", "depth"),
+        "depth": ("sensor_msgs.msg", "Image", "depth/image_rect"),
         "info": ("sensor_msgs.msg", "CameraInfo", "depth/camera_info"),
         "points": ("sensor_msgs.msg", "PointCloud2", "points"),
         "odom": ("nav_msgs.msg", "Odometry", "odom"),
@@ -512,7 +512,7 @@ def _publish(args: argparse.Namespace) -> int:
             return _publish_bad(node, pub, ipub, rgb, stamps, K, args)
         got: list[int] = []
         if args.lockstep:
-            node.create_subscription(Image, _topic(args.ns, "depth"), lambda m: got.append(
+            node.create_subscription(Image, _topic(args.ns, "depth/image_rect"), lambda m: got.append(
                 m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), 10)
         n = len(rgb)
         total = args.count or n
@@ -554,7 +554,7 @@ def _publish_bad(node, pub, ipub, rgb, stamps, K, args) -> int:
     from sensor_msgs.msg import Image
 
     got: list[int] = []
-    node.create_subscription(Image, _topic(args.ns, "depth"), lambda m: got.append(
+    node.create_subscription(Image, _topic(args.ns, "depth/image_rect"), lambda m: got.append(
         m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), 10)
     frame = rgb[0]
     h, w = frame.shape[:2]
@@ -660,7 +660,7 @@ def _record(args: argparse.Namespace) -> int:
 
     subs = []
     if "depth" in wanted:
-        subs.append(node.create_subscription(Image, _topic(args.ns, "depth"), on_image("depth"), qos))
+        subs.append(node.create_subscription(Image, _topic(args.ns, "depth/image_rect"), on_image("depth"), qos))
     if "depth_info" in wanted:
         subs.append(node.create_subscription(CameraInfo, _topic(args.ns, "depth/camera_info"), on_info, qos))
     if "colored" in wanted:

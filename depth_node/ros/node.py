@@ -30,7 +30,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
@@ -40,6 +40,7 @@ from depth_node.ros import params as P
 from depth_node.ros.callbacks import passes_message_info, subscription_callback
 from depth_node.ros.node_stats import Stats, core_values, level_and_text, period_values
 from depth_node.ros.qos import qos_profile
+from depth_node.runtime import topics as T
 from depth_node.runtime.core import FrameCore, FrameOutputs, Wants
 from depth_node.runtime.params import NodeConfig
 from depth_node.runtime.sync import LatestSlot, stamp_to_ns
@@ -49,7 +50,8 @@ USAGE = """usage: depth-node node [--ros-args --params-file FILE -p NAME:=VALUE 
        mono_depth_node [--ros-args ...]
 
 Monocular depth, organized point cloud and visual odometry from one camera (ROS 2 lifecycle node).
-Subscribes image, camera_info; publishes depth, depth/camera_info, depth/colored, points, odom, /diagnostics.
+Subscribes image (or image/compressed with -p transport:=compressed), camera_info; publishes depth/image_rect,
+depth/camera_info, depth/colored, points, odom, /diagnostics.
 Parameters: see config/mono_depth.yaml (installed under share/depth_node/config)."""
 INFO_WAIT_S = 0.05  # longest wait for a late camera_info (bounded by sync_slop)
 
@@ -167,13 +169,9 @@ class DepthNode(LifecycleNode):
         cfg = self.cfg
         q = qos_profile(cfg.output_qos, cfg.output_qos_depth)
         qo = qos_profile(cfg.output_qos, max(10, cfg.output_qos_depth))
-        self.pubs = {
-            "depth": self.create_lifecycle_publisher(Image, "depth", q),
-            "depth_info": self.create_lifecycle_publisher(CameraInfo, "depth/camera_info", q),
-            "colored": self.create_lifecycle_publisher(Image, "depth/colored", q),
-            "points": self.create_lifecycle_publisher(PointCloud2, "points", q),
-            "odom": self.create_lifecycle_publisher(Odometry, "odom", qo),
-        }
+        types = {"depth": Image, "depth_info": CameraInfo, "colored": Image, "points": PointCloud2, "odom": Odometry}
+        self.pubs = {k: self.create_lifecycle_publisher(types[k], topic, qo if k == "odom" else q)
+                     for k, topic in T.OUTPUT_TOPICS.items()}
         self.tf = None  # created on the first frame that needs it (publish_tf may be switched on at run time)
         self.tf_tried = False
 
@@ -181,11 +179,12 @@ class DepthNode(LifecycleNode):
         cfg = self.cfg
         qi = qos_profile(cfg.image_qos, cfg.image_qos_depth)
         qc = qos_profile(cfg.image_qos, max(10, cfg.image_qos_depth))
+        msg_type, topic = self._image_topic()
         self.subs = [
             # raw: the frame is read from its CDR bytes (io/image_cdr.py), not built as a Python message
-            self.create_subscription(Image, "image", subscription_callback(self._on_image, passes_message_info()),
+            self.create_subscription(msg_type, topic, subscription_callback(self._on_image, passes_message_info()),
                                      qi, raw=True),
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qc),
+            self.create_subscription(CameraInfo, T.CAMERA_INFO, self._on_camera_info, qc),
         ]
         self.slot.reopen()
         self.running = True
@@ -195,6 +194,16 @@ class DepthNode(LifecycleNode):
         self.get_logger().info(f"active: image {self.subs[0].topic_name} → {self.pubs['depth'].topic_name}, "
                                f"{self.pubs['points'].topic_name}, {self.pubs['odom'].topic_name}")
         return super().on_activate(state)
+
+    def _image_topic(self) -> tuple[type, str]:
+        """image_transport naming: `transport: compressed` reads sensor_msgs/CompressedImage on
+        `<image>/compressed`, where `<image>` is the image topic after remapping (`-r image:=/cam/image_raw`
+        → `/cam/image_raw/compressed`), as a CameraSubscriber with the compressed plugin does."""
+        if self.cfg.transport != "compressed":
+            return Image, T.IMAGE
+        resolve = getattr(self, "resolve_topic_name", None)  # rclpy ≥ Iron; Humble: relative name
+        base = resolve(T.IMAGE) if resolve is not None else T.IMAGE
+        return CompressedImage, base.rstrip("/") + "/compressed"
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_worker()
@@ -236,13 +245,15 @@ class DepthNode(LifecycleNode):
         """Parse and hand over: the frame waits in the slot with when it came and the stamp before it.
         `info`: MessageInfo where this rclpy passes it (not on Humble: None)."""
         self.stats.got_image()
+        compressed = self.cfg.transport == "compressed"
         try:
-            msg = parse_image(raw)
+            msg = deserialize_message(raw, CompressedImage) if compressed else parse_image(raw)
             if msg is None:  # not plain CDR: rclpy's deserializer reads what ours does not
                 msg = deserialize_message(raw, Image)
         except Exception as exc:  # garbage bytes on the image topic: count them, keep going
+            kind = "sensor_msgs/CompressedImage" if compressed else "sensor_msgs/Image"
             self.throttled("image_malformed", f"dropped a malformed image message ({len(raw)} bytes are not a "
-                           f"sensor_msgs/Image: {type(exc).__name__}: {exc}); check what publishes on "
+                           f"{kind}: {type(exc).__name__}: {exc}); check what publishes on "
                            f"{self.subs[0].topic_name if self.subs else 'image'}")
             return
         try:
