@@ -34,12 +34,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
+from depth_node.geometry.odometry import transform_from_xyz_quat
 from depth_node.io.image_cdr import parse_image
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
 from depth_node.ros.callbacks import passes_message_info, subscription_callback
 from depth_node.ros.node_stats import Stats, core_values, level_and_text, period_values
 from depth_node.ros.qos import qos_profile
+from depth_node.ros.tf_mounting import TfMounting
 from depth_node.runtime import topics as T
 from depth_node.runtime.core import FrameCore, FrameOutputs, Wants
 from depth_node.runtime.params import NodeConfig
@@ -84,6 +86,9 @@ class DepthNode(LifecycleNode):
         self.model_path = ""
         self.tf: Any = None
         self.tf_tried = False
+        self.tf_buffer: Any = None  # tf2_ros.Buffer (or a stand-in set before configure) for the mounting
+        self.tf_listener: Any = None
+        self.mounting: TfMounting | None = None
         self.info_msg: tuple[Intrinsics, Any] | None = None
         self.pubs: dict[str, Any] = {}
         self.subs: list[Any] = []
@@ -174,6 +179,24 @@ class DepthNode(LifecycleNode):
                      for k, topic in T.OUTPUT_TOPICS.items()}
         self.tf = None  # created on the first frame that needs it (publish_tf may be switched on at run time)
         self.tf_tried = False
+        self.mounting = TfMounting(self._tf_buffer(), self._log)
+
+    def _tf_buffer(self) -> Any:
+        """A TF buffer to read the camera mounting from: an injected one, else tf2_ros's with a listener, else
+        None (tf2_ros not installed: the camera_to_base parameter is the mounting)."""
+        if self.tf_buffer is not None:
+            return self.tf_buffer
+        try:
+            from tf2_ros import Buffer, TransformListener  # type: ignore[import-not-found]
+        except ImportError:
+            self.get_logger().info("tf2_ros is not importable: the camera mounting is the camera_to_base parameter")
+            return None
+        self.tf_buffer = Buffer()
+        self.tf_listener = TransformListener(self.tf_buffer, self)
+        return self.tf_buffer
+
+    def _log(self, level: str, text: str) -> None:
+        self.throttled(f"mounting_{level}", text, level, count=False)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         cfg = self.cfg
@@ -318,6 +341,10 @@ class DepthNode(LifecycleNode):
     def _frame(self, msg: Any, t_recv: float, prev_received_ns: int | None) -> None:
         t_start = time.monotonic()
         wants, tf = self._wants()
+        if self.mounting is not None:  # TF's camera mounting when it has one, else camera_to_base
+            T = self.mounting.choose(self.cfg.base_frame, msg.header.frame_id or self.cfg.camera_frame,
+                                     transform_from_xyz_quat(list(self.cfg.camera_to_base)))
+            self.core.set_camera_to_base(T)
         out = self.core.process(msg, wants, prev_received_ns, INFO_WAIT_S)
         for e in out.events:
             self.throttled(e.kind, e.text, e.level, e.counted)
@@ -373,7 +400,8 @@ class DepthNode(LifecycleNode):
         period, self.t_period = max(1e-3, now - self.t_period), now
         state = "active" if self.active else "inactive" if self.configured else "unconfigured"
         values, n_in, n_out = period_values(self.stats, period, self.slot.dropped)
-        values = {"state": state, **values, "model": self.model_path or "(not loaded)", **core_values(self.core)}
+        values = {"state": state, **values, "model": self.model_path or "(not loaded)", **core_values(self.core),
+                  "camera_mounting": self.mounting.source if self.mounting is not None else "parameters"}
         level, text = level_and_text(state, self.param_error or self.configure_error, n_in, n_out,
                                      self.slot.dropped, self.scale)
         status = M.diagnostic_status(f"{self.get_fully_qualified_name()}: depth", "depth_node", level, text, values)

@@ -20,6 +20,7 @@ from depth_node.colormap import colorize
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import classify_stamp
 from depth_node.geometry.pointcloud import OrganizedCloudBuilder
+from depth_node.geometry.poses import invert_se3
 from depth_node.geometry.scale import ScaleError
 from depth_node.io.image_codec import ImageFormatError
 from depth_node.runtime.frames import decode_rgb, error_kind
@@ -143,6 +144,19 @@ class FrameCore:
         self.pipe.refine = cfg.odom.refine
         self.pipe.vo.max_gap = cfg.odom.max_gap
         self.pipe.vo.noise = odometry_noise(cfg)
+
+    def set_camera_to_base(self, T: np.ndarray) -> bool:
+        """Use this camera mounting (4×4 pose of the optical frame in the body; from TF or the parameter) for
+        odometry and the ground-plane scale's up direction. True when it changed."""
+        T = np.asarray(T, dtype=np.float64)
+        vo = self.pipe.vo
+        if np.array_equal(T, vo.camera_to_base):
+            return False
+        vo.camera_to_base = T
+        vo._base_to_camera = invert_se3(T)  # VisualOdometry caches the inverse at construction
+        if hasattr(self.pipe.scale, "up"):  # GroundPlaneScale: body +z in the optical frame
+            self.pipe.scale.up = T[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+        return True
 
     def add_camera_info(self, info: Any) -> None:
         self.infos.add(info)
