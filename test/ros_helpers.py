@@ -457,6 +457,20 @@ def bad_inputs(rgb: np.ndarray) -> list[tuple[str, Any, bool]]:
     def mono(t):
         return img(np.ascontiguousarray(rgb[..., 1]), t + step, "mono8"), None, t + step
 
+    def bayer(t):  # RGGB mosaic of the frame
+        m = np.empty((h, w), np.uint8)
+        m[0::2, 0::2], m[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
+        m[1::2, 0::2], m[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
+        return img(m, t + step, "bayer_rggb8"), None, t + step
+
+    def yuv(t):  # UYVY: chroma neutral (128), luma = green
+        p = np.empty((h, w, 2), np.uint8)
+        p[..., 0], p[..., 1] = 128, rgb[..., 1]
+        return img(p, t + step, "yuv422"), None, t + step
+
+    def mono16(t):
+        return img(np.ascontiguousarray(rgb[..., 1].astype(np.uint16) * 257), t + step, "mono16"), None, t + step
+
     def bgra(t):
         a = np.concatenate([rgb[..., ::-1], np.full((h, w, 1), 255, np.uint8)], axis=2)
         return img(np.ascontiguousarray(a), t + step, "bgra8"), None, t + step
@@ -475,6 +489,9 @@ def bad_inputs(rgb: np.ndarray) -> list[tuple[str, Any, bool]]:
         ("time_jump_back", jump_back, True),
         ("mono8", mono, True),
         ("bgra8", bgra, True),
+        ("bayer_rggb8", bayer, True),
+        ("yuv422", yuv, True),
+        ("mono16", mono16, True),
     ]
 
 

@@ -319,7 +319,12 @@ def _camera(bag: BagReader, image: str) -> str:
     first = next(iter(bag.messages([image])), None)
     if first is None:
         return "n/a"
-    text = f"{first.msg.width}×{first.msg.height}"
+    if hasattr(first.msg, "width"):
+        text = f"{first.msg.width}×{first.msg.height}"
+    else:  # CompressedImage: the size is in the data
+        h, w = decode_rgb(first.msg).shape[:2]
+        text = f"{w}×{h}"
+        image = image.removesuffix("/compressed")  # image_transport: <base>/compressed, info beside <base>
     info = image.rsplit("/", 1)[0] + "/camera_info"
     if info in bag.topics:
         m = next(iter(bag.messages([info])), None)

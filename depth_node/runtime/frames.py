@@ -10,8 +10,9 @@ __all__ = ["CAMERA_ENCODINGS", "decode_rgb", "error_kind"]
 
 def error_kind(text: str) -> str:
     """A short counter name for a codec error, for /diagnostics (errors.image_<kind>)."""
-    for key, kind in (("NaN", "non_finite"), ("zero size", "zero_size"), ("truncated", "truncated"),
-                      ("step=", "step"), ("encoding", "encoding"), ("CompressedImage", "compressed")):
+    for key, kind in (("depth encoding", "depth_encoding"), ("NaN", "non_finite"), ("zero size", "zero_size"),
+                      ("truncated", "truncated"), ("step=", "step"), ("encoding", "encoding"),
+                      ("CompressedImage", "compressed")):
         if key in text:
             return kind
     return "invalid"
