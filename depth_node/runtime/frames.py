@@ -10,9 +10,10 @@ __all__ = ["CAMERA_ENCODINGS", "decode_rgb", "error_kind"]
 
 def error_kind(text: str) -> str:
     """A short counter name for a codec error, for /diagnostics (errors.image_<kind>)."""
-    for key, kind in (("depth encoding", "depth_encoding"), ("NaN", "non_finite"), ("zero size", "zero_size"),
-                      ("truncated", "truncated"), ("step=", "step"), ("encoding", "encoding"),
-                      ("CompressedImage", "compressed")):
+    for key, kind in (("depth encoding", "depth_encoding"), ("could not be decoded", "compressed"),
+                      ("CompressedImage format", "compressed"), ("CompressedImage data", "compressed"),
+                      ("NaN", "non_finite"), ("zero size", "zero_size"), ("truncated", "truncated"),
+                      ("step=", "step"), ("encoding", "encoding")):
         if key in text:
             return kind
     return "invalid"
