@@ -268,8 +268,9 @@ class FrameCore:
         if info is not None:
             cam, problem = camera_model(info, w, h, self.cfg.rectify)
             if cam is None:
-                out.events.append(Event("camera_info_invalid", f"camera_info is not usable for this image ({problem}):"
-                                        " using the configured intrinsics; fix the camera calibration"))
+                what = problem if problem.startswith("camera_info") else f"camera_info has an invalid K ({problem})"
+                out.events.append(Event("camera_info_invalid", f"{what}: using the configured intrinsics; fix the "
+                                        "camera calibration"))
             else:
                 if cam.note == "size":
                     out.events.append(Event("camera_info_size", f"camera_info is for {info.width}x{info.height} "
