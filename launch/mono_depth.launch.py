@@ -3,6 +3,9 @@
     ros2 launch depth_node mono_depth.launch.py image:=/camera/image_raw camera_info:=/camera/camera_info \
         model:=/path/to/model.pt backend:=tensorrt namespace:=front use_sim_time:=true
 
+Outputs (relative to the namespace): depth/image_rect + depth/camera_info (depth_image_proc naming),
+depth/colored, points, odom. To keep the old depth topic name add ("depth/image_rect", "depth") to remappings.
+
 Parameters not exposed here go in your own copy of the YAML (params_file:=...). Launch arguments left empty
 keep the YAML's value: they are resolved at launch time (OpaqueFunction), so an empty `backend` or
 `use_sim_time` never overrides the file. `autostart:=false` leaves the node unconfigured for a lifecycle
@@ -19,7 +22,9 @@ from launch import LaunchDescription
 
 # (name, default, description)
 ARGUMENTS = [
-    ("image", "image", "camera image topic (sensor_msgs/Image; encodings: README, 'ROS 2 node')"),
+    ("image", "image", "camera image topic (sensor_msgs/Image; encodings: README, 'ROS 2 node'); with "
+     "transport:=compressed the base topic: the node reads <image>/compressed"),
+    ("transport", "", "raw or compressed (image_transport naming); empty = the parameter file's value"),
     ("camera_info", "camera_info", "camera_info topic of that camera"),
     ("namespace", "", "namespace of the node and its outputs"),
     ("node_name", "mono_depth_node", "node name"),
@@ -37,7 +42,7 @@ ARGUMENTS = [
      "clouds unless FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE is set or another RMW is used; none = Fast DDS defaults; "
      "or a Fast DDS XML path"),
 ]
-STRING_OVERRIDES = ("model", "backend", "precision", "device")
+STRING_OVERRIDES = ("model", "backend", "precision", "device", "transport")
 BOOL_OVERRIDES = ("publish_tf", "use_sim_time")
 
 

@@ -265,7 +265,7 @@ class LiveNode:
     background thread: for tests that poke the node's parameters, lifecycle or internals."""
 
     KINDS: ClassVar[dict[str, tuple[str, str, str]]] = {
-        "depth": ("sensor_msgs.msg", "Image", "depth"),
+        "depth": ("sensor_msgs.msg", "Image", "depth/image_rect"),
         "info": ("sensor_msgs.msg", "CameraInfo", "depth/camera_info"),
         "points": ("sensor_msgs.msg", "PointCloud2", "points"),
         "odom": ("nav_msgs.msg", "Odometry", "odom"),
@@ -457,6 +457,20 @@ def bad_inputs(rgb: np.ndarray) -> list[tuple[str, Any, bool]]:
     def mono(t):
         return img(np.ascontiguousarray(rgb[..., 1]), t + step, "mono8"), None, t + step
 
+    def bayer(t):  # RGGB mosaic of the frame
+        m = np.empty((h, w), np.uint8)
+        m[0::2, 0::2], m[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
+        m[1::2, 0::2], m[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
+        return img(m, t + step, "bayer_rggb8"), None, t + step
+
+    def yuv(t):  # UYVY: chroma neutral (128), luma = green
+        p = np.empty((h, w, 2), np.uint8)
+        p[..., 0], p[..., 1] = 128, rgb[..., 1]
+        return img(p, t + step, "yuv422"), None, t + step
+
+    def mono16(t):
+        return img(np.ascontiguousarray(rgb[..., 1].astype(np.uint16) * 257), t + step, "mono16"), None, t + step
+
     def bgra(t):
         a = np.concatenate([rgb[..., ::-1], np.full((h, w, 1), 255, np.uint8)], axis=2)
         return img(np.ascontiguousarray(a), t + step, "bgra8"), None, t + step
@@ -475,6 +489,9 @@ def bad_inputs(rgb: np.ndarray) -> list[tuple[str, Any, bool]]:
         ("time_jump_back", jump_back, True),
         ("mono8", mono, True),
         ("bgra8", bgra, True),
+        ("bayer_rggb8", bayer, True),
+        ("yuv422", yuv, True),
+        ("mono16", mono16, True),
     ]
 
 
@@ -512,7 +529,7 @@ def _publish(args: argparse.Namespace) -> int:
             return _publish_bad(node, pub, ipub, rgb, stamps, K, args)
         got: list[int] = []
         if args.lockstep:
-            node.create_subscription(Image, _topic(args.ns, "depth"), lambda m: got.append(
+            node.create_subscription(Image, _topic(args.ns, "depth/image_rect"), lambda m: got.append(
                 m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), 10)
         n = len(rgb)
         total = args.count or n
@@ -554,7 +571,7 @@ def _publish_bad(node, pub, ipub, rgb, stamps, K, args) -> int:
     from sensor_msgs.msg import Image
 
     got: list[int] = []
-    node.create_subscription(Image, _topic(args.ns, "depth"), lambda m: got.append(
+    node.create_subscription(Image, _topic(args.ns, "depth/image_rect"), lambda m: got.append(
         m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), 10)
     frame = rgb[0]
     h, w = frame.shape[:2]
@@ -660,7 +677,7 @@ def _record(args: argparse.Namespace) -> int:
 
     subs = []
     if "depth" in wanted:
-        subs.append(node.create_subscription(Image, _topic(args.ns, "depth"), on_image("depth"), qos))
+        subs.append(node.create_subscription(Image, _topic(args.ns, "depth/image_rect"), on_image("depth"), qos))
     if "depth_info" in wanted:
         subs.append(node.create_subscription(CameraInfo, _topic(args.ns, "depth/camera_info"), on_info, qos))
     if "colored" in wanted:

@@ -19,6 +19,7 @@ from depth_node.evaluate.bag_score import ScoreSettings, gt_depth_metres, score_
 from depth_node.io.bags import BagReader, BagWriter, stamp_to_ns, typestore
 from depth_node.io.image_codec import decode_image, encode_image
 from depth_node.runtime.bag_run import OUTPUTS, RunResult, output_topic
+from depth_node.runtime.topics import DEPTH_IMAGE
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "depth_node.cli"]
@@ -59,7 +60,7 @@ def _fake_outputs(drive: Path, out: Path, depth_factor: float, drop_every: int =
             enc = encode_image((gt * depth_factor).astype(np.float32), "32FC1")
             img = ts["sensor_msgs/msg/Image"](header=m.msg.header, height=enc.height, width=enc.width,
                                               encoding=enc.encoding, is_bigendian=0, step=enc.step, data=enc.data)
-            w.write(output_topic("depth"), m.stamp_ns, img)
+            w.write(output_topic(DEPTH_IMAGE), m.stamp_ns, img)
         for i, m in enumerate(r.messages(["/ground_truth/odom"])):
             if drop_every and i % drop_every == 1:
                 continue
@@ -130,8 +131,8 @@ def test_node_over_ros_matches_the_offline_pipeline(drive_bag, small_model_path,
     assert m_on["timing"]["end_to_end_latency"]["n"] == m_on["counts"]["depth_out"]
     assert m_on["timing"]["output_rate_hz"] > 2
     assert m_on["node_diagnostics"].get("backend") == "onnxruntime"
-    d_off = _depth_by_stamp(tmp_path / "off" / "outputs", output_topic("depth"))
-    d_on = _depth_by_stamp(tmp_path / "on" / "outputs", output_topic("depth"))
+    d_off = _depth_by_stamp(tmp_path / "off" / "outputs", output_topic(DEPTH_IMAGE))
+    d_on = _depth_by_stamp(tmp_path / "on" / "outputs", output_topic(DEPTH_IMAGE))
     common_stamps = sorted(set(d_on) & set(d_off))
     assert len(common_stamps) == len(d_on)
     for s in common_stamps:

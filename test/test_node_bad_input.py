@@ -18,11 +18,11 @@ DOMAIN = 51
 
 # case → (counter in /diagnostics errors.*, text the node's log line must contain)
 EXPECTED = {
-    "unsupported_encoding": ("image_encoding", "unsupported image encoding 'yuv422_weird'"),
+    "unsupported_encoding": ("image_encoding", "unsupported camera image encoding 'yuv422_weird'"),
     "zero_size": ("image_zero_size", "zero size"),
     "wrong_step": ("image_step", "step="),
     "truncated_data": ("image_truncated", "truncated"),
-    "nan_pixels_float": ("image_non_finite", "NaN/Inf pixels"),
+    "nan_pixels_float": ("image_depth_encoding", "'32FC1' (that is a depth encoding"),
     "camera_info_zero_k": ("camera_info_invalid", "invalid K"),
     "duplicate_stamp": ("duplicate_stamp", "duplicate stamp"),
     "out_of_order_stamp": ("out_of_order_stamp", "out of order"),
@@ -61,7 +61,7 @@ def run(tmp_path_factory) -> dict:
 
 def test_each_case_is_handled_and_a_good_frame_follows(run: dict) -> None:
     cases = run["cases"]
-    assert set(cases) >= set(EXPECTED) | {"odd_size", "mono8", "bgra8"}
+    assert set(cases) >= set(EXPECTED) | {"odd_size", "mono8", "bgra8", "bayer_rggb8", "yuv422", "mono16"}
     for name, r in cases.items():
         assert r["published"] == r["expected"], f"{name}: published={r['published']}, expected {r['expected']}"
         assert r["probe_published"], f"no good frame came out after {name}"
@@ -92,3 +92,13 @@ def test_odometry_restarts_on_the_time_jump(run: dict) -> None:
                                                                                         (6, 6))), 1e4)
     diags = [d for d in run["rec"]["diagnostics"] if d["name"].endswith(": depth")]
     assert int(diags[-1]["values"]["odom.restarts"]) >= 1
+
+
+def test_encoding_error_lists_exactly_what_the_node_accepts(run: dict) -> None:
+    """The list in the error is the list the node takes (Bayer, YUV and mono16 cases above come out as depth)."""
+    from depth_node.io.image_codec import CAMERA_ENCODINGS
+
+    line = next(ln for ln in run["log"].splitlines() if "yuv422_weird" in ln)
+    listed = line.split("accepted: ", 1)[1].split(", or sensor_msgs/CompressedImage")[0].split(", ")
+    assert listed == list(CAMERA_ENCODINGS)
+    assert all(run["cases"][e]["published"] for e in ("bayer_rggb8", "yuv422", "mono16"))

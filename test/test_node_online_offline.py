@@ -105,7 +105,7 @@ def _offline(frames, params, tmp) -> dict[str, dict[int, object]]:
             w.write_raw(INFO, T0 + 2 * i * 1000, serialize_message(H._info_msg(K, wd, h, stamp)))
             w.write_raw(IMAGE, T0 + (2 * i + 1) * 1000, serialize_message(H._image_msg(rgb, stamp)))
     res = run_offline(bag, tmp / "outputs", image=IMAGE, camera_info=INFO, params=params, progress=False)
-    names = {"depth": "depth", "info": "depth/camera_info", "points": "points", "odom": "odom"}
+    names = {"depth": "depth/image_rect", "info": "depth/camera_info", "points": "points", "odom": "odom"}
     out: dict[str, dict[int, object]] = {k: {} for k in names}
     with BagReader(res.outputs_bag) as r:
         for k, name in names.items():

@@ -25,7 +25,9 @@ def register(sub, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description=__doc__.split("\n\n")[1] if __doc__ else help_text)
     add_run_arguments(p)
     p.add_argument("bag", help="bag directory (with metadata.yaml) or a .mcap/.db3 file")
-    p.add_argument("--image", required=True, metavar="TOPIC", help="sensor_msgs/Image topic the node subscribes")
+    p.add_argument("--image", required=True, metavar="TOPIC",
+                   help="camera topic: sensor_msgs/Image, or CompressedImage on <image>/compressed (the node then "
+                   "runs with transport: compressed)")
     p.add_argument("--camera-info", metavar="TOPIC",
                    help="CameraInfo topic (default: <image namespace>/camera_info when the bag has it)")
     p.add_argument("--gt-depth", metavar="TOPIC", help="ground-truth depth (32FC1 m or 16UC1 mm); omitted: not scored")

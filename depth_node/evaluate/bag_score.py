@@ -24,6 +24,7 @@ from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io.bags import BagReader, stamp_to_ns
 from depth_node.io.image_codec import decode_image, decode_rgb
 from depth_node.runtime.bag_run import DIAGNOSTICS, RunResult, output_topic
+from depth_node.runtime.topics import DEPTH_IMAGE
 
 POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped")
 
@@ -144,7 +145,7 @@ def _float(v: Any) -> float:
 def _read_outputs(run: RunResult) -> tuple[dict[int, np.ndarray], Trajectory | None, dict[str, str]]:
     """The node's published depth images by stamp, its odometry, and its diagnostics while the stream ran."""
     with BagReader(run.outputs_bag) as outs:
-        depth_topic = output_topic("depth")
+        depth_topic = output_topic(DEPTH_IMAGE)
         preds: dict[int, np.ndarray] = {}
         if depth_topic in outs.topics:
             for m in outs.messages([depth_topic]):
@@ -289,7 +290,7 @@ def _timing(run: RunResult, settings: ScoreSettings, out: Path) -> tuple[dict[st
     if run.arrivals is not None:
         a = run.arrivals
         img_in = a.by_stamp(settings.image)
-        out_recv = a.by_stamp(output_topic("depth"))
+        out_recv = a.by_stamp(output_topic(DEPTH_IMAGE))
         pairs = sorted((s, (r - img_in[s]) / 1e6) for s, r in out_recv.items() if s in img_in)
         lat = np.array([p[1] for p in pairs])
         timing["end_to_end_latency"] = _stats(lat)
@@ -318,7 +319,12 @@ def _camera(bag: BagReader, image: str) -> str:
     first = next(iter(bag.messages([image])), None)
     if first is None:
         return "n/a"
-    text = f"{first.msg.width}×{first.msg.height}"
+    if hasattr(first.msg, "width"):
+        text = f"{first.msg.width}×{first.msg.height}"
+    else:  # CompressedImage: the size is in the data
+        h, w = decode_rgb(first.msg).shape[:2]
+        text = f"{w}×{h}"
+        image = image.removesuffix("/compressed")  # image_transport: <base>/compressed, info beside <base>
     info = image.rsplit("/", 1)[0] + "/camera_info"
     if info in bag.topics:
         m = next(iter(bag.messages([info])), None)

@@ -186,6 +186,9 @@ def _cv2():
     return cv2
 
 
+opencv = _cv2  # for the other modules that need OpenCV with the same actionable ImportError
+
+
 def unsupported_encoding(encoding: Any) -> ImageFormatError:
     """The one error for a camera image in an encoding the node does not take."""
     hint = ""

@@ -26,20 +26,33 @@ import yaml
 from depth_node.errors import DepthNodeError
 from depth_node.io.bags import BagReader, BagWriter
 from depth_node.runtime.bag_run import DIAGNOSTICS, NAMESPACE, OUTPUTS, RunResult, output_topic
+from depth_node.runtime.topics import DEPTH_IMAGE, DEPTH_INFO, ODOM, POINTS
 
 __all__ = ["DIAGNOSTICS", "NAMESPACE", "OUTPUTS", "RunResult", "output_topic", "run_offline", "run_online"]
 
 
+CAMERA_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+
+def base_topic(image: str, msgtype: str) -> str:
+    """image_transport's base topic: `/cam/image_raw/compressed` (CompressedImage) → `/cam/image_raw`."""
+    if msgtype == "sensor_msgs/msg/CompressedImage" and image.endswith("/compressed"):
+        return image[: -len("/compressed")]
+    return image
+
+
 def image_topics(bag: BagReader, image: str, camera_info: str | None) -> tuple[str, str | None]:
-    """Check the camera topics; camera_info None → `<image ns>/camera_info` when the bag has it."""
+    """Check the camera topics (raw Image or image_transport CompressedImage); camera_info None →
+    `<base topic's ns>/camera_info` when the bag has it."""
     topics = bag.topics
     if image not in topics:
-        cams = [t for t, s in topics.items() if s.msgtype in ("sensor_msgs/msg/Image",)]
+        cams = [t for t, s in topics.items() if s.msgtype in CAMERA_TYPES]
         raise DepthNodeError(f"{bag.path} has no topic {image}; image topics: {', '.join(cams) or 'none'}")
-    if topics[image].msgtype != "sensor_msgs/msg/Image":
-        raise DepthNodeError(f"{image} is {topics[image].msgtype}, not sensor_msgs/msg/Image")
+    msgtype = topics[image].msgtype
+    if msgtype not in CAMERA_TYPES:
+        raise DepthNodeError(f"{image} is {msgtype}, not sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage")
     if camera_info is None:
-        guess = image.rsplit("/", 1)[0] + "/camera_info"
+        guess = base_topic(image, msgtype).rsplit("/", 1)[0] + "/camera_info"
         return image, guess if guess in topics else None
     if camera_info not in topics:
         raise DepthNodeError(f"{bag.path} has no topic {camera_info}")
@@ -71,10 +84,13 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
     with BagReader(bag_path) as bag:
         image, camera_info = image_topics(bag, image, camera_info)
         n_images = bag.topics[image].count
+        base = base_topic(image, bag.topics[image].msgtype)
+    if base != image:  # a compressed camera: the node subscribes <base>/compressed, as image_transport does
+        params = {**params, "transport": "compressed"}
     log_path = Path(log_path) if log_path else out_bag.parent / "node.log"
     pfile = write_params_file(out_bag.parent / "node_params.yaml", params)
     args = [sys.executable, "-m", "depth_node.ros.node", "--ros-args", "--params-file", str(pfile),
-            "-r", f"__ns:={NAMESPACE}", "-r", f"image:={image}"]
+            "-r", f"__ns:={NAMESPACE}", "-r", f"image:={base}"]
     if camera_info:
         args += ["-r", f"camera_info:={camera_info}"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -87,7 +103,7 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
         try:
             recorder.start()
             end = time.monotonic() + startup_timeout
-            depth_topic = output_topic("depth")
+            depth_topic = output_topic(DEPTH_IMAGE)
             while recorder.publishers(depth_topic) == 0:
                 if proc.poll() is not None:
                     raise DepthNodeError(f"the node exited with status {proc.returncode} before publishing; its "
@@ -192,9 +208,9 @@ def _write_outputs(writer: BagWriter, out: Any, in_header: Any, cfg: Any) -> Non
     from depth_node.ros import messages as M
 
     header = M.copy_header(in_header, out.frame_id)
-    msgs = {"depth": M.depth_msg(out.depth, header), "depth/camera_info": M.camera_info_msg(out.intrinsics, header),
-            "points": M.pointcloud_msg(out.cloud, header, out.cloud_payload)}
+    msgs = {DEPTH_IMAGE: M.depth_msg(out.depth, header), DEPTH_INFO: M.camera_info_msg(out.intrinsics, header),
+            POINTS: M.pointcloud_msg(out.cloud, header, out.cloud_payload)}
     if out.odometry is not None:
-        msgs["odom"] = M.odometry_msg(out.odometry, header.stamp, cfg.odom_frame, cfg.base_frame)
+        msgs[ODOM] = M.odometry_msg(out.odometry, header.stamp, cfg.odom_frame, cfg.base_frame)
     for name, msg in msgs.items():
         writer.write_raw(output_topic(name), out.stamp_ns, serialize_message(msg))

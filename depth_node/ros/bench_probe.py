@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from depth_node.runtime.topics import OUTPUT_TOPICS
+
 
 class BenchProbe:
     """The benchmark's side of the graph: publishes frames with camera_info, receives the node's outputs
@@ -83,7 +85,8 @@ class BenchProbe:
                 self.node.destroy_subscription(self.subs.pop(k))
         for k in kinds:
             if k not in self.subs:
-                self.subs[k] = self.node.create_subscription(self.types[k], k, self._on(k), self.qos, raw=True)
+                self.subs[k] = self.node.create_subscription(self.types[k], OUTPUT_TOPICS[k], self._on(k), self.qos,
+                                                             raw=True)
 
     def spin_until(self, cond, timeout: float) -> bool:
         end = time.monotonic() + timeout

@@ -30,16 +30,19 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
+from depth_node.geometry.odometry import transform_from_xyz_quat
 from depth_node.io.image_cdr import parse_image
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
 from depth_node.ros.callbacks import passes_message_info, subscription_callback
 from depth_node.ros.node_stats import Stats, core_values, level_and_text, period_values
 from depth_node.ros.qos import qos_profile
+from depth_node.ros.tf_mounting import TfMounting
+from depth_node.runtime import topics as T
 from depth_node.runtime.core import FrameCore, FrameOutputs, Wants
 from depth_node.runtime.params import NodeConfig
 from depth_node.runtime.sync import LatestSlot, stamp_to_ns
@@ -49,7 +52,8 @@ USAGE = """usage: depth-node node [--ros-args --params-file FILE -p NAME:=VALUE 
        mono_depth_node [--ros-args ...]
 
 Monocular depth, organized point cloud and visual odometry from one camera (ROS 2 lifecycle node).
-Subscribes image, camera_info; publishes depth, depth/camera_info, depth/colored, points, odom, /diagnostics.
+Subscribes image (or image/compressed with -p transport:=compressed), camera_info; publishes depth/image_rect,
+depth/camera_info, depth/colored, points, odom, /diagnostics.
 Parameters: see config/mono_depth.yaml (installed under share/depth_node/config)."""
 INFO_WAIT_S = 0.05  # longest wait for a late camera_info (bounded by sync_slop)
 
@@ -82,6 +86,9 @@ class DepthNode(LifecycleNode):
         self.model_path = ""
         self.tf: Any = None
         self.tf_tried = False
+        self.tf_buffer: Any = None  # tf2_ros.Buffer (or a stand-in set before configure) for the mounting
+        self.tf_listener: Any = None
+        self.mounting: TfMounting | None = None
         self.info_msg: tuple[Intrinsics, Any] | None = None
         self.pubs: dict[str, Any] = {}
         self.subs: list[Any] = []
@@ -167,25 +174,40 @@ class DepthNode(LifecycleNode):
         cfg = self.cfg
         q = qos_profile(cfg.output_qos, cfg.output_qos_depth)
         qo = qos_profile(cfg.output_qos, max(10, cfg.output_qos_depth))
-        self.pubs = {
-            "depth": self.create_lifecycle_publisher(Image, "depth", q),
-            "depth_info": self.create_lifecycle_publisher(CameraInfo, "depth/camera_info", q),
-            "colored": self.create_lifecycle_publisher(Image, "depth/colored", q),
-            "points": self.create_lifecycle_publisher(PointCloud2, "points", q),
-            "odom": self.create_lifecycle_publisher(Odometry, "odom", qo),
-        }
+        types = {"depth": Image, "depth_info": CameraInfo, "colored": Image, "points": PointCloud2, "odom": Odometry}
+        self.pubs = {k: self.create_lifecycle_publisher(types[k], topic, qo if k == "odom" else q)
+                     for k, topic in T.OUTPUT_TOPICS.items()}
         self.tf = None  # created on the first frame that needs it (publish_tf may be switched on at run time)
         self.tf_tried = False
+        self.mounting = TfMounting(self._tf_buffer(), self._log)
+
+    def _tf_buffer(self) -> Any:
+        """A TF buffer to read the camera mounting from: an injected one, else tf2_ros's with a listener, else
+        None (tf2_ros not installed: the camera_to_base parameter is the mounting)."""
+        if self.tf_buffer is not None:
+            return self.tf_buffer
+        try:
+            from tf2_ros import Buffer, TransformListener  # type: ignore[import-not-found]
+        except ImportError:
+            self.get_logger().info("tf2_ros is not importable: the camera mounting is the camera_to_base parameter")
+            return None
+        self.tf_buffer = Buffer()
+        self.tf_listener = TransformListener(self.tf_buffer, self)
+        return self.tf_buffer
+
+    def _log(self, level: str, text: str) -> None:
+        self.throttled(f"mounting_{level}", text, level, count=False)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         cfg = self.cfg
         qi = qos_profile(cfg.image_qos, cfg.image_qos_depth)
         qc = qos_profile(cfg.image_qos, max(10, cfg.image_qos_depth))
+        msg_type, topic = self._image_topic()
         self.subs = [
             # raw: the frame is read from its CDR bytes (io/image_cdr.py), not built as a Python message
-            self.create_subscription(Image, "image", subscription_callback(self._on_image, passes_message_info()),
+            self.create_subscription(msg_type, topic, subscription_callback(self._on_image, passes_message_info()),
                                      qi, raw=True),
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qc),
+            self.create_subscription(CameraInfo, T.CAMERA_INFO, self._on_camera_info, qc),
         ]
         self.slot.reopen()
         self.running = True
@@ -195,6 +217,16 @@ class DepthNode(LifecycleNode):
         self.get_logger().info(f"active: image {self.subs[0].topic_name} → {self.pubs['depth'].topic_name}, "
                                f"{self.pubs['points'].topic_name}, {self.pubs['odom'].topic_name}")
         return super().on_activate(state)
+
+    def _image_topic(self) -> tuple[type, str]:
+        """image_transport naming: `transport: compressed` reads sensor_msgs/CompressedImage on
+        `<image>/compressed`, where `<image>` is the image topic after remapping (`-r image:=/cam/image_raw`
+        → `/cam/image_raw/compressed`), as a CameraSubscriber with the compressed plugin does."""
+        if self.cfg.transport != "compressed":
+            return Image, T.IMAGE
+        resolve = getattr(self, "resolve_topic_name", None)  # rclpy ≥ Iron; Humble: relative name
+        base = resolve(T.IMAGE) if resolve is not None else T.IMAGE
+        return CompressedImage, base.rstrip("/") + "/compressed"
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_worker()
@@ -236,13 +268,15 @@ class DepthNode(LifecycleNode):
         """Parse and hand over: the frame waits in the slot with when it came and the stamp before it.
         `info`: MessageInfo where this rclpy passes it (not on Humble: None)."""
         self.stats.got_image()
+        compressed = self.cfg.transport == "compressed"
         try:
-            msg = parse_image(raw)
+            msg = deserialize_message(raw, CompressedImage) if compressed else parse_image(raw)
             if msg is None:  # not plain CDR: rclpy's deserializer reads what ours does not
                 msg = deserialize_message(raw, Image)
         except Exception as exc:  # garbage bytes on the image topic: count them, keep going
+            kind = "sensor_msgs/CompressedImage" if compressed else "sensor_msgs/Image"
             self.throttled("image_malformed", f"dropped a malformed image message ({len(raw)} bytes are not a "
-                           f"sensor_msgs/Image: {type(exc).__name__}: {exc}); check what publishes on "
+                           f"{kind}: {type(exc).__name__}: {exc}); check what publishes on "
                            f"{self.subs[0].topic_name if self.subs else 'image'}")
             return
         try:
@@ -307,6 +341,10 @@ class DepthNode(LifecycleNode):
     def _frame(self, msg: Any, t_recv: float, prev_received_ns: int | None) -> None:
         t_start = time.monotonic()
         wants, tf = self._wants()
+        if self.mounting is not None:  # TF's camera mounting when it has one, else camera_to_base
+            T = self.mounting.choose(self.cfg.base_frame, msg.header.frame_id or self.cfg.camera_frame,
+                                     transform_from_xyz_quat(list(self.cfg.camera_to_base)))
+            self.core.set_camera_to_base(T)
         out = self.core.process(msg, wants, prev_received_ns, INFO_WAIT_S)
         for e in out.events:
             self.throttled(e.kind, e.text, e.level, e.counted)
@@ -362,7 +400,8 @@ class DepthNode(LifecycleNode):
         period, self.t_period = max(1e-3, now - self.t_period), now
         state = "active" if self.active else "inactive" if self.configured else "unconfigured"
         values, n_in, n_out = period_values(self.stats, period, self.slot.dropped)
-        values = {"state": state, **values, "model": self.model_path or "(not loaded)", **core_values(self.core)}
+        values = {"state": state, **values, "model": self.model_path or "(not loaded)", **core_values(self.core),
+                  "camera_mounting": self.mounting.source if self.mounting is not None else "parameters"}
         level, text = level_and_text(state, self.param_error or self.configure_error, n_in, n_out,
                                      self.slot.dropped, self.scale)
         status = M.diagnostic_status(f"{self.get_fully_qualified_name()}: depth", "depth_node", level, text, values)

@@ -34,7 +34,9 @@ def declare(node: Any) -> None:
         desc = s.description + ("" if s.runtime else " [needs reload]")
         if s.choices:
             desc += f" (one of: {', '.join(s.choices)})"
-        dynamic = isinstance(s.default, int | float | list) and not isinstance(s.default, bool)
+        # numbers, lists, and choices that YAML/`-p` read as booleans (rectify: true) are typed dynamically
+        dynamic = (isinstance(s.default, int | float | list) and not isinstance(s.default, bool)) or (
+            "true" in s.choices)
         node.declare_parameter(s.name, s.default, ParameterDescriptor(description=desc, dynamic_typing=dynamic))
 
 

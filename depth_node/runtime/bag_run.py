@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from depth_node.runtime.topics import DEPTH_IMAGE, DEPTH_INFO, ODOM, POINTS
+
 NAMESPACE = "/depth_node"
 OUTPUTS = {
-    "depth": "sensor_msgs/msg/Image",
-    "depth/camera_info": "sensor_msgs/msg/CameraInfo",
-    "odom": "nav_msgs/msg/Odometry",
-    "points": "sensor_msgs/msg/PointCloud2",
+    DEPTH_IMAGE: "sensor_msgs/msg/Image",
+    DEPTH_INFO: "sensor_msgs/msg/CameraInfo",
+    ODOM: "nav_msgs/msg/Odometry",
+    POINTS: "sensor_msgs/msg/PointCloud2",
 }
 DIAGNOSTICS = "/diagnostics"
 

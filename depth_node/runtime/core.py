@@ -20,12 +20,14 @@ from depth_node.colormap import colorize
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import classify_stamp
 from depth_node.geometry.pointcloud import OrganizedCloudBuilder
+from depth_node.geometry.poses import invert_se3
 from depth_node.geometry.scale import ScaleError
 from depth_node.io.image_codec import ImageFormatError
 from depth_node.runtime.frames import decode_rgb, error_kind
-from depth_node.runtime.intrinsics import camera_info_intrinsics, configured_intrinsics
+from depth_node.runtime.intrinsics import CameraModel, camera_model, configured_intrinsics
 from depth_node.runtime.params import ParamError
 from depth_node.runtime.pipeline import DepthFrame, FramePipeline, odometry_noise, resolve_model_path
+from depth_node.runtime.rectify import Rectifier
 from depth_node.runtime.scale_sources import group_values
 from depth_node.runtime.sync import CameraInfoCache, stamp_to_ns
 
@@ -111,6 +113,7 @@ class FrameCore:
         self.cfg = cfg
         self.infos = CameraInfoCache()
         self.clouds = OrganizedCloudBuilder()
+        self.rectifier = Rectifier()
         self.last_stamp: float | None = None
         self.last_size: tuple[int, int] | None = None
         self.suspect_ns: int | None = None  # a jumped stamp waiting for the next frame to confirm it
@@ -141,6 +144,19 @@ class FrameCore:
         self.pipe.refine = cfg.odom.refine
         self.pipe.vo.max_gap = cfg.odom.max_gap
         self.pipe.vo.noise = odometry_noise(cfg)
+
+    def set_camera_to_base(self, T: np.ndarray) -> bool:
+        """Use this camera mounting (4×4 pose of the optical frame in the body; from TF or the parameter) for
+        odometry and the ground-plane scale's up direction. True when it changed."""
+        T = np.asarray(T, dtype=np.float64)
+        vo = self.pipe.vo
+        if np.array_equal(T, vo.camera_to_base):
+            return False
+        vo.camera_to_base = T
+        vo._base_to_camera = invert_se3(T)  # VisualOdometry caches the inverse at construction
+        if hasattr(self.pipe.scale, "up"):  # GroundPlaneScale: body +z in the optical frame
+            self.pipe.scale.up = T[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+        return True
 
     def add_camera_info(self, info: Any) -> None:
         self.infos.add(info)
@@ -182,7 +198,7 @@ class FrameCore:
             if not out.stamp_suspect:
                 self.pipe.break_pairing()
             return out
-        frame = self._depth(rgb, stamp_ns, info_wait_s, out)
+        frame, rgb = self._depth(rgb, stamp_ns, info_wait_s, out)
         self._derived(frame, rgb, wants, out)
         return out
 
@@ -243,22 +259,30 @@ class FrameCore:
             self.pipe.restart_odometry(keep_pose=True)
         self.last_size = (w, h)
 
-    def _intrinsics(self, stamp_ns: int, w: int, h: int, wait_s: float, out: FrameOutputs) -> Intrinsics:
-        """The camera_info nearest in stamp within sync_slop (rescaled to the image), else the parameter."""
+    def _intrinsics(self, stamp_ns: int, w: int, h: int, wait_s: float,
+                    out: FrameOutputs) -> tuple[Intrinsics, CameraModel | None]:
+        """The camera_info nearest in stamp within sync_slop (its camera model for this image), else the
+        parameter."""
         slop = self.cfg.sync_slop
         info, dt = self.infos.match(stamp_ns, slop, wait_s=min(slop, wait_s))
         if info is not None:
-            intr, problem = camera_info_intrinsics(info, w, h)
-            if intr is None:
-                out.events.append(Event("camera_info_invalid", f"camera_info has an invalid K ({problem}): using "
-                                        "the configured intrinsics; fix the camera calibration"))
+            cam, problem = camera_model(info, w, h, self.cfg.rectify)
+            if cam is None:
+                what = problem if problem.startswith("camera_info") else f"camera_info has an invalid K ({problem})"
+                out.events.append(Event("camera_info_invalid", f"{what}: using the configured intrinsics; fix the "
+                                        "camera calibration"))
             else:
-                if problem == "size":
+                if cam.note == "size":
                     out.events.append(Event("camera_info_size", f"camera_info is for {info.width}x{info.height} "
                                             f"but the image is {w}x{h}: intrinsics rescaled to the image",
                                             "warning", counted=False))
+                if cam.ignored_distortion:
+                    out.events.append(Event("distortion_ignored", f"camera_info has a non-zero D but the image is "
+                                            f"not undistorted ({cam.ignored_distortion}): depth and points assume "
+                                            "a pinhole camera; set rectify auto or feed image_rect", "warning",
+                                            counted=False))
                 out.intrinsics_source = "camera_info"
-                return intr
+                return cam.intrinsics, cam
         else:
             out.camera_info_fallback = True
             why = ("no camera_info received (is the camera_info topic remapped?)" if self.infos.received == 0
@@ -267,15 +291,24 @@ class FrameCore:
             out.events.append(Event("camera_info_missing", f"{why}: using the configured intrinsics", "warning",
                                     counted=False))
         out.intrinsics_source = "configured"
-        return configured_intrinsics(self.cfg, w, h)
+        return configured_intrinsics(self.cfg, w, h), None
 
-    def _depth(self, rgb: np.ndarray, stamp_ns: int, info_wait_s: float, out: FrameOutputs) -> DepthFrame:
+    def _depth(self, rgb: np.ndarray, stamp_ns: int, info_wait_s: float,
+               out: FrameOutputs) -> tuple[DepthFrame, np.ndarray]:
+        """Depth of the (rectified, when camera_info asks for it) frame; returns the frame the model saw."""
         h, w = rgb.shape[:2]
-        intr_in = self._intrinsics(stamp_ns, w, h, info_wait_s, out)
+        intr_in, cam = self._intrinsics(stamp_ns, w, h, info_wait_s, out)
+        if cam is not None and cam.undistort:
+            if self.rectifier.is_new(cam, w, h):
+                out.events.append(Event("rectify", f"undistorting {w}x{h} images ({cam.distortion_model}, D="
+                                        f"{[round(d, 5) for d in cam.D]}) onto the P/K grid fx={intr_in.fx:.2f} "
+                                        f"fy={intr_in.fy:.2f} cx={intr_in.cx:.2f} cy={intr_in.cy:.2f}",
+                                        "info", counted=False))
+            rgb = self.rectifier(rgb, cam)
         out_size = (h, w) if self.cfg.output_resolution == "input" else None
         frame = self.pipe.depth(rgb, intr_in, stamp_ns / 1e9, out_size)
         out.depth, out.intrinsics, out.scale, out.infer_s = frame.depth, frame.intrinsics, frame.scale, frame.seconds
-        return frame
+        return frame, rgb
 
     def _derived(self, frame: DepthFrame, rgb: np.ndarray, wants: Wants, out: FrameOutputs) -> None:
         """Cloud (coloured by the frame on the depth grid), colour map and odometry, each only when wanted."""

@@ -28,6 +28,8 @@ PRECISIONS = (AUTO, *names.PRECISIONS)
 SCALE_SOURCES = (AUTO, *scale.SCALE_SOURCES)
 RESOLUTIONS = ("network", "input")
 COLORMAPS = ("turbo", "gray")
+TRANSPORTS = ("raw", "compressed")
+RECTIFY_CHOICES = ("auto", "true", "false")
 
 
 class ParamError(DepthNodeError):
@@ -55,6 +57,11 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "auto", "cpu, cuda, cuda:N or auto", False),
     ParamSpec("cache_dir", "", "where ONNX exports and TensorRT engines are cached; empty = default cache", False),
     # input
+    ParamSpec("transport", "raw", "image transport of the camera: raw (sensor_msgs/Image on image) or compressed "
+              "(sensor_msgs/CompressedImage JPEG/PNG on image/compressed, image_transport naming)", False, TRANSPORTS),
+    ParamSpec("rectify", "auto", "undistort the camera image with camera_info's D (auto: when D is non-zero and the "
+              "model is plumb_bob, rational_polynomial or equidistant; false: use the image as it is)", True,
+              RECTIFY_CHOICES),
     ParamSpec("image_qos", "sensor_data", "QoS of the image subscription (REP 2003: sensor_data)", False, QOS_CHOICES),
     ParamSpec("image_qos_depth", 1, "history depth of the image subscription; 1 = latest frame only", False),
     ParamSpec("sync_slop", 0.02, "largest stamp difference (s) between an image and the camera_info that belongs to it",
@@ -293,6 +300,8 @@ def _coerced(vals: dict[str, Any], errors: list[str]) -> dict[str, Any]:
                 v = d
             out[spec.name] = [_as_float(spec.name, x, errors) for x in v]
         else:
+            if isinstance(v, bool) and "true" in spec.choices:  # `-p rectify:=true` arrives as a boolean
+                v = "true" if v else "false"
             if not isinstance(v, str):
                 errors.append(f"{spec.name} must be a string, got {v!r}")
                 v = str(v)

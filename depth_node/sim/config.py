@@ -54,6 +54,9 @@ class CameraConfig:
     cy_offset: float = 0.0  # fraction of the height (pinhole mode)
     pitch_deg: float = 0.0
     roll_deg: float = 0.0
+    # plumb_bob (k1, k2, p1, p2, k3); non-zero: bags carry the image as this lens distorts it and D in
+    # camera_info; ground-truth depth stays on the undistorted (rectified, P = K) grid, as image_rect would be
+    distortion: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
 
     def size(self) -> tuple[int, int]:
         if not self.aspect:

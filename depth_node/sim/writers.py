@@ -118,7 +118,8 @@ class BagDriveWriter:
     """Streams frames into a rosbag2 MCAP bag (see the module docstring for topics)."""
 
     def __init__(self, out: str | Path, intrinsics: Intrinsics, *, stereo: bool, baseline: float,
-                 labels: bool = True, overwrite: bool = False, storage: str = "mcap", compressed: bool = False) -> None:
+                 labels: bool = True, overwrite: bool = False, storage: str = "mcap", compressed: bool = False,
+                 distortion: tuple[float, ...] = ()) -> None:
         from depth_node.io.bags import BagWriter, typestore
 
         self.path = Path(out)
@@ -127,6 +128,8 @@ class BagDriveWriter:
         self.types = typestore().types
         # compressed: the camera as image_transport's compressed transport carries it (<image>/compressed, JPEG)
         self.compressed = compressed
+        self.D = np.asarray(distortion if any(distortion) else np.zeros(5), np.float64)
+        self.distort = Distorter(intrinsics, self.D) if any(distortion) else None
         self.image_topic = TOPIC_IMAGE + "/compressed" if compressed else TOPIC_IMAGE
         image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
         topics = [(self.image_topic, image_type), (TOPIC_INFO, "sensor_msgs/msg/CameraInfo"),
@@ -144,8 +147,9 @@ class BagDriveWriter:
         stamp = frame.stamp_ns
         depth = np.where(np.isfinite(frame.depth), frame.depth, np.float32(np.nan)).astype(np.float32)
         camera = self._jpeg if self.compressed else self._image
-        self.bag.write(self.image_topic, stamp, camera(frame.rgb, "rgb8", header(stamp, CAMERA_FRAME)))
-        self.bag.write(TOPIC_INFO, stamp, camera_info(self.intr, header(stamp, CAMERA_FRAME), 0.0))
+        rgb = frame.rgb if self.distort is None else self.distort(frame.rgb)
+        self.bag.write(self.image_topic, stamp, camera(rgb, "rgb8", header(stamp, CAMERA_FRAME)))
+        self.bag.write(TOPIC_INFO, stamp, camera_info(self.intr, header(stamp, CAMERA_FRAME), 0.0, self.D))
         self.bag.write(TOPIC_DEPTH, stamp, self._image(depth, "32FC1", header(stamp, CAMERA_FRAME)))
         self.bag.write(TOPIC_ODOM, stamp, odometry(frame.pose_body, frame.twist, stamp))
         if self.stereo:
@@ -181,8 +185,31 @@ class BagDriveWriter:
         self.bag.abort()
 
 
-def camera_info(intr: Intrinsics, hdr, baseline: float = 0.0):
-    """sensor_msgs/CameraInfo of a rectified camera; baseline > 0 makes it the right camera of the pair."""
+class Distorter:
+    """Renders what a plumb_bob lens (D = k1, k2, p1, p2, k3) makes of the pinhole image: each distorted pixel
+    takes the colour of the pinhole pixel it comes from (OpenCV's undistortPoints, P = K), bilinearly."""
+
+    def __init__(self, intr: Intrinsics, D: np.ndarray) -> None:
+        import cv2
+
+        K = intr.K.astype(np.float64)
+        u, v = np.meshgrid(np.arange(intr.width, dtype=np.float64), np.arange(intr.height, dtype=np.float64))
+        pts = np.stack([u, v], axis=-1).reshape(-1, 1, 2)
+        src = cv2.undistortPoints(pts, K, D, P=K,
+                                  criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-6))
+        src = src.reshape(intr.height, intr.width, 2).astype(np.float32)
+        self.mx, self.my = np.ascontiguousarray(src[..., 0]), np.ascontiguousarray(src[..., 1])
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.remap(np.ascontiguousarray(rgb), self.mx, self.my, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+
+def camera_info(intr: Intrinsics, hdr, baseline: float = 0.0, D: np.ndarray | None = None):
+    """sensor_msgs/CameraInfo of a rectified camera (or, with a non-zero plumb_bob `D`, of a raw one whose
+    rectified grid is P = K); baseline > 0 makes it the right camera of the pair."""
     from depth_node.io.bags import typestore
 
     ts = typestore().types
@@ -190,7 +217,8 @@ def camera_info(intr: Intrinsics, hdr, baseline: float = 0.0):
     P[[0, 2, 5, 6, 10]] = [intr.fx, intr.cx, intr.fy, intr.cy, 1.0]
     P[3] = -intr.fx * baseline
     return ts["sensor_msgs/msg/CameraInfo"](
-        header=hdr, height=intr.height, width=intr.width, distortion_model="plumb_bob", d=np.zeros(5),
+        header=hdr, height=intr.height, width=intr.width, distortion_model="plumb_bob",
+        d=np.zeros(5) if D is None else np.asarray(D, np.float64),
         k=intr.K.reshape(-1).astype(np.float64), r=np.eye(3).reshape(-1), p=P, binning_x=0, binning_y=0,
         roi=ts["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
     )
@@ -289,9 +317,12 @@ def write_drive(drive: Drive, out: str | Path, fmt: str = "kitti", *, depth_png:
                                   overwrite=overwrite)
     elif fmt == "mcap":
         writer = BagDriveWriter(out, drive.intrinsics, stereo=cam.stereo, baseline=cam.baseline, labels=labels,
-                                overwrite=overwrite, compressed=compressed)
+                                overwrite=overwrite, compressed=compressed, distortion=tuple(cam.distortion))
     else:
         raise DepthNodeError(f"unknown output format {fmt!r}; expected kitti or mcap")
+    if any(cam.distortion) and (fmt != "mcap" or cam.stereo):
+        raise DepthNodeError("camera.distortion is written to mono mcap bags only (D in camera_info): use --format "
+                             "mcap without --stereo")
     if compressed and fmt != "mcap":
         raise DepthNodeError("compressed camera images are written to bags only: use --format mcap")
     render_cpu_s = 0.0  # summed per-frame render time: independent of the worker count

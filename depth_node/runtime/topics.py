@@ -1,0 +1,22 @@
+"""The node's topic names, relative to its namespace, written once (node, runners, scorer, bench, tests).
+
+Outputs follow depth_image_proc / image_transport naming so consumers pair them unchanged: the depth image is
+`depth/image_rect` (rectified, REP 118 32FC1 metres) with its `depth/camera_info` beside it, which is what
+image_transport's CameraSubscriber, depth_image_proc (`depth/image_rect` + `depth/camera_info`), RViz's
+DepthCloud and Foxglove look for. Until issue 17 the depth image was published on `depth`; remap back with
+`-r depth/image_rect:=depth`.
+"""
+
+from __future__ import annotations
+
+IMAGE = "image"  # base topic; transport compressed reads IMAGE + "/compressed" (image_transport)
+CAMERA_INFO = "camera_info"
+DEPTH_IMAGE = "depth/image_rect"
+DEPTH_INFO = "depth/camera_info"  # next to DEPTH_IMAGE: image_transport's camera_info pairing
+DEPTH_COLORED = "depth/colored"
+POINTS = "points"
+ODOM = "odom"
+
+# short keys (node publishers, bench probe, tests) → topic
+OUTPUT_TOPICS = {"depth": DEPTH_IMAGE, "depth_info": DEPTH_INFO, "colored": DEPTH_COLORED, "points": POINTS,
+                 "odom": ODOM}
