@@ -66,7 +66,12 @@ def test_depth_at_input_size_with_scaled_intrinsics(estimators):
     )
     # Monodepth2's depth from its sigmoid disparity, by hand: factor / (1/max + (1/min − 1/max) · disp)
     disp = np.asarray(net.outputs["disp"], np.float64).reshape(96, 320)
-    want = FACTOR / (1 / MAX_DEPTH + (1 / MIN_DEPTH - 1 / MAX_DEPTH) * disp)
+    # times the canonical-camera factor f_in / f_c: this camera's focal length at the network input over the
+    # training camera's (the model file's record), geometric means of fx and fy
+    canon = est.backend.info.camera["canonical"]
+    f_in = np.sqrt((721.5 * 320 / 1242) * (721.5 * 96 / 375))
+    cam = f_in / np.sqrt(canon["fx"] * canon["fy"])
+    want = cam * FACTOR / (1 / MAX_DEPTH + (1 / MIN_DEPTH - 1 / MAX_DEPTH) * disp)
     np.testing.assert_allclose(net.depth, want, rtol=1e-5)
     assert est.depth_range == pytest.approx((MIN_DEPTH * FACTOR, MAX_DEPTH * FACTOR))
     full = est.depth(_frame(), intr, out_size=(375, 1242))
