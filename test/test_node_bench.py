@@ -66,6 +66,13 @@ def test_node_bench_smoke(tmp_path) -> None:
         e2e["depth_points"]["median_ms"] / raw["median_ms"], abs=2e-3)
     assert res["node_overhead_with_odom_ms"] == pytest.approx(
         e2e["depth_points_odom"]["median_ms"] - raw["median_ms"] - pose["median_ms"], abs=3e-3)
+    assert res["odom_extra_ms"] == pytest.approx(
+        e2e["depth_points_odom"]["median_ms"] - e2e["depth_points"]["median_ms"], abs=2e-3)
+    # the node's peak resident memory: a Python process with a model loaded holds tens of MB at least, and no
+    # process holds more than the machine has
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    assert 20.0 < res["node_rss_mb"] < total_mb, res["node_rss_mb"]
+    assert f"odometry extra (e2e odom − depth + points) {res['odom_extra_ms']:8.2f} ms" in r.stdout
     # sanity within one process (comparisons across the two processes swing with the machine's load: on a
     # shared 2-core machine the bench's raw inference once took 6x the node's whole end-to-end frame): the node's
     # inference is part of its own latency, and each end-to-end frame holds one inference
