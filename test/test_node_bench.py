@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -39,10 +40,19 @@ def test_node_bench_smoke(tmp_path) -> None:
     env = H.ros_env(57)
     for key in (*D.FASTDDS_ENV, D.ENV):  # a plain machine: no Fast DDS configuration of the user's
         env.pop(key, None)
-    r = subprocess.run([H.PY, "-m", "depth_node.bench.node_bench", "--model", str(model), "--backends", "torch",
-                        "--precisions", "fp32", "--node-device", "cpu", "--node-input-size", "320x96",
-                        "--node-frames", str(FRAMES), "--node-domain", "57", "--json", str(out)],
-                       env=env, cwd=H.ROOT, capture_output=True, text=True, timeout=280)
+    # its own process group: on a timeout the node the bench started goes too, not left running on domain 57
+    p = subprocess.Popen([H.PY, "-m", "depth_node.bench.node_bench", "--model", str(model), "--backends", "torch",
+                          "--precisions", "fp32", "--node-device", "cpu", "--node-input-size", "320x96",
+                          "--node-frames", str(FRAMES), "--node-domain", "57", "--json", str(out)],
+                         env=env, cwd=H.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        stdout, stderr = p.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    r = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["mode"] == "node" and res["backend"] == "torch" and res["precision"] == "fp32"
