@@ -242,7 +242,10 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     node_params = {"model": str(model_path), "backend": info["backend"], "precision": info["precision"],
                    "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
-                   "output_qos": "reliable", "output_qos_depth": 5, **extra}
+                   "output_qos": "reliable", "output_qos_depth": 5,
+                   # frames go one at a time, seconds apart (SETTLE_S, the raw timing in between): without this
+                   # every frame is a gap over odom.max_gap, which the node does not chain, and no odom comes back
+                   "odom.max_gap": 3600.0, **extra}
     P.validate(node_params)  # a typo in --node-param fails here, naming the parameter, before a node starts
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": P.nested(node_params)}}))
     node_log = tmp / "node.log"
