@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -39,10 +40,19 @@ def test_node_bench_smoke(tmp_path) -> None:
     env = H.ros_env(57)
     for key in (*D.FASTDDS_ENV, D.ENV):  # a plain machine: no Fast DDS configuration of the user's
         env.pop(key, None)
-    r = subprocess.run([H.PY, "-m", "depth_node.bench.node_bench", "--model", str(model), "--backends", "torch",
-                        "--precisions", "fp32", "--node-device", "cpu", "--node-input-size", "320x96",
-                        "--node-frames", str(FRAMES), "--node-domain", "57", "--json", str(out)],
-                       env=env, cwd=H.ROOT, capture_output=True, text=True, timeout=280)
+    # its own process group: on a timeout the node the bench started goes too, not left running on domain 57
+    p = subprocess.Popen([H.PY, "-m", "depth_node.bench.node_bench", "--model", str(model), "--backends", "torch",
+                          "--precisions", "fp32", "--node-device", "cpu", "--node-input-size", "320x96",
+                          "--node-frames", str(FRAMES), "--node-domain", "57", "--json", str(out)],
+                         env=env, cwd=H.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        stdout, stderr = p.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    r = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["mode"] == "node" and res["backend"] == "torch" and res["precision"] == "fp32"
@@ -66,6 +76,13 @@ def test_node_bench_smoke(tmp_path) -> None:
         e2e["depth_points"]["median_ms"] / raw["median_ms"], abs=2e-3)
     assert res["node_overhead_with_odom_ms"] == pytest.approx(
         e2e["depth_points_odom"]["median_ms"] - raw["median_ms"] - pose["median_ms"], abs=3e-3)
+    assert res["odom_extra_ms"] == pytest.approx(
+        e2e["depth_points_odom"]["median_ms"] - e2e["depth_points"]["median_ms"], abs=2e-3)
+    # the node's peak resident memory: a Python process with a model loaded holds tens of MB at least, and no
+    # process holds more than the machine has
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    assert 20.0 < res["node_rss_mb"] < total_mb, res["node_rss_mb"]
+    assert f"odometry extra (e2e odom − depth + points) {res['odom_extra_ms']:8.2f} ms" in r.stdout
     # sanity within one process (comparisons across the two processes swing with the machine's load: on a
     # shared 2-core machine the bench's raw inference once took 6x the node's whole end-to-end frame): the node's
     # inference is part of its own latency, and each end-to-end frame holds one inference

@@ -139,3 +139,36 @@ def test_road_planes_restore_pitch_roll_and_height_but_not_yaw(drive, k):
     tilted[:3, :3] = gt[:3, :3] @ se3_exp(np.radians([0, 0, 0, 3.0, 0, 0]))[:3, :3]
     np.testing.assert_allclose(road_consistent(tilted, p0, p1), tilted)
     np.testing.assert_allclose(road_consistent(bad, None, p1), bad)
+
+
+def _yaw_deg(T: np.ndarray) -> float:
+    """Rotation about the optical frame's y axis (down): the camera's yaw, signed."""
+    return float(np.degrees(rotation_vector(T[:3, :3])[1]))
+
+
+def test_depth_error_on_one_side_bends_the_yaw_less_with_depth_weighting(drive):
+    """The demo's yaw drift in miniature: the depth of one side of the street 6 % too far (the network's error
+    on near facades). Forward motion makes those pixels flow outward by less than they do, and the alignment
+    explains the difference with a turn. Weighting each pixel by how much its residual depends on its depth
+    (`depth_rel_std`) leaves rotation to the pixels whose flow the depth does not change: the mean yaw error
+    over straight steps must at least halve, and exact depth must keep its accuracy. Both runs use the same
+    dense sampling (3000 pixels, 20 iterations at full resolution) so that only the weighting differs."""
+    errs = {0.0: [], None: []}
+    exact_errs = []
+    for k in range(10, 100, 6):
+        f0, f1 = drive.frame(k), drive.frame(k + 1)
+        gt = invert_se3(f0.pose) @ f1.pose
+        depth = np.where(np.isfinite(f0.depth), f0.depth, np.nan).astype(np.float32)
+        biased = depth.copy()
+        biased[:, depth.shape[1] // 2:] *= 1.06
+        for std in errs:
+            kw = {} if std is None else {"depth_rel_std": std}
+            res = refine_motion(gray(f0.rgb), gray(f1.rgb), biased, f0.intrinsics.K, gt, max_points=3000,
+                                iterations=(12, 6, 20), **kw)
+            errs[std].append(_yaw_deg(invert_se3(gt) @ res.motion))
+        res = refine_motion(gray(f0.rgb), gray(f1.rgb), depth, f0.intrinsics.K, gt)
+        exact_errs.append(_deg(invert_se3(gt) @ res.motion))
+    plain, weighted = abs(np.mean(errs[0.0])), abs(np.mean(errs[None]))
+    assert plain > 0.01, plain  # the bias is there without the weighting
+    assert weighted < 0.5 * plain, (weighted, plain)
+    assert max(exact_errs) < 0.05, exact_errs

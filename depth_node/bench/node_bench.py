@@ -7,7 +7,12 @@ frames, same backend and same run as the raw `backend.run_depth` timing it is co
     node_overhead_ms         = median end-to-end (depth + points, odometry off) − median raw inference
     node_over_inference_ratio = median end-to-end / median raw inference
 
-Odometry on adds the pose network: `node_overhead_with_odom_ms` subtracts both networks' raw medians.
+Odometry on adds the pose network: `node_overhead_with_odom_ms` subtracts both networks' raw medians, and
+
+    odom_extra_ms            = median end-to-end (depth + points + odometry) − median end-to-end (depth + points)
+
+is what odometry (pose network + refinement) costs a frame. `node_rss_mb` is the node process's peak resident
+memory (the kernel's VmHWM, read just before the node is stopped; None where /proc is not there).
 The point-cloud construction cost at 640×192 is measured in-process (builder, and builder + message).
 
 The benchmark keeps its ROS 2 traffic private: loopback discovery and its own domain (`--node-domain`), set
@@ -186,6 +191,17 @@ def _dds_setup(profile: str | None) -> dict[str, str]:
     return {"subscriber": str(path), "node": str(path)}
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a live process in MB, from /proc (Linux); None elsewhere."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _node_env(domain: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
@@ -226,7 +242,10 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     node_params = {"model": str(model_path), "backend": info["backend"], "precision": info["precision"],
                    "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
-                   "output_qos": "reliable", "output_qos_depth": 5, **extra}
+                   "output_qos": "reliable", "output_qos_depth": 5,
+                   # frames go one at a time, seconds apart (SETTLE_S, the raw timing in between): without this
+                   # every frame is a gap over odom.max_gap, which the node does not chain, and no odom comes back
+                   "odom.max_gap": 3600.0, **extra}
     P.validate(node_params)  # a typo in --node-param fails here, naming the parameter, before a node starts
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": P.nested(node_params)}}))
     node_log = tmp / "node.log"
@@ -292,6 +311,8 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             # odometry on: end to end minus both networks (depth and pose), i.e. what the node adds
             "node_overhead_with_odom_ms": round(e2e["depth_points_odom"]["median_ms"] - raw_t["median_ms"]
                                                 - (pose_t["median_ms"] if pose_t else 0.0), 3),
+            "odom_extra_ms": round(e2e["depth_points_odom"]["median_ms"] - e2e["depth_points"]["median_ms"], 3),
+            "node_rss_mb": peak_rss_mb(proc.pid),
             **pointcloud_timing(),
             "goals": {"node_overhead_ms": OVERHEAD_GOAL_MS, "pointcloud_ms_640x192": CLOUD_GOAL_MS},
         }
@@ -333,6 +354,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("end to end: depth + points", e["depth_points"]["median_ms"]),
         ("end to end: depth + points + odom", e["depth_points_odom"]["median_ms"]),
         ("node overhead (e2e − raw)", r["node_overhead_ms"]),
+        ("odometry extra (e2e odom − depth + points)", r["odom_extra_ms"]),
         ("point cloud 640x192 xyz+rgb", r["pointcloud_ms_640x192"]),
         ("point cloud + PointCloud2 message", r["pointcloud_msg_ms_640x192"]),
     ]
@@ -344,6 +366,7 @@ def print_table(r: dict[str, Any]) -> None:
     if b:
         print("  node's own timings (diagnostics): " + ", ".join(f"{k} {v:.2f} ms" for k, v in b.items()))
     print(f"  node / inference ratio {r['node_over_inference_ratio']:.2f}; goals met: {r['meets_goals']}")
+    print(f"  node peak resident memory {r['node_rss_mb']} MB")
 
 
 def run(args: argparse.Namespace) -> int:
