@@ -9,8 +9,12 @@ otherwise. REP 103 body axes (x forward, y left, z up) relate to the optical axe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 # Rotation taking optical-frame coordinates (x right, y down, z forward) to body-frame coordinates
 # (x forward, y left, z up): p_body = OPTICAL_TO_BODY @ p_optical.
@@ -20,12 +24,14 @@ OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
 def _homogeneous_row(batch: int, like: torch.Tensor) -> torch.Tensor:
     """(B, 1, 4) rows [0, 0, 0, 1], made on `like`'s device: a host-made constant would be a host→device copy,
     which CUDA-graph capture (the torch backend on CUDA) refuses."""
+    import torch  # lazily: the node's ONNX/OpenVINO/TensorRT path runs without torch
     zeros = torch.zeros(batch, 1, 3, dtype=like.dtype, device=like.device)
     return torch.cat([zeros, torch.ones(batch, 1, 1, dtype=like.dtype, device=like.device)], dim=2)
 
 
 def rot_from_axisangle(vec: torch.Tensor) -> torch.Tensor:
     """(B, 1, 3) axis-angle → (B, 4, 4) rotation (Rodrigues), numerically as the reference implementation."""
+    import torch  # lazily: the node's ONNX/OpenVINO/TensorRT path runs without torch
     angle = torch.norm(vec, 2, 2, True)
     axis = vec / (angle + 1e-7)
     ca, sa = torch.cos(angle), torch.sin(angle)
@@ -45,6 +51,7 @@ def rot_from_axisangle(vec: torch.Tensor) -> torch.Tensor:
 
 def get_translation_matrix(t: torch.Tensor) -> torch.Tensor:
     """(B, 1, 3) or (B, 3) translation → (B, 4, 4)."""
+    import torch  # lazily: the node's ONNX/OpenVINO/TensorRT path runs without torch
     t = t.reshape(-1, 3)
     B = t.shape[0]
     eye = torch.eye(3, dtype=t.dtype, device=t.device).expand(B, 3, 3)
@@ -55,6 +62,7 @@ def get_translation_matrix(t: torch.Tensor) -> torch.Tensor:
 
 def transformation_from_parameters(axisangle: torch.Tensor, translation: torch.Tensor, invert: bool = False):
     """M = T(t) R(axisangle); with invert, R^T T(-t), the exact inverse (reference semantics)."""
+    import torch  # lazily: the node's ONNX/OpenVINO/TensorRT path runs without torch
     R = rot_from_axisangle(axisangle)
     t = translation.clone()
     if invert:

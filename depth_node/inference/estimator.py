@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import camera_motion_from_pose_net
@@ -100,6 +99,8 @@ class DepthEstimator:
     def _depth_pro_depth(
         self, outs: dict[str, np.ndarray], intrinsics: Intrinsics | None, nh: int, nw: int
     ) -> tuple[np.ndarray, str]:
+        import torch  # Depth Pro's canonical → metric maths is torch code (this path only)
+
         from depth_node.networks.depth_pro import canonical_to_metric
 
         cid = torch.from_numpy(np.asarray(outs["canonical_inverse_depth"], dtype=np.float32))
