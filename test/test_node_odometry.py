@@ -29,6 +29,28 @@ STRAIGHT_HELD_OUT_SEED = 9002  # a drive no training run used (models/default.md
 @pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable")
 @NEEDS_MODEL
 @pytest.mark.timeout(420)
+def _odometry_run(tmp_path: Path, domain: int, params: dict, frames_path: Path, last_stamp: int,
+                  seconds: int) -> dict:
+    """The shipped model in a node process (torch on the CPU, `params` over the defaults), the rendered frames
+    published in lockstep at 10 Hz, and the node's depth, odom and diagnostics as the recorder received them."""
+    node = H.start_node(tmp_path, domain, {"model": str(MODEL), "backend": "torch", "device": "cpu", **params})
+    rec = pub = None
+    try:
+        assert node.wait_for("active:", 120), node.log()
+        rec = H.start_recorder(tmp_path, domain, tmp_path / "odom.pkl", topics="depth,odom,diagnostics",
+                               until_stamp=last_stamp, duration=seconds + 40, keep_arrays=False)
+        assert rec.wait_for("recorder: ready", 40), rec.log()
+        pub = H.start_publisher(tmp_path, domain, frames_path, rate=10.0, extra=["--lockstep", "15"])
+        assert pub.wait(seconds) == 0, pub.log()
+        assert rec.wait(30) is not None
+        return H.load_record(tmp_path / "odom.pkl")
+    finally:
+        for p in (pub, rec):
+            if p is not None:
+                p.stop()
+        node.stop()
+
+
 def test_odometry_follows_the_drive(tmp_path) -> None:
     from depth_node.checkpoints.model_file import load_model
     from depth_node.geometry.poses import invert_se3, matrix_from_quaternion, optical_to_body_transform
@@ -39,23 +61,8 @@ def test_odometry_follows_the_drive(tmp_path) -> None:
     frames_path = H.render_frames(tmp_path / "drive.npz", n=N, width=m.width, height=m.height,
                                   seed=STRAIGHT_HELD_OUT_SEED)
     frames = np.load(frames_path)
-    node = H.start_node(tmp_path, DOMAIN, {"model": str(MODEL), "backend": "torch", "device": "cpu",
-                                           "scale_source": "ground_plane", "ground_plane.camera_height": 1.65})
-    rec = pub = None
-    try:
-        assert node.wait_for("active:", 120), node.log()
-        rec = H.start_recorder(tmp_path, DOMAIN, tmp_path / "odom.pkl", topics="depth,odom,diagnostics",
-                               until_stamp=int(frames["stamps"][-1]), duration=300, keep_arrays=False)
-        assert rec.wait_for("recorder: ready", 40), rec.log()
-        pub = H.start_publisher(tmp_path, DOMAIN, frames_path, rate=10.0, extra=["--lockstep", "15"])
-        assert pub.wait(300) == 0, pub.log()
-        assert rec.wait(30) is not None
-        data = H.load_record(tmp_path / "odom.pkl")
-    finally:
-        for p in (pub, rec):
-            if p is not None:
-                p.stop()
-        node.stop()
+    data = _odometry_run(tmp_path, DOMAIN, {"scale_source": "ground_plane", "ground_plane.camera_height": 1.65},
+                         frames_path, int(frames["stamps"][-1]), seconds=300)
 
     by_stamp = {o["stamp"]: o for o in data["odom"]}
     idx = [k for k, s in enumerate(frames["stamps"]) if int(s) in by_stamp]
@@ -130,22 +137,7 @@ def test_odometry_follows_a_held_out_drive_through_a_turn(tmp_path) -> None:
     turn = np.degrees(np.unwrap([_yaw(invert_se3(body[0]) @ b) for b in body]))
     assert abs(turn[-1]) >= MIN_TURN_DEG and len(stamps) >= 150, f"the drive must turn: {turn[-1]:.1f}°"
 
-    node = H.start_node(tmp_path, 58, {"model": str(MODEL), "backend": "torch", "device": "cpu"})
-    rec = pub = None
-    try:
-        assert node.wait_for("active:", 120), node.log()
-        rec = H.start_recorder(tmp_path, 58, tmp_path / "odom.pkl", topics="depth,odom,diagnostics",
-                               until_stamp=stamps[-1], duration=540, keep_arrays=False)
-        assert rec.wait_for("recorder: ready", 40), rec.log()
-        pub = H.start_publisher(tmp_path, 58, frames_path, rate=10.0, extra=["--lockstep", "15"])
-        assert pub.wait(500) == 0, pub.log()
-        assert rec.wait(30) is not None
-        data = H.load_record(tmp_path / "odom.pkl")
-    finally:
-        for p in (pub, rec):
-            if p is not None:
-                p.stop()
-        node.stop()
+    data = _odometry_run(tmp_path, 58, {}, frames_path, stamps[-1], seconds=500)
 
     by_stamp = {o["stamp"]: o for o in data["odom"]}
     idx = [k for k, s in enumerate(stamps) if s in by_stamp]
