@@ -5,38 +5,19 @@ node executable under lib/depth_node; the installed node finds its share directo
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from colcon_ws import MISSING, ROOT, colcon_build, colcon_missing
 
-ROOT = Path(__file__).resolve().parent.parent
-COLCON = Path(sys.executable).parent / "colcon"
-
-pytestmark = pytest.mark.skipif(
-    not COLCON.exists() and shutil.which("colcon") is None,
-    reason="colcon not installed (pip install colcon-core colcon-ros colcon-python-setup-py: the `test` extra)",
-)
-
-IGNORE = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "out", "runs", "__pycache__",
-                                "*.egg-info", ".cache", ".pytest_cache", ".ruff_cache", ".whl", ".gl")
+pytestmark = pytest.mark.skipif(colcon_missing(), reason=MISSING)
 
 
 @pytest.mark.timeout(300)
 def test_colcon_build_installs_share_and_executable(tmp_path: Path) -> None:
-    src = tmp_path / "ws" / "src" / "depth_node"
-    shutil.copytree(ROOT, src, ignore=IGNORE)
-    (src / "models").mkdir(exist_ok=True)
-    ws = tmp_path / "ws"
-    colcon = str(COLCON) if COLCON.exists() else shutil.which("colcon")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    r = subprocess.run([colcon, "build", "--base-paths", "src", "--build-base", "build", "--install-base", "install",
-                        "--event-handlers", "console_direct-"], cwd=ws, env=env, capture_output=True, text=True,
-                       timeout=280)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    prefix = ws / "install" / "depth_node"
+    prefix, env = colcon_build(tmp_path / "ws")
     share = prefix / "share" / "depth_node"
     assert (share / "package.xml").is_file()
     assert (share / "launch" / "mono_depth.launch.py").is_file()

@@ -8,22 +8,16 @@ clean Ctrl-C (SIGINT to the launch process: exit 0, the node gone)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import ros_helpers as H
+from colcon_ws import MISSING, colcon_build, colcon_missing
 from conftest import require_shared
 
-ROOT = Path(__file__).resolve().parent.parent
-COLCON = Path(sys.executable).parent / "colcon"
 DOMAIN = 53
-IGNORE = shutil.ignore_patterns(".venv*", ".git", "build", "install", "log", "out", "runs", "__pycache__",
-                                "*.egg-info", ".cache", ".pytest_cache", ".ruff_cache", ".whl", ".gl", "models")
 RUN_LAUNCH = ("import sys\nfrom ros2launch.api import launch_a_launch_file\n"
               "sys.exit(launch_a_launch_file(launch_file_path=sys.argv[1], launch_file_arguments=sys.argv[2:],"
               " noninteractive=True))")
@@ -32,8 +26,7 @@ pytestmark = [
     pytest.mark.ros,
     pytest.mark.filterwarnings("ignore::DeprecationWarning:lark.*"),
     pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable"),
-    pytest.mark.skipif(not COLCON.exists() and shutil.which("colcon") is None,
-                       reason="colcon not installed (the `test` extra)"),
+    pytest.mark.skipif(colcon_missing(), reason=MISSING),
 ]
 
 
@@ -42,17 +35,7 @@ def workspace(tmp_path_factory) -> dict[str, str]:
     """colcon-built install of this checkout (without the model files: the tests bring a small model) and the
     environment that `source install/setup.sh` plus the vendored launch packages give."""
     vendor = require_shared("vendor/ros2_launch")
-    ws = tmp_path_factory.mktemp("launch_ws")
-    src = ws / "src" / "depth_node"
-    shutil.copytree(ROOT, src, ignore=IGNORE)
-    (src / "models").mkdir()
-    colcon = str(COLCON) if COLCON.exists() else shutil.which("colcon")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    r = subprocess.run([colcon, "build", "--base-paths", "src", "--build-base", "build", "--install-base", "install",
-                        "--event-handlers", "console_direct-"], cwd=ws, env=env, capture_output=True, text=True,
-                       timeout=280)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    prefix = ws / "install" / "depth_node"
+    prefix, env = colcon_build(tmp_path_factory.mktemp("launch_ws"), models=False)
     site = next((prefix / "lib").glob("python3*/site-packages"))
     ament = os.pathsep.join(filter(None, [str(prefix), os.environ.get("AMENT_PREFIX_PATH")]))
     return {"AMENT_PREFIX_PATH": ament, "PATH": env["PATH"],
