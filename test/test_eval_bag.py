@@ -110,33 +110,47 @@ def test_scorer_reads_exactly_what_the_outputs_bag_holds(drive_bag, tmp_path):
         0.1, abs=1e-5)
 
 
+def _bag_with_only_these_images(src: Path, dst: Path, image: str, stamps: set[int]) -> Path:
+    """A copy of `src` whose `image` topic keeps only the frames stamped `stamps` (every other topic whole): the
+    frames the node accepted, so that the offline core sees exactly the sequence the node's core saw."""
+    with BagReader(src) as r, BagWriter(dst) as w:
+        for t, summary in r.topics.items():
+            w.add_topic(t, summary.msgtype)
+        for m in r.messages():
+            if m.topic != image or stamp_to_ns(m.msg.header.stamp) in stamps:
+                w.write_raw(m.topic, m.stamp_ns, m.raw)
+    return dst
+
+
 @pytest.mark.ros
 def test_node_over_ros_matches_the_offline_pipeline(drive_bag, small_model_path, tmp_path):
-    """Same frames through the real node process (replayed over ROS 2) and through --offline: same depth."""
-    common = ["eval-bag", str(drive_bag), "--image", "/camera/image_raw", "--gt-depth", "/ground_truth/depth",
-              "--gt-odom", "/ground_truth/odom", "--model", str(small_model_path), "-p", "backend:=onnxruntime"]
-    off = subprocess.run([*CLI, *common, "--offline", "--out", str(tmp_path / "off"), "--json",
-                          str(tmp_path / "off.json")], env=_env(160), capture_output=True, text=True, timeout=300,
-                         cwd=REPO)
-    assert off.returncode == 0, off.stderr[-3000:]
-    on = subprocess.run([*CLI, *common, "--domain-id", "160", "--out", str(tmp_path / "on"),
-                         "--json", str(tmp_path / "on.json")],
+    """The real node process (bag replayed over ROS 2) and `--offline` (the frame core fed in order) publish the
+    same depth for the same frames. Latest-frame-wins may drop frames under load, and the scale source and the
+    odometry carry state from frame to frame, so the offline run is fed exactly the frames the node accepted."""
+    common = ["--image", "/camera/image_raw", "--gt-depth", "/ground_truth/depth", "--gt-odom", "/ground_truth/odom",
+              "--model", str(small_model_path), "-p", "backend:=onnxruntime"]
+    # half speed (5 Hz): a 2-core CI machine keeps up, so the replay exercises transport rather than dropping
+    on = subprocess.run([*CLI, "eval-bag", str(drive_bag), *common, "--domain-id", "160", "--rate", "0.5",
+                         "--out", str(tmp_path / "on"), "--json", str(tmp_path / "on.json")],
                         env=_env(160), capture_output=True, text=True, timeout=300, cwd=REPO)
     assert on.returncode == 0, on.stdout[-2000:] + on.stderr[-3000:]
     assert "report:" in on.stdout and "abs_rel" in on.stdout
-    m_off = json.loads((tmp_path / "off.json").read_text())
     m_on = json.loads((tmp_path / "on.json").read_text())
-    assert m_off["counts"]["depth_out"] == 24
     assert m_on["counts"]["depth_out"] >= 12, m_on["counts"]  # latest-frame-wins may drop a few under load
     assert m_on["timing"]["end_to_end_latency"]["n"] == m_on["counts"]["depth_out"]
-    assert m_on["timing"]["output_rate_hz"] > 2
+    assert m_on["timing"]["output_rate_hz"] > 1
     assert m_on["node_diagnostics"].get("backend") == "onnxruntime"
-    d_off = _depth_by_stamp(tmp_path / "off" / "outputs", output_topic(DEPTH_IMAGE))
     d_on = _depth_by_stamp(tmp_path / "on" / "outputs", output_topic(DEPTH_IMAGE))
-    common_stamps = sorted(set(d_on) & set(d_off))
-    assert len(common_stamps) == len(d_on)
-    for s in common_stamps:
-        np.testing.assert_allclose(d_on[s], d_off[s], rtol=1e-5, equal_nan=True)
+    accepted = _bag_with_only_these_images(drive_bag, tmp_path / "accepted", "/camera/image_raw", set(d_on))
+    off = subprocess.run([*CLI, "eval-bag", str(accepted), *common, "--offline", "--out", str(tmp_path / "off"),
+                          "--json", str(tmp_path / "off.json")], env=_env(160), capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert off.returncode == 0, off.stderr[-3000:]
+    assert json.loads((tmp_path / "off.json").read_text())["counts"]["depth_out"] == len(d_on)
+    d_off = _depth_by_stamp(tmp_path / "off" / "outputs", output_topic(DEPTH_IMAGE))
+    assert sorted(d_off) == sorted(d_on)
+    for s in sorted(d_on):
+        np.testing.assert_allclose(d_on[s], d_off[s], rtol=1e-5, equal_nan=True, err_msg=f"frame stamped {s}")
     with BagReader(tmp_path / "on" / "outputs") as r:
         assert r.topics[output_topic("points")].count == len(d_on)
         assert r.topics[output_topic("odom")].count == len(d_on)
