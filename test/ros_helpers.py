@@ -211,12 +211,17 @@ def write_params(path: Path, overrides: dict[str, Any]) -> Path:
     return path
 
 
-def start_node(tmp: Path, domain: int, params: dict[str, Any], remaps: list[str] = (), tag: str = "node") -> Proc:
+def start_node(tmp: Path, domain: int, params: dict[str, Any], remaps: list[str] = (), tag: str = "node",
+               pythonpath_first: Path | None = None) -> Proc:
+    """The node as its own process; `pythonpath_first`: a folder put before everything on its PYTHONPATH."""
     pfile = write_params(tmp / f"{tag}_params.yaml", params)
     args = [PY, "-m", "depth_node.cli", "node", "--ros-args", "--params-file", str(pfile)]
     for r in remaps:
         args += ["-r", r]
-    return Proc(args, ros_env(domain), tmp / f"{tag}.log")
+    env = ros_env(domain)
+    if pythonpath_first is not None:
+        env["PYTHONPATH"] = str(pythonpath_first) + os.pathsep + env["PYTHONPATH"]
+    return Proc(args, env, tmp / f"{tag}.log")
 
 
 def start_recorder(tmp: Path, domain: int, out: Path, ns: str = "", until_stamp: int = 0,

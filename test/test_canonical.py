@@ -209,10 +209,23 @@ def test_int8_runs_a_multi_size_model_at_its_training_size(tame_model, tmp_path)
     assert d.shape == (96, 320) and np.isfinite(d).all()
 
 
-def test_static_onnx_without_record_runs_its_one_size():
+def test_static_onnx_without_record_runs_its_one_size(tmp_path):
+    """The shipped ONNX carries its model's record; one exported before records existed (the record stripped
+    here) falls back to the default synthetic camera, still at its one size."""
     pytest.importorskip("onnxruntime")
-    onnx = models_dir() / "default_onnx" / "depth.onnx"
-    est = DepthEstimator(create_backend(onnx, "onnxruntime", "fp32", "cpu"))
+    import onnx
+
+    shipped = models_dir() / "default_onnx" / "depth.onnx"
+    est = DepthEstimator(create_backend(shipped, "onnxruntime", "fp32", "cpu"))
+    from_pt = DepthEstimator(create_backend(load_model(DEFAULT_MODEL), "torch", "fp32", "cpu"))
+    assert est.canonical == from_pt.canonical and est.canonical["source"] != "default"
+    graph = onnx.load(str(shipped))
+    kept = [p for p in graph.metadata_props if p.key != "depth_node.camera"]
+    assert len(kept) == len(graph.metadata_props) - 1
+    del graph.metadata_props[:]
+    graph.metadata_props.extend(kept)
+    onnx.save(graph, str(tmp_path / "depth.onnx"))
+    est = DepthEstimator(create_backend(tmp_path / "depth.onnx", "onnxruntime", "fp32", "cpu"))
     assert est.sizes == [(96, 320)] and est.prepare(_frame(480, 640)).shape == (1, 3, 96, 320)
     assert est.canonical["source"] == "default" and est.canonical["fx"] == pytest.approx(FX_C)
 

@@ -13,7 +13,8 @@ import pytest
 from conftest import make_model_file, require_shared
 
 from depth_node.checkpoints.model_file import save_model
-from depth_node.export.onnx_export import ExportError, export_model, read_metadata
+from depth_node.export.onnx_export import ExportError, export_model
+from depth_node.export.onnx_metadata import read_metadata
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,7 @@ def test_stereo_modes_train_and_validate_metric(tmp_path, stereo_seqs, mode):
 
 def test_end_of_training_writes_model_file_onnx_and_report(tmp_path, mono_seqs):
     from depth_node.checkpoints.model_file import build_depth_net, build_pose_net, load_model
-    from depth_node.export.onnx_export import read_metadata
+    from depth_node.export.onnx_metadata import read_metadata
 
     cfg = tiny_cfg("M", optim__epochs=1, output__export_onnx=True, output__report=True)
     res = Trainer(cfg, tmp_path, train_sequences=mono_seqs[0], val_sequences=mono_seqs[1]).train()

@@ -84,11 +84,6 @@ def model_metadata(model: ModelFile, net: str) -> dict[str, str]:
     return meta
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    m = onnx.load(str(path), load_external_data=False)
-    return {p.key: p.value for p in m.metadata_props}
-
-
 def export_graph(
     graph: nn.Module,
     example: torch.Tensor,

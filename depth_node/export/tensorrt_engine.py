@@ -170,7 +170,7 @@ def _add_size_profile(builder, network, config, onnx_path: Path) -> None:
     sizes listed in the ONNX metadata (`depth_node.sizes`), tuned for the first (the training size)."""
     import json
 
-    from depth_node.export.onnx_export import read_metadata
+    from depth_node.export.onnx_metadata import read_metadata
 
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     dynamic = [t for t in inputs if any(d < 0 for d in t.shape)]

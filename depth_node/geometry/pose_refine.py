@@ -38,8 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import rotation_vector, skew
@@ -98,14 +96,25 @@ def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
+def area_downsample(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Mean over each output cell's input window (adaptive average pooling: windows [floor(i·H/h),
+    ceil((i+1)·H/h)), overlapping where the size does not divide), from an integral image."""
+    H, W = a.shape
+    ys, ye = (np.arange(h) * H) // h, -((-(np.arange(h) + 1) * H) // h)
+    xs, xe = (np.arange(w) * W) // w, -((-(np.arange(w) + 1) * W) // w)
+    S = np.zeros((H + 1, W + 1))
+    S[1:, 1:] = np.cumsum(np.cumsum(a, axis=0, dtype=np.float64), axis=1)
+    total = S[ye][:, xe] - S[ys][:, xe] - S[ye][:, xs] + S[ys][:, xs]
+    return (total / np.outer(ye - ys, xe - xs)).astype(np.float32)
+
+
 def _level(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray, s: int):
     if s == 1:
         return img0, img1, depth0, K
     h, w = img0.shape[0] // s, img0.shape[1] // s
 
     def down(a: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
-        return F.interpolate(t, size=(h, w), mode="area")[0, 0].numpy()
+        return area_downsample(np.asarray(a, dtype=np.float32), h, w)
 
     inv = np.where(np.isfinite(depth0) & (depth0 > 0), 1.0 / np.where(depth0 > 0, depth0, 1.0), 0.0)
     valid = down((inv > 0).astype(np.float32))

@@ -22,6 +22,7 @@ from depth_node.geometry.poses import camera_motion_from_pose_net
 from depth_node.inference.base import Backend, BackendError
 from depth_node.inference.canonical import camera_factor, network_intrinsics, pick_input_size
 from depth_node.inference.preprocess import output_intrinsics, resize_depth, stack_pair, to_network_input
+from depth_node.networks.canonical_depth import depth_from_inverse, focal_from_hfov, inverse_depth_from_canonical
 
 
 @dataclass
@@ -99,22 +100,18 @@ class DepthEstimator:
     def _depth_pro_depth(
         self, outs: dict[str, np.ndarray], intrinsics: Intrinsics | None, nh: int, nw: int
     ) -> tuple[np.ndarray, str]:
-        import torch  # Depth Pro's canonical → metric maths is torch code (this path only)
-
-        from depth_node.networks.depth_pro import canonical_to_metric
-
-        cid = torch.from_numpy(np.asarray(outs["canonical_inverse_depth"], dtype=np.float32))
-        cid = cid.reshape(1, 1, nh, nw)
+        """Canonical inverse depth at the network size → metric depth, with the camera's focal length (else the
+        FOV head's): NumPy, so ONNX metric models run without torch."""
+        cid = np.asarray(outs["canonical_inverse_depth"], dtype=np.float32).reshape(nh, nw)
         if intrinsics is not None and intrinsics.is_valid():  # f_px: the real focal length at the network input
-            f_px, source, fov = network_intrinsics(intrinsics, nh, nw).fx, "camera_info", None
+            f_px, source = network_intrinsics(intrinsics, nh, nw).fx, "camera_info"
+        elif "fov_deg" in outs:
+            f_px, source = focal_from_hfov(float(np.asarray(outs["fov_deg"]).reshape(-1)[0]), nw), "fov_head"
         else:
-            f_px, source = None, "fov_head"
-            fov = torch.from_numpy(np.asarray(outs["fov_deg"], dtype=np.float32)) if "fov_deg" in outs else None
-        try:
-            depth, _, _ = canonical_to_metric(cid, (nh, nw), f_px=f_px, fov_deg=fov)
-        except ValueError as exc:  # no focal length from anywhere
-            raise BackendError(f"metric depth needs a focal length: {exc}") from exc
-        return depth[0, 0].numpy(), source
+            raise BackendError("metric depth needs a focal length: no camera_info reached the node and the model "
+                               "has no FOV head; publish CameraInfo beside the image")
+        depth = depth_from_inverse(inverse_depth_from_canonical(cid, nw, np.float32(f_px)))
+        return depth.astype(np.float32), source
 
     @property
     def has_pose(self) -> bool:

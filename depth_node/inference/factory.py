@@ -6,13 +6,19 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from depth_node.checkpoints.model_file import ModelFile, load_model
 from depth_node.inference.base import Backend, BackendError, ModelInfo
 from depth_node.inference.names import BACKEND_PRECISIONS as PRECISIONS
 from depth_node.inference.names import BACKENDS
 
+if TYPE_CHECKING:
+    from depth_node.checkpoints.model_file import ModelFile
+
 log = logging.getLogger(__name__)
+
+# Device files of an NVIDIA driver (desktop/datacenter GPUs, Jetson's nvgpu) and the driver's proc entry.
+NVIDIA_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/proc/driver/nvidia/version")
 
 
 def _importable(name: str) -> bool:
@@ -22,7 +28,18 @@ def _importable(name: str) -> bool:
         return False
 
 
-def cuda_available() -> bool:
+def cuda_available(backend: str = "auto") -> bool:
+    """Whether an NVIDIA GPU is usable by `backend`. Torch is asked only where a driver is present and the
+    backend needs torch anyway (torch; TensorRT, whose buffers and streams torch owns): the ONNX Runtime and
+    OpenVINO paths of the node never import torch (a robot may not have it; it costs ~300 MB of memory)."""
+    if not any(Path(p).exists() for p in NVIDIA_DEVICE_FILES):
+        return False
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers()
+    if backend == "openvino" or not _importable("torch"):
+        return False
     try:
         import torch
 
@@ -32,12 +49,12 @@ def cuda_available() -> bool:
 
 
 def available_backends() -> list[str]:
-    found = ["torch"]
+    found = ["torch"] if _importable("torch") else []
     if _importable("onnxruntime"):
         found.append("onnxruntime")
     if _importable("openvino"):
         found.append("openvino")
-    if _importable("tensorrt") and cuda_available():
+    if _importable("tensorrt") and cuda_available("tensorrt"):
         found.append("tensorrt")
     return found
 
@@ -45,7 +62,7 @@ def available_backends() -> list[str]:
 def resolve(backend: str = "auto", precision: str = "auto", device: str = "auto") -> tuple[str, str, str]:
     """Fill in 'auto': TensorRT fp16 on an NVIDIA GPU, else OpenVINO bf16 on the CPU, else ONNX Runtime fp32."""
     if device == "auto":
-        device = "cuda" if cuda_available() and backend in ("auto", "torch", "tensorrt", "onnxruntime") else "cpu"
+        device = "cuda" if backend != "openvino" and cuda_available(backend) else "cpu"
     if backend == "auto":
         avail = available_backends()
         if device.startswith("cuda"):
@@ -71,9 +88,9 @@ def resolve(backend: str = "auto", precision: str = "auto", device: str = "auto"
 def _onnx_inputs(
     model: ModelFile | Path, precision: str, cache_dir, calibration
 ) -> tuple[ModelInfo, Path, Path | None]:
-    from depth_node.export.onnx_export import read_metadata
+    from depth_node.export.onnx_metadata import read_metadata
 
-    if isinstance(model, ModelFile):
+    if not isinstance(model, Path):
         from depth_node.export.cache import onnx_for
 
         depth, pose = onnx_for(model, cache_dir)
@@ -107,7 +124,7 @@ def create_backend(
     """`model`: a model file (.pt), or an exported depth.onnx (pose.onnx beside it is picked up)."""
     backend, precision, device = resolve(backend, precision, device)
     source: ModelFile | Path
-    if isinstance(model, ModelFile):
+    if not isinstance(model, str | Path):
         source = model
     else:
         p = Path(model)
@@ -118,6 +135,8 @@ def create_backend(
             if not p.is_file():
                 raise BackendError(f"ONNX file not found: {p}")
         else:
+            from depth_node.checkpoints.model_file import load_model
+
             source = load_model(p)
     log.info("backend %s, precision %s, device %s", backend, precision, device)
     if backend == "torch":

@@ -31,9 +31,9 @@ from typing import Any
 
 from torch import nn
 
+from depth_node.networks.canonical_depth import INVERSE_DEPTH_CLAMP
 from depth_node.networks.depth_pro.export import DepthProExport
 from depth_node.networks.depth_pro.network import (
-    INVERSE_DEPTH_CLAMP,
     DepthPro,
     DepthProConfigError,
     canonical_to_metric,

@@ -14,13 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from depth_node.errors import DepthNodeError
+from depth_node.networks.canonical_depth import depth_from_inverse, inverse_depth_from_canonical
 from depth_node.networks.depth_pro.decoder import MultiresConvDecoder
 from depth_node.networks.depth_pro.encoder import PATCH_SHIFT, PYRAMID_FACTOR, DepthProEncoder
 from depth_node.networks.depth_pro.fov import FOVNetwork
 from depth_node.networks.vit import VisionTransformer
-
-# Bounds of `infer`'s inverse depth before inversion: metric depth lies in [1e-4, 1e4] m (reference behaviour).
-INVERSE_DEPTH_CLAMP = (1e-4, 1e4)
 
 # Keys every config must carry (they fix parameter shapes or the function computed) ...
 REQUIRED_KEYS = (
@@ -193,11 +191,10 @@ def canonical_to_metric(
         f = torch.as_tensor(f_px, dtype=torch.float32, device=cid.device).reshape(-1, 1, 1, 1)
         if not bool(torch.isfinite(f).all()) or bool((f <= 0).any()):
             raise ValueError(f"focal length must be positive and finite, got {f.flatten().tolist()}")
-    inverse = cid * (w / f)
+    inverse = inverse_depth_from_canonical(cid, w, f)
     if tuple(inverse.shape[-2:]) != (h, w):
         inverse = F.interpolate(inverse, size=(h, w), mode=mode, align_corners=False)
-    depth = 1.0 / torch.clamp(inverse, min=INVERSE_DEPTH_CLAMP[0], max=INVERSE_DEPTH_CLAMP[1])
-    return depth, inverse, f.reshape(-1)
+    return depth_from_inverse(inverse), inverse, f.reshape(-1)
 
 
 def count_params(config: dict[str, Any]) -> int:
