@@ -53,13 +53,14 @@ setup(
             "ros-rmw-fastrtps-cpp",
         ],
         "openvino": ["openvino>=2024.0"],
-        "tensorrt": ["tensorrt>=10"],
+        "tensorrt": ["tensorrt>=10", "cuda-python>=12"],  # cuda-python: the engines' GPU buffers and stream
         "test": [
             "pytest>=7",
             "pytest-timeout",
             "ruff",
             "evo",
             "onnxscript",
+            "cuda-python>=12",  # the TensorRT path's CUDA runtime calls, tested here without a GPU
             "colcon-core",
             "colcon-ros",
             "colcon-python-setup-py",

@@ -1,13 +1,14 @@
 """TensorRT: engines from the ONNX exports (fp16, int8 from Q/DQ), run through the backend and compared with
 ONNX Runtime; corrupt engines give clear errors and cached ones are rebuilt.
 
-GPU tests run wherever `tensorrt` imports and torch sees a CUDA device, and are skipped elsewhere. The tests at
+GPU tests run wherever `tensorrt` imports and CUDA sees a device, and are skipped elsewhere. The tests at
 the top run everywhere: they pin down that the TensorRT code imports and fails cleanly without TensorRT."""
 
 from __future__ import annotations
 
 import importlib.util
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,6 +60,27 @@ def test_tensorrt_backend_refuses_the_cpu(tmp_path):
 
     with pytest.raises(BackendError, match="NVIDIA GPUs only"):
         TensorRTBackend(ModelInfo("monodepth2", H, W), tmp_path / "d.onnx", None, "fp16", "cpu")
+
+
+NVIDIA_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/proc/driver/nvidia/version")
+
+
+@pytest.mark.skipif(any(Path(p).exists() for p in NVIDIA_FILES), reason="an NVIDIA driver is present here")
+def test_cuda_runtime_without_a_gpu_is_a_clear_error():
+    """The TensorRT path's CUDA calls (real cuda-python, no driver here): no device counted, and an allocation is
+    one BackendError that names the failing call and says why, not a crash or a tuple nobody checks."""
+    pytest.importorskip("cuda.bindings", reason="cuda-python is not installed (the test extra installs it)")
+    from depth_node.export.cuda_runtime import DeviceBuffer, Stream, device_count
+    from depth_node.export.tensorrt_engine import require_cuda
+    from depth_node.inference.factory import cuda_available
+
+    assert device_count() == 0 and not cuda_available("tensorrt")
+    with pytest.raises(BackendError, match=r"CUDA cudaSetDevice failed: cudaError\w+ \(no usable NVIDIA driver"):
+        DeviceBuffer((1, 3, H, W), np.float32)
+    with pytest.raises(BackendError, match="no usable NVIDIA driver"):
+        Stream(0)
+    with pytest.raises(BackendError, match="CUDA cudaGetDeviceCount failed"):
+        require_cuda()
 
 
 @pytest.mark.parametrize("net", ["depth", "pose"])
@@ -130,8 +152,10 @@ def test_fp16_typing_keeps_resize_scales_from_constant_nodes_in_fp32(tmp_path):
 
 def _gpu():
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (pip install tensorrt on a GPU machine)")
-    if not torch.cuda.is_available():
-        pytest.skip("TensorRT is installed but torch sees no CUDA device")
+    from depth_node.export.cuda_runtime import device_count
+
+    if device_count() < 1:
+        pytest.skip("TensorRT is installed but CUDA sees no device (or cuda-python is missing)")
     return trt
 
 

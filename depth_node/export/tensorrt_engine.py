@@ -40,12 +40,11 @@ def import_tensorrt():
 
 
 def require_cuda() -> None:
-    try:
-        import torch
-    except ImportError as exc:  # torch is a hard dependency; keep the message anyway
-        raise BackendError("the TensorRT backend needs torch with CUDA for its buffers and streams") from exc
-    if not torch.cuda.is_available():
-        raise BackendError("TensorRT needs an NVIDIA GPU, and torch sees no CUDA device here")
+    """A CUDA device reachable through cuda-python (the TensorRT path's buffers and streams), or one clear error."""
+    from depth_node.export.cuda_runtime import call, runtime
+
+    if int(call(runtime().cudaGetDeviceCount)) < 1:
+        raise BackendError("TensorRT needs an NVIDIA GPU, and CUDA sees no device here")
 
 
 def trt_major(trt) -> int:
@@ -53,9 +52,9 @@ def trt_major(trt) -> int:
 
 
 def gpu_slug(device_index: int = 0) -> str:
-    import torch
+    from depth_node.export.cuda_runtime import device_name
 
-    name = torch.cuda.get_device_name(device_index)
+    name = device_name(device_index)
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "gpu"
 
 

@@ -29,16 +29,22 @@ def _importable(name: str) -> bool:
 
 
 def cuda_available(backend: str = "auto") -> bool:
-    """Whether an NVIDIA GPU is usable by `backend`. Torch is asked only where a driver is present and the
-    backend needs torch anyway (torch; TensorRT, whose buffers and streams torch owns): the ONNX Runtime and
-    OpenVINO paths of the node never import torch (a robot may not have it; it costs ~300 MB of memory)."""
-    if not any(Path(p).exists() for p in NVIDIA_DEVICE_FILES):
+    """Whether an NVIDIA GPU is usable by `backend`, asked without torch wherever torch is not the backend: ONNX
+    Runtime through its providers, TensorRT through the CUDA runtime (cuda-python), torch (or `auto` without
+    TensorRT) through torch. Nothing is asked where no NVIDIA driver is present: the node on ONNX Runtime,
+    OpenVINO or TensorRT never imports torch (a robot may not have it; it costs ~300 MB of memory)."""
+    if backend == "openvino" or not any(Path(p).exists() for p in NVIDIA_DEVICE_FILES):
         return False
     if backend == "onnxruntime":
         import onnxruntime as ort
 
         return "CUDAExecutionProvider" in ort.get_available_providers()
-    if backend == "openvino" or not _importable("torch"):
+    if backend in ("tensorrt", "auto") and _importable("tensorrt"):
+        from depth_node.export.cuda_runtime import device_count
+
+        if device_count() > 0 or backend == "tensorrt":
+            return device_count() > 0
+    if not _importable("torch"):
         return False
     try:
         import torch

@@ -1,11 +1,11 @@
 """TensorRT backend (TensorRT 10/11): engines built from the ONNX exports on first use and cached, run with
 `execute_async_v3` on named tensors.
 
-Buffers and streams are torch-owned CUDA memory (`torch.empty(..., device="cuda").data_ptr()`, a
-`torch.cuda.Stream`): no pycuda, whose per-thread context stack breaks under ROS 2 multi-threaded executors, and
-the caching allocator already holds the memory the node uses elsewhere. Addresses are bound once per input shape
-(static exports: once; dynamic height/width: again when the size changes) and each call is copy-in, enqueue,
-copy-out on the runner's own stream."""
+Buffers and the stream come from the CUDA runtime through cuda-python (`depth_node.export.cuda_runtime`): no
+torch (a robot running an engine need not carry it) and no pycuda, whose per-thread context stack breaks under
+ROS 2 multi-threaded executors. Addresses are bound once per input shape (static exports: once; dynamic
+height/width: again when the size changes) and each call is copy-in, enqueue, copy-out on the runner's own
+stream."""
 
 from __future__ import annotations
 
@@ -16,40 +16,32 @@ import numpy as np
 
 from depth_node.inference.base import Backend, BackendError, ModelInfo
 
+# TensorRT I/O tensor types → NumPy (names looked up, as older TensorRT lacks some); bf16 has no NumPy type.
+TRT_NUMPY_TYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT8": np.int8, "BOOL": np.bool_,
+                   "INT64": np.int64, "UINT8": np.uint8}
 
-def _torch_dtype(trt, dtype):
-    import torch
 
-    table = {
-        trt.DataType.FLOAT: torch.float32,
-        trt.DataType.HALF: torch.float16,
-        trt.DataType.INT32: torch.int32,
-        trt.DataType.INT8: torch.int8,
-        trt.DataType.BOOL: torch.bool,
-    }
-    for name, td in (("BF16", torch.bfloat16), ("INT64", torch.int64), ("UINT8", torch.uint8)):
-        if hasattr(trt.DataType, name):
-            table[getattr(trt.DataType, name)] = td
-    if dtype not in table:
-        raise BackendError(f"engine I/O tensor type {dtype} is not supported here")
-    return table[dtype]
+def numpy_dtype(trt, dtype) -> np.dtype:
+    for name, np_type in TRT_NUMPY_TYPES.items():
+        if hasattr(trt.DataType, name) and dtype == getattr(trt.DataType, name):
+            return np.dtype(np_type)
+    raise BackendError(f"engine I/O tensor type {dtype} is not supported here (export with fp32 I/O)")
 
 
 class EngineRunner:
-    """One engine, one execution context, torch buffers bound by tensor name.
+    """One engine, one execution context, device buffers bound by tensor name.
 
     Engines with dynamic height/width (one profile over the model's sizes) bind buffers for the shape of the
     first call and rebind when a call brings another size (a camera of another aspect: rare, not per frame)."""
 
     def __init__(self, loaded, device_index: int = 0):
-        import torch
-
+        from depth_node.export.cuda_runtime import Stream
         from depth_node.export.tensorrt_engine import import_tensorrt
 
         self._trt = trt = import_tensorrt()
         self._loaded = loaded  # keeps the runtime alive as long as the engine
         self.engine = engine = loaded.engine
-        self.device = torch.device("cuda", device_index)
+        self.device_index = device_index
         self.context = engine.create_execution_context()
         if self.context is None:
             raise BackendError(f"TensorRT could not create an execution context for {loaded.path} (GPU memory?)")
@@ -59,10 +51,9 @@ class EngineRunner:
             raise BackendError(f"{loaded.path}: expected one input tensor, found {inputs}")
         self.input_name = inputs[0]
         self.names = names
-        self.inputs: dict[str, torch.Tensor] = {}
-        self.outputs: dict[str, torch.Tensor] = {}
-        with torch.cuda.device(self.device):
-            self.stream = torch.cuda.Stream(self.device)
+        self.inputs: dict = {}
+        self.outputs: dict = {}
+        self.stream = Stream(device_index)
         shape = tuple(engine.get_tensor_shape(self.input_name))
         if all(d > 0 for d in shape):
             self._bind(shape)
@@ -70,41 +61,38 @@ class EngineRunner:
 
     def _bind(self, shape: tuple[int, ...]) -> None:
         """Buffers for an input of `shape` (output shapes follow from it), addresses set on the context."""
-        import torch
+        from depth_node.export.cuda_runtime import DeviceBuffer
 
         trt, engine = self._trt, self.engine
         if not self.context.set_input_shape(self.input_name, shape):
             raise BackendError(f"{self._loaded.path}: input shape {shape} is outside the engine's profile")
         self.inputs, self.outputs = {}, {}
-        with torch.cuda.device(self.device):
-            for name in self.names:
-                dims = tuple(self.context.get_tensor_shape(name))
-                buf = torch.empty(dims, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
-                if not self.context.set_tensor_address(name, buf.data_ptr()):
-                    raise BackendError(f"TensorRT refused the buffer for tensor {name}")
-                (self.inputs if name == self.input_name else self.outputs)[name] = buf
+        for name in self.names:
+            dims = tuple(self.context.get_tensor_shape(name))
+            buf = DeviceBuffer(dims, numpy_dtype(trt, engine.get_tensor_dtype(name)), self.device_index)
+            if not self.context.set_tensor_address(name, buf.ptr):
+                raise BackendError(f"TensorRT refused the buffer for tensor {name}")
+            (self.inputs if name == self.input_name else self.outputs)[name] = buf
         self._in = self.inputs[self.input_name]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self._in.shape) if self.inputs else tuple(self.engine.get_tensor_shape(self.input_name))
+        return self._in.shape if self.inputs else tuple(self.engine.get_tensor_shape(self.input_name))
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        import torch
-
-        src = torch.from_numpy(np.ascontiguousarray(x))
-        with self._lock, torch.cuda.device(self.device), torch.cuda.stream(self.stream):
-            if not self.inputs or tuple(x.shape) != tuple(self._in.shape):
+        with self._lock:
+            if not self.inputs or tuple(x.shape) != self._in.shape:
                 static = all(d > 0 for d in self.engine.get_tensor_shape(self.input_name))
                 if static:
                     raise BackendError(f"engine input {self.input_name} is {self.input_shape}, got {tuple(x.shape)}")
                 self.stream.synchronize()  # the old buffers may still be in use by the previous call
                 self._bind(tuple(x.shape))
-            self._in.copy_(src.to(self._in.dtype))
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
+            self.stream.upload(self._in, x)
+            if not self.context.execute_async_v3(self.stream.ptr):
                 raise BackendError("TensorRT execution failed (see the TensorRT log above)")
-            outs = {n: t.float().cpu() for n, t in self.outputs.items()}  # .cpu() syncs this stream
-        return {n: t.numpy() for n, t in outs.items()}
+            outs = {n: self.stream.download(b) for n, b in self.outputs.items()}
+            self.stream.synchronize()
+        return {n: a.astype(np.float32, copy=False) for n, a in outs.items()}
 
 
 class TensorRTBackend(Backend):
