@@ -124,6 +124,8 @@ class OutputConfig:
     export_onnx: bool = True
     report: bool = True
     report_samples: int = 4  # depth images in the report
+    # validation abs_rel (best epoch) the report's summary card judges PASS/FAIL against; None: no verdict
+    max_abs_rel: float | None = None
 
 
 @dataclass
@@ -409,6 +411,8 @@ def validate(cfg: TrainConfig) -> None:
     need(s.amp in ("auto", "off", "bf16", "fp16"), "system.amp", f"must be auto, off, bf16 or fp16, got {s.amp!r}")
     need(s.channels_last in ("auto", "on", "off"), "system.channels_last", "must be auto, on or off")
     need(s.threads is None or s.threads >= 1, "system.threads", "must be ≥ 1 or null")
+    need(cfg.output.max_abs_rel is None or cfg.output.max_abs_rel > 0, "output.max_abs_rel",
+         f"must be > 0 or null, got {cfg.output.max_abs_rel}")
     for key in ("checkpoint_every", "log_every", "image_every"):
         need(getattr(s, key) >= 1, f"system.{key}", "must be ≥ 1")
     if cfg.is_metric:

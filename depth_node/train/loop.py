@@ -174,6 +174,11 @@ class TrainingLoop(ABC):
 
     # ============================================================================================= data
 
+    @property
+    def train_sequences(self) -> list[CachedSequence]:
+        """The training recordings (after `load_data`): the report's card names them and their camera."""
+        return self._train_seqs or []
+
     def _cache_dir(self) -> Path:
         return Path(self.cfg.data.cache_dir) if self.cfg.data.cache_dir else self.out / "cache"
 

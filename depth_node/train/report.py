@@ -1,6 +1,8 @@
 """End-of-training report: metrics of the chosen epoch, loss and validation curves (PNG), sample depth maps of
 validation frames next to their GT, and one self-contained HTML page (`report/index.html`) tying them together.
-Built on depth_node.evaluate.report so every report in the project looks and reads the same."""
+Built on depth_node.evaluate.report so every report in the project looks and reads the same: the summary card
+(the run's headline figures, PASS/FAIL where `output.max_abs_rel` sets a limit, and the facts: model, training
+camera, steps, wall time, device), then the pictures, then the full metric table collapsed."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
-from depth_node.evaluate.report import depth_panel, plot_curves, save_png, write_html_report, write_json
+from depth_node.evaluate.report import CardItem, depth_panel, plot_curves, save_png, write_html_report, write_json
 from depth_node.train.config import TrainConfig
-from depth_node.train.data import ValFrame, ValidationSet
+from depth_node.train.data import CachedSequence, ValFrame, ValidationSet
+from depth_node.train.distributed import DistInfo
 from depth_node.train.result import TrainResult
 
 
@@ -23,9 +27,15 @@ class TrainedRun(Protocol):
     out: Path
     valset: ValidationSet
     train_seconds: float
+    device: torch.device
+    dist: DistInfo
+    amp_dtype: torch.dtype | None
 
     @property
     def median_scaling(self) -> bool: ...
+
+    @property
+    def train_sequences(self) -> list[CachedSequence]: ...
 
     def predict_val(self, frames: list[ValFrame]) -> list[np.ndarray]: ...
 
@@ -47,39 +57,7 @@ def smooth(values: list[float], window: int) -> list[float]:
 def write_report(trainer: TrainedRun, result: TrainResult) -> Path:
     out = trainer.out / "report"
     out.mkdir(parents=True, exist_ok=True)
-    images: list[tuple[str, Path]] = []
-    history = result.history
-    if result.losses:
-        images.append(("training loss per step (running mean over 20 steps; this session)",
-                       plot_curves(out / "loss.png", {"loss": smooth(result.losses, 20)}, "step", "training loss")))
-    elif any(h.get("train_loss") is not None for h in history):  # a resumed session that trained no step
-        epochs = [h for h in history if h.get("train_loss") is not None]
-        images.append(("training loss per epoch (mean over the epoch's steps)",
-                       plot_curves(out / "loss.png", {"loss": [h["train_loss"] for h in epochs]}, "epoch index",
-                                   "training loss")))
-    val = [h for h in history if h.get("val")]
-    if val:
-        curves = {k: [h["val"][k] for h in val] for k in ("abs_rel", "rmse_log") if k in val[0]["val"]}
-        curves["a1 (δ<1.25)"] = [h["val"]["a1"] for h in val]
-        images.append(("validation metrics per epoch", plot_curves(out / "val.png", curves, "epoch index",
-                                                                   "validation")))
-    samples = trainer.valset.frames
-    n = min(trainer.cfg.output.report_samples, len(samples))
-    if n:
-        pick = np.linspace(0, len(samples) - 1, n).round().astype(int)
-        chosen = [samples[k] for k in pick]
-        preds = trainer.predict_val(chosen)
-        for f, p in zip(chosen, preds):
-            gt = np.where(np.isfinite(f.depth) & (f.depth > 0), f.depth, np.nan).astype(np.float32)
-            p = _to_gt_scale(p * trainer.scale_factor(), gt, median=trainer.median_scaling)
-            from depth_node.evaluate.depth_metrics import resize_to
-
-            p_full = resize_to(p, gt.shape)
-            rgb = _resize_rgb(f.rgb, gt.shape[1], gt.shape[0])
-            panel = depth_panel(rgb, p_full, gt, max_depth=trainer.cfg.data.eval_max_depth)
-            name = f.name.replace("/", "_")
-            images.append((f"{f.name}: image | prediction | GT | relative error", save_png(out / f"{name}.png",
-                                                                                           panel)))
+    images = _curves(result, out) + _samples(trainer, out)
     best = result.best or {}
     metrics: dict[str, Any] = {
         "mode": trainer.cfg.mode,
@@ -91,14 +69,113 @@ def write_report(trainer: TrainedRun, result: TrainResult) -> Path:
         "best": best.get("metrics") or {},
         "scaling": trainer.scaling_label(),
     }
-    write_json(out / "metrics.json", {**metrics, "history": history})
+    write_json(out / "metrics.json", {**metrics, "history": result.history})
     notes = [
         f"Model file: {result.model_path}",
         "Metrics are on held-out validation data at the chosen (lowest abs_rel) epoch; mono models are "
         "median-scaled per image, stereo-trained models scaled by baseline/0.1, metric models not scaled.",
     ]
     return write_html_report(out / "index.html", f"depth_node training report ({trainer.cfg.mode})", metrics,
-                             images, notes)
+                             images, notes, card=summary_card(trainer.cfg, result),
+                             facts=run_facts(trainer, result))
+
+
+def summary_card(cfg: TrainConfig, result: TrainResult) -> list[CardItem]:
+    """The headline figures: validation abs_rel of the chosen epoch (judged against `output.max_abs_rel` when
+    set), δ<1.25 and rmse there, the last validated epoch's abs_rel when another epoch was chosen, and the last
+    epoch's training loss (metric runs: boundary F1 and the FOV head's error too). A run without validation data
+    shows abs_rel n/a (and FAILs a set limit)."""
+    best = result.best or {}
+    m = best.get("metrics") or {}
+    items = [CardItem.judged(f"validation abs_rel (best epoch {best.get('epoch', 'n/a')})", m.get("abs_rel"),
+                             cfg.output.max_abs_rel)]
+    for key, label, unit in (("a1", "validation δ<1.25", ""), ("rmse", "validation rmse", "m"),
+                             ("boundary_f1", "validation boundary F1", ""),
+                             ("fov_abs_err_deg", "validation FOV error", "°")):
+        if m.get(key) is not None:
+            items.append(CardItem(label, m[key], unit))
+    validated = [h for h in result.history if h.get("val")]
+    if validated and validated[-1]["step"] != best.get("step"):
+        items.append(CardItem(f"validation abs_rel (last epoch {validated[-1]['epoch']})",
+                              validated[-1]["val"].get("abs_rel")))
+    trained = [h for h in result.history if h.get("train_loss") is not None]
+    if trained:
+        items.append(CardItem(f"training loss (epoch {trained[-1]['epoch']} mean)", trained[-1]["train_loss"]))
+    return items
+
+
+def run_facts(trainer: TrainedRun, result: TrainResult) -> dict[str, str]:
+    """Model, training camera and data, steps, wall time and device of the run, for the summary card."""
+    cfg, seqs = trainer.cfg, trainer.train_sequences
+    m = cfg.model
+    if cfg.is_metric:
+        arch = f"Depth Pro-style metric ViT, preset {cfg.metric.preset}" + (" (customised)" if cfg.metric.network
+                                                                             else "")
+    else:
+        arch = f"Monodepth2 ResNet-{m.num_layers} depth" + (f" + ResNet-{m.pose_num_layers} pose"
+                                                            if cfg.use_temporal else "")
+    model = f"{arch}, mode {cfg.mode}" + (f" → {result.model_path.name}" if result.model_path else "")
+    hfov = sorted(math.degrees(2.0 * math.atan(0.5 / float(s.K_norm[0, 0]))) for s in seqs)
+    fov = "" if not hfov else (f", hfov {hfov[0]:.0f}°" if hfov[-1] - hfov[0] < 0.5
+                               else f", hfov {hfov[0]:.0f}–{hfov[-1]:.0f}°")
+    names = [s.name for s in seqs]
+    data = ", ".join(names[:3]) + (f" … ({len(names)} in all)" if len(names) > 3 else "")
+    device = str(trainer.device)
+    if trainer.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(trainer.device)})"
+    device += f", amp {str(trainer.amp_dtype).removeprefix('torch.') if trainer.amp_dtype else 'off'}"
+    if trainer.dist.world_size > 1:
+        device += f", {trainer.dist.world_size} processes (DDP, {trainer.dist.backend})"
+    return {
+        "model": model,
+        "training camera": f"frames {cfg.data.width}×{cfg.data.height}{fov}",
+        "training data": f"{len(seqs)} sequence(s): {data}" if seqs else "n/a",
+        "scaling": trainer.scaling_label(),
+        "steps": f"{result.steps} steps, {result.epochs_done} epochs, batch {cfg.optim.batch_size}",
+        "wall time": f"{trainer.train_seconds / 60.0:.1f} min (training and validation)",
+        "device": device,
+    }
+
+
+def _curves(result: TrainResult, out: Path) -> list[tuple[str, Path]]:
+    """Training loss (per step, or per epoch for a resumed session that trained no step) and validation curves."""
+    images: list[tuple[str, Path]] = []
+    history = result.history
+    if result.losses:
+        images.append(("training loss per step (running mean over 20 steps; this session)",
+                       plot_curves(out / "loss.png", {"loss": smooth(result.losses, 20)}, "step", "training loss")))
+    elif any(h.get("train_loss") is not None for h in history):
+        epochs = [h for h in history if h.get("train_loss") is not None]
+        images.append(("training loss per epoch (mean over the epoch's steps)",
+                       plot_curves(out / "loss.png", {"loss": [h["train_loss"] for h in epochs]}, "epoch index",
+                                   "training loss")))
+    val = [h for h in history if h.get("val")]
+    if val:
+        curves = {k: [h["val"][k] for h in val] for k in ("abs_rel", "rmse_log") if k in val[0]["val"]}
+        curves["a1 (δ<1.25)"] = [h["val"]["a1"] for h in val]
+        images.append(("validation metrics per epoch", plot_curves(out / "val.png", curves, "epoch index",
+                                                                   "validation")))
+    return images
+
+
+def _samples(trainer: TrainedRun, out: Path) -> list[tuple[str, Path]]:
+    """Image | prediction | GT | relative error panels of evenly spread validation frames."""
+    from depth_node.evaluate.depth_metrics import resize_to
+
+    samples = trainer.valset.frames
+    n = min(trainer.cfg.output.report_samples, len(samples))
+    if not n:
+        return []
+    chosen = [samples[k] for k in np.linspace(0, len(samples) - 1, n).round().astype(int)]
+    images = []
+    for f, p in zip(chosen, trainer.predict_val(chosen)):
+        gt = np.where(np.isfinite(f.depth) & (f.depth > 0), f.depth, np.nan).astype(np.float32)
+        p = _to_gt_scale(p * trainer.scale_factor(), gt, median=trainer.median_scaling)
+        rgb = _resize_rgb(f.rgb, gt.shape[1], gt.shape[0])
+        panel = depth_panel(rgb, resize_to(p, gt.shape), gt, max_depth=trainer.cfg.data.eval_max_depth)
+        images.append((f"{f.name}: image | prediction | GT | relative error",
+                       save_png(out / f"{f.name.replace('/', '_')}.png", panel)))
+    return images
 
 
 def _to_gt_scale(pred: np.ndarray, gt: np.ndarray, median: bool) -> np.ndarray:
