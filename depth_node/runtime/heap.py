@@ -12,14 +12,10 @@ with no mmap/munmap and page faults per frame, and the freed heap is trimmed onc
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
-import logging
-import platform
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 LOADING_MMAP_THRESHOLD = 128 * 1024  # glibc's starting value
@@ -29,10 +25,13 @@ RUNNING_TRIM_THRESHOLD = 2 * RUNNING_MMAP_THRESHOLD  # what the dynamic rule set
 
 @functools.lru_cache(maxsize=1)
 def _glibc() -> ctypes.CDLL | None:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):  # the running libc (musl has none)
+            return None
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows) or no such name (macOS)
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # glibc's soname on every Linux architecture it supports
         libc.mallopt.argtypes, libc.malloc_trim.argtypes = [ctypes.c_int, ctypes.c_int], [ctypes.c_size_t]
         return libc
     except (OSError, AttributeError):
