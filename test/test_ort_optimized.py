@@ -81,3 +81,12 @@ def test_backend_sessions_go_through_the_cache_on_the_cpu_in_fp32_only(tmp_path)
     s = backend_session(src, "cpu", "fp32", tmp_path / "cache")
     assert optimized_path(src, tmp_path / "cache", ort.__version__).is_file()
     np.testing.assert_array_equal(s.run(None, {"x": x})[0], make_session(src).run(None, {"x": x})[0])
+
+
+def test_damaged_cache_entry_falls_back_and_says_what_to_delete(tmp_path, caplog) -> None:
+    src = _conv_net(tmp_path / "net.onnx")
+    assert cached_session(src, tmp_path / "cache", session_options) is not None
+    target = optimized_path(src, tmp_path / "cache", ort.__version__)
+    target.write_bytes(target.read_bytes()[:100])  # a truncated graph
+    assert cached_session(src, tmp_path / "cache", session_options) is None
+    assert f"delete {target.parent}" in caplog.text

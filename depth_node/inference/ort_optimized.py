@@ -75,6 +75,7 @@ def cached_session(source: str | Path, cache_dir: str | Path | None, new_options
     (read-only cache folder, a graph ORT cannot serialize): the caller then optimizes in memory as before."""
     import onnxruntime as ort
 
+    target = None
     try:
         target = optimized_path(source, cache_dir, ort.__version__)
         if not target.is_file():
@@ -83,6 +84,8 @@ def cached_session(source: str | Path, cache_dir: str | Path | None, new_options
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done once, in the file
         return ort.InferenceSession(str(target), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # the cache is an optimization: never the reason a model does not load
-        log.warning("ONNX Runtime: no cached optimized graph for %s (%s); optimizing in memory",
-                    source, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        fix = f"; delete {target.parent} to rebuild it" if target is not None and target.is_file() else ""
+        log.warning("ONNX Runtime: no cached optimized graph for %s (%s); optimizing in memory (more peak memory)%s",
+                    source, why, fix)
         return None
