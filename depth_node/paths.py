@@ -3,6 +3,8 @@ from a source checkout."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -41,3 +43,28 @@ def bundled_metric_model() -> str:
     `scale_source: metric_model` works out of the box; "" when this installation has none."""
     path = models_dir() / BUNDLED_METRIC_MODEL
     return str(path) if path.is_file() else ""
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where derived files (ONNX exports, engines, optimized graphs) are cached: `cache_dir`, else
+    $DEPTH_NODE_CACHE, else $XDG_CACHE_HOME/depth_node (~/.cache/depth_node)."""
+    if cache_dir:
+        return Path(cache_dir)
+    env = os.environ.get("DEPTH_NODE_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "depth_node"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Content hash of a file (with its `.data` external weights, where an export has them): cache keys."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    data = Path(str(path) + ".data")
+    if data.is_file():  # external weights of large exports
+        with open(data, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

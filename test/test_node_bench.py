@@ -82,6 +82,12 @@ def test_node_bench_smoke(tmp_path) -> None:
     # process holds more than the machine has
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     assert 20.0 < res["node_rss_mb"] < total_mb, res["node_rss_mb"]
+    now = res["node_rss_now_mb"]  # read after the peak: no larger than it; the kernel's three kinds add up to it
+    assert now["rss"] <= res["node_rss_mb"] + 2.0 and now["anon"] + now["file"] + now["shmem"] == pytest.approx(
+        now["rss"], abs=0.3), (now, res["node_rss_mb"])
+    # a .pt model on the torch backend: the node loads torch (the ONNX backends run the shipped ONNX instead)
+    assert res["node_model_format"] == "pt" and res["node_torch_loaded"] is True, res
+    assert "node_rss_mb" not in res["goals"]  # the memory goal is the ONNX backends'
     assert f"odometry extra (e2e odom − depth + points) {res['odom_extra_ms']:8.2f} ms" in r.stdout
     # sanity within one process (comparisons across the two processes swing with the machine's load: on a
     # shared 2-core machine the bench's raw inference once took 6x the node's whole end-to-end frame): the node's

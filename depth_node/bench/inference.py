@@ -75,7 +75,8 @@ class Candidate:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write the results here (JSON)")
-    p.add_argument("--model", type=Path, help="model file (default: models/default.pt, else recipe weights)")
+    p.add_argument("--model", type=Path, help="model file or depth.onnx (default: models/default.pt, else recipe "
+                   "weights; --node with an ONNX backend: the shipped models/default_onnx/depth.onnx)")
     p.add_argument("--backends", help=f"comma-separated subset of {','.join(BACKENDS)} (default: all available)")
     p.add_argument("--precisions", help="comma-separated subset of fp32,bf16,fp16,int8 (default: all)")
     p.add_argument("--resolutions", default=None, help="WxH list, default 640x192,1024x320")

@@ -7,15 +7,9 @@ import os
 from pathlib import Path
 
 from depth_node.checkpoints.model_file import ModelFile
+from depth_node.paths import cache_root
 
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    if cache_dir:
-        return Path(cache_dir)
-    env = os.environ.get("DEPTH_NODE_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "depth_node"
+__all__ = ["cache_root", "onnx_for"]
 
 
 def onnx_for(model: ModelFile, cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path | None]:

@@ -46,6 +46,7 @@ from depth_node.errors import DepthNodeError
 from depth_node.export.graph_input import stack_pair, to_network_input
 from depth_node.export.sensitivity import abs_rel, choose_float_layers, layer_sensitivity, run_graph
 from depth_node.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
+from depth_node.paths import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +140,6 @@ def network_inputs(frames: Sequence[np.ndarray], shape: Sequence[int]) -> list[n
 
 
 # ---------------------------------------------------------------------------------------------- graph
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    data = Path(str(path) + ".data")
-    if data.is_file():  # external weights of large exports
-        with open(data, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 def is_quantized(path_or_model: str | os.PathLike | onnx.ModelProto) -> bool:

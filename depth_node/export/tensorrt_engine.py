@@ -59,7 +59,7 @@ def gpu_slug(device_index: int = 0) -> str:
 
 
 def onnx_sha256(path: str | os.PathLike) -> str:
-    from depth_node.export.quantize import file_sha256
+    from depth_node.paths import file_sha256
 
     return file_sha256(path)
 

@@ -153,7 +153,7 @@ def create_backend(
     if backend == "onnxruntime":
         from depth_node.inference.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(info, depth, pose, precision, device)
+        return OnnxRuntimeBackend(info, depth, pose, precision, device, cache_dir=cache_dir)
     if backend == "openvino":
         from depth_node.inference.openvino_backend import OpenVinoBackend
 

@@ -55,7 +55,8 @@ SPECS: tuple[ParamSpec, ...] = (
               False, BACKENDS),
     ParamSpec("precision", "auto", "numeric precision; auto picks the backend's best (fp16 on GPU)", False, PRECISIONS),
     ParamSpec("device", "auto", "cpu, cuda, cuda:N or auto", False),
-    ParamSpec("cache_dir", "", "where ONNX exports and TensorRT engines are cached; empty = default cache", False),
+    ParamSpec("cache_dir", "", "where ONNX exports, ONNX Runtime's optimized graphs and TensorRT engines are cached; "
+              "empty = default cache", False),
     # input
     ParamSpec("transport", "raw", "image transport of the camera: raw (sensor_msgs/Image on image) or compressed "
               "(sensor_msgs/CompressedImage JPEG/PNG on image/compressed, image_transport naming)", False, TRANSPORTS),

@@ -16,6 +16,7 @@ from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, transform_from_xyz_quat
 from depth_node.geometry.scale import ScaleInput, resolve_source
+from depth_node.runtime.heap import large_copies_returned
 from depth_node.runtime.scale_sources import build_scale_source
 
 REJECTED_NOISE_FACTOR = 3.0  # odometry noise of a step whose image-alignment refinement was rejected
@@ -60,13 +61,20 @@ class FramePipeline:
 
     def __init__(self, model_path: str | Path, cfg: Any) -> None:
         """`cfg`: a validated NodeConfig (`depth_node.runtime.params`)."""
-        from depth_node.inference.estimator import DepthEstimator
         from depth_node.inference.factory import create_backend
 
         t0 = time.monotonic()
         self.model_path = str(model_path)
-        self.backend = create_backend(model_path, cfg.backend, cfg.precision, cfg.device,
-                                      cache_dir=cfg.cache_dir or None)
+        with large_copies_returned():  # the load's transient copies do not stay in the node's resident memory
+            self.backend = create_backend(model_path, cfg.backend, cfg.precision, cfg.device,
+                                          cache_dir=cfg.cache_dir or None)
+            self._prepare(cfg)
+        self.load_seconds = time.monotonic() - t0
+
+    def _prepare(self, cfg: Any) -> None:
+        """Everything after the backend: scale source, odometry, and a warm-up run of each network."""
+        from depth_node.inference.estimator import DepthEstimator
+
         try:
             self.estimator = DepthEstimator(self.backend)
             info = self.backend.info
@@ -87,7 +95,6 @@ class FramePipeline:
         except BaseException:
             self.backend.close()
             raise
-        self.load_seconds = time.monotonic() - t0
 
     @property
     def info(self):
