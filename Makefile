@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 	$(MAKE) test-jazzy
 
 # ROS tests take /tmp/ros_tests.lock: they use fixed domain IDs, so two runs at once would talk to each other.

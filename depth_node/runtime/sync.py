@@ -26,6 +26,7 @@ class CameraInfoCache:
         self._items: deque[tuple[int, Any]] = deque(maxlen=maxlen)
         self._cond = threading.Condition()
         self.received = 0
+        self._first_wait_pending = True  # the first image may beat the first camera_info: wait for it once
 
     def add(self, info: Any) -> None:
         with self._cond:
@@ -36,6 +37,7 @@ class CameraInfoCache:
     def clear(self) -> None:
         with self._cond:
             self._items.clear()
+            self._first_wait_pending = True
 
     def latest(self) -> Any | None:
         with self._cond:
@@ -54,14 +56,17 @@ class CameraInfoCache:
     def match(self, stamp_ns: int, slop_s: float, wait_s: float = 0.0) -> tuple[Any | None, float | None]:
         """(camera_info within slop or None, |Δt| in seconds to the nearest one seen, or None if none seen).
 
-        Waits up to `wait_s` for a late camera_info, but only when camera_info is flowing at all (a camera
-        without camera_info must not slow every frame down).
+        Waits up to `wait_s` for a late camera_info when camera_info is flowing, and once before any has come
+        (the first image of a stream often arrives a moment before its camera_info; the offline pipeline pairs
+        them, so the node must too). A camera without camera_info costs that one wait, not one per frame.
         """
         slop_ns = round(slop_s * 1e9)
         with self._cond:
             info, dt = self._nearest(stamp_ns, slop_ns)
-            if info is None and wait_s > 0 and self._items and self._items[-1][0] < stamp_ns + slop_ns:
-                # camera_info is flowing and a matching one may still come
+            flowing = bool(self._items) and self._items[-1][0] < stamp_ns + slop_ns
+            if info is None and wait_s > 0 and (flowing or (not self._items and self._first_wait_pending)):
+                if not self._items:
+                    self._first_wait_pending = False
                 self._cond.wait_for(lambda: self._nearest(stamp_ns, slop_ns)[0] is not None, timeout=wait_s)
                 info, dt = self._nearest(stamp_ns, slop_ns)
         return info, (None if dt is None else dt / 1e9)
