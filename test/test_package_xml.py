@@ -27,7 +27,7 @@ MODULE_KEYS = {
     "torch": "python3-pytorch-pip", "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
 }
 # imported, but rosdep has no key for them: optional extras installed with pip (README "Install")
-NO_ROSDEP_KEY = {"onnx", "onnxscript", "openvino", "tensorrt", "av", "evo"}
+NO_ROSDEP_KEY = {"onnx", "onnxscript", "openvino", "tensorrt", "cuda", "av", "evo"}  # cuda: cuda-python
 
 
 def _deps() -> list[tuple[str, str]]:
