@@ -1,7 +1,8 @@
-"""The node on a robot without torch: from an exported ONNX model (the shipped default's depth.onnx with its
-pose.onnx) on ONNX Runtime, the node process runs with `import torch` failing and publishes depth, points and
-odometry over real ROS 2. torch is made unimportable by a `torch` package first on the node's PYTHONPATH whose
-import raises, as an absent install would."""
+"""The node on a robot without torch: with the default model (`model` empty) on ONNX Runtime, the node process
+takes the shipped ONNX export (depth.onnx with its pose.onnx), runs with torch absent, and publishes depth,
+points and odometry over real ROS 2. torch is made absent by a `sitecustomize` first on the node's PYTHONPATH
+that hides it from every import finder: `import torch` raises ModuleNotFoundError and `find_spec("torch")` is
+None, exactly as on a machine where it was never installed."""
 
 from __future__ import annotations
 
@@ -19,10 +20,31 @@ N = 8
 ONNX = H.ROOT / "models" / "default_onnx" / "depth.onnx"
 
 
+HIDE_TORCH = """
+import sys
+
+
+class _WithoutTorch:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            return None
+        return self.inner.find_spec(name, path, target)
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+
+sys.meta_path[:] = [_WithoutTorch(f) if hasattr(f, "find_spec") else f for f in sys.meta_path]
+"""
+
+
 def _torch_blocker(tmp: Path) -> Path:
     folder = tmp / "no_torch"
-    (folder / "torch").mkdir(parents=True)
-    (folder / "torch" / "__init__.py").write_text('raise ImportError("torch is not installed (made unimportable)")\n')
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(HIDE_TORCH)
     return folder
 
 
@@ -31,11 +53,12 @@ def test_node_runs_an_onnx_model_with_torch_unimportable(tmp_path) -> None:
     blocker = _torch_blocker(tmp_path)
     env = H.ros_env(DOMAIN)
     env["PYTHONPATH"] = f"{blocker}:{env['PYTHONPATH']}"
-    probe = subprocess.run([H.PY, "-c", "import torch"], env=env, capture_output=True, text=True, timeout=60)
-    assert probe.returncode != 0 and "made unimportable" in probe.stderr  # the blocker works
+    probe = subprocess.run([H.PY, "-c", "import importlib.util; assert importlib.util.find_spec('torch') is None; "
+                            "import torch"], env=env, capture_output=True, text=True, timeout=60)
+    assert "ModuleNotFoundError: No module named 'torch'" in probe.stderr, probe.stderr  # as if never installed
     frames = H.render_frames(tmp_path / "frames.npz", n=N, width=320, height=96)
     stamps = np.load(frames)["stamps"]
-    node = H.start_node(tmp_path, DOMAIN, {"model": str(ONNX), "backend": "onnxruntime", "scale_source": "fixed",
+    node = H.start_node(tmp_path, DOMAIN, {"model": "", "backend": "onnxruntime", "scale_source": "fixed",
                                            "scale_factor": 1.0}, pythonpath_first=blocker)
     rec = pub = None
     try:
@@ -55,7 +78,8 @@ def test_node_runs_an_onnx_model_with_torch_unimportable(tmp_path) -> None:
         code = node.stop()
     log = node.log()
     assert code in (0, -2, 130), f"node exit code {code}: {log[-3000:]}"
-    assert "Traceback" not in log and "made unimportable" not in log, log[-3000:]
+    assert "Traceback" not in log and "No module named 'torch'" not in log, log[-3000:]
+    assert f"model {ONNX} " in log, log[-3000:]  # the default model, as its shipped ONNX export
     got = H.load_record(tmp_path / "rec.pkl")
     wanted = {int(s) for s in stamps}
     for key in ("depth", "points", "odom"):

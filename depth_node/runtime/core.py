@@ -122,7 +122,7 @@ class FrameCore:
     def open(cls, cfg: Any) -> FrameCore:
         """Load `cfg.model` ("" = the bundled default). DepthNodeError (ParamError for scale settings that do
         not fit the model) with a message saying what to change."""
-        path = resolve_model_path(cfg.model)
+        path = resolve_model_path(cfg.model, cfg.backend)
         try:
             pipe = FramePipeline(path, cfg)
         except ScaleError as exc:

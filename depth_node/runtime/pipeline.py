@@ -38,8 +38,12 @@ def odometry_noise(cfg: Any) -> OdometryNoise:
     return OdometryNoise(o.translation_noise, o.rotation_noise, o.translation_noise_floor, o.rotation_noise_floor)
 
 
-def resolve_model_path(value: str) -> Path:
-    """'' → the package's models/default.pt; otherwise the given path (~ expanded)."""
+def resolve_model_path(value: str, backend: str = "auto") -> Path:
+    """'' → the package's default model: models/default.pt, or its shipped ONNX export (default_onnx/depth.onnx,
+    same weights stored fp16) where torch is not installed and the backend is not torch, so the default launch
+    runs on a robot without torch. Otherwise the given path (~ expanded)."""
+    import importlib.util
+
     from depth_node.paths import models_dir
 
     if value:
@@ -47,7 +51,9 @@ def resolve_model_path(value: str) -> Path:
         if not p.is_file():
             raise DepthNodeError(f"model file not found: {p} (parameter 'model')")
         return p
-    p = models_dir() / "default.pt"
+    p, onnx = models_dir() / "default.pt", models_dir() / "default_onnx" / "depth.onnx"
+    if backend != "torch" and onnx.is_file() and importlib.util.find_spec("torch") is None:
+        return onnx
     if not p.is_file():
         raise DepthNodeError(
             f"no model given and the default model {p} is not installed; set the 'model' parameter to a model "
