@@ -18,7 +18,10 @@ from colcon_ws import MISSING, colcon_build, colcon_missing
 from conftest import require_shared
 
 DOMAIN = 53
-RUN_LAUNCH = ("import sys\nfrom ros2launch.api import launch_a_launch_file\n"
+# SIGINT as in a terminal: a suite started in the background (`make test &`, nohup) hands its children SIGINT
+# ignored, and launch only hears signals through Python's handler (signal.set_wakeup_fd), so Ctrl-C would be lost.
+RUN_LAUNCH = ("import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              "from ros2launch.api import launch_a_launch_file\n"
               "sys.exit(launch_a_launch_file(launch_file_path=sys.argv[1], launch_file_arguments=sys.argv[2:],"
               " noninteractive=True))")
 
