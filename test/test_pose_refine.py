@@ -246,3 +246,28 @@ def test_road_step_carries_a_smoothed_road_plane(drive):
     np.testing.assert_array_equal(kept, tilted)
     assert handed is p1
     assert road_step(bad, None, p1)[1] is p1
+
+
+def test_level_step_sets_the_ground_from_the_body_plane(drive):
+    """At a chain's start the motion is kept and the ground handed on is the running mean of frame t's carried
+    plane (moved by the step) and the body's own x–y plane at the fitted height; a fit further than 2° from the
+    mount's level is taken as it is."""
+    from depth_node.geometry.pose_refine import level_step, road_plane
+
+    f0, f1 = drive.frame(40), drive.frame(41)
+    gt = invert_se3(f0.pose) @ f1.pose
+    p0, p1 = road_plane(_exact_depth(f0), f0.intrinsics.K), road_plane(_exact_depth(f1), f1.intrinsics.K)
+    up = np.array([0.0, -1.0, 0.0])  # body z in the optical frame (REP 103 mount)
+    motion, plane = level_step(gt, p0, p1, up, 1.0 / 3.0)
+    np.testing.assert_array_equal(motion, gt)
+    R, t = gt[:3, :3], gt[:3, 3]
+    want_n = 2.0 / 3.0 * (R.T @ p0[0]) + 1.0 / 3.0 * up
+    want_n /= np.linalg.norm(want_n)
+    np.testing.assert_allclose(plane[0], want_n, atol=1e-12)
+    assert plane[1] == pytest.approx(2.0 / 3.0 * float(p0[0] @ t + p0[1]) + 1.0 / 3.0 * p1[1], rel=1e-12)
+    steep = (se3_exp(np.radians([0, 0, 0, 5.0, 0, 0]))[:3, :3] @ up, p1[1])  # 5° off the mount's level
+    _, handed = level_step(gt, None, steep, up, 0.5)
+    assert handed is steep
+    _, first = level_step(gt, None, p1, up, 0.5)
+    np.testing.assert_array_equal(first[0], up)
+    assert level_step(gt, p0, None, up, 0.5)[1][1] == pytest.approx(float(p0[0] @ t + p0[1]))

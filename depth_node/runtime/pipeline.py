@@ -142,7 +142,7 @@ class FramePipeline:
     def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray) -> tuple[np.ndarray, bool]:
         """The pose network's motion refined by direct alignment on the previous frame's depth (same units),
         and False when the refinement was rejected."""
-        from depth_node.geometry.pose_refine import gray, refine_motion
+        from depth_node.geometry.pose_refine import LEVEL_STEPS, gray, refine_motion
         from depth_node.inference.preprocess import resize_depth
 
         if prev.intrinsics is None or not prev.scale > 0:
@@ -155,7 +155,8 @@ class FramePipeline:
         s0 = float(prev.scale)
         ref = None if self.road is None else (self.road[0], self.road[1] / s0)
         res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion,
-                            depth1=depth1, camera_to_base=self.vo.camera_to_base, road_ref=ref)
+                            depth1=depth1, camera_to_base=self.vo.camera_to_base, road_ref=ref,
+                            level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < LEVEL_STEPS else 0.0)
         self.road = None if res.road is None else (res.road[0], res.road[1] * s0)
         self.refine_stats["used" if res.used else "rejected"] += 1
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
