@@ -35,9 +35,10 @@ What the alignment on a network's depth (not on exact depth) gets wrong, measure
   yaw/sideways pair (on the forward translation it fought the photometric scale) and only at full resolution
   (coarse cells mix depths across edges; a third of the cost). Weight `GEOMETRIC_WEIGHT`.
 - The road plane is carried from step to step (frame t's plane moved by the step, pulled toward frame t+1's own
-  fit by `ROAD_GAIN`), which smooths the per-frame fit noise (~0.2°) out of pitch and roll. The odometry's
-  ground stays the first frame's fit (the corrections turn the camera, not that plane), so the first fit's tilt
-  error (this network: −0.1 to −0.3°) is what remains of the climb.
+  fit by `ROAD_GAIN`), which smooths the per-frame fit noise (~0.2°) out of pitch and roll. That plane is the
+  odometry's ground (the corrections turn the camera, not the plane), so its tilt error times the path is the
+  climb: the first LEVEL_STEPS steps of a chain set it from the body's own plane (`level_step`) rather than from
+  one road fit (0.2° noisy, and this network's fits lean by −0.1 to −0.3°).
 
 Conventions: `motion` is the later camera's pose in the earlier camera's optical frame (DepthEstimator.motion);
 a point X in camera t is inv(motion)·X in camera t+1. Planes are n·X + d = 0 in a camera frame, n toward body up,
