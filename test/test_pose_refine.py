@@ -172,3 +172,102 @@ def test_depth_error_on_one_side_bends_the_yaw_less_with_depth_weighting(drive):
     assert plain > 0.01, plain  # the bias is there without the weighting
     assert weighted < 0.5 * plain, (weighted, plain)
     assert max(exact_errs) < 0.05, exact_errs
+
+
+def test_depth_consistency_residual_and_its_jacobian(drive):
+    """The depth-consistency term (`geometric_weight`): on exact depth its residual 1 − Z'/D1 vanishes at the
+    true motion (median |r| < 1 %, a few pixels at occluding edges aside) and not at a wrong one; its Jacobian
+    matches central differences of the residual along the sideways and yaw directions it is used for
+    (X' ← exp(ξ)·X')."""
+    from depth_node.geometry.pose_refine import _Level
+
+    f0, f1 = drive.frame(50), drive.frame(51)
+    gt = invert_se3(f0.pose) @ f1.pose
+    T = invert_se3(gt)  # camera t → camera t+1 point map, as the solver's T
+    lv = _Level(gray(f0.rgb), gray(f1.rgb), _exact_depth(f0), f0.intrinsics.K, 1, 80.0, 1000, _exact_depth(f1))
+    lv.residuals(T)
+    r, J, X = lv.geo
+    assert r.size > 300 and np.median(np.abs(r)) < 0.01
+    off = se3_exp(np.array([0.3, 0, 0, 0, 0, 0])) @ T  # 30 cm sideways
+    lv.residuals(off)
+    assert np.median(np.abs(lv.geo[0])) > 5 * np.median(np.abs(r))
+    lv.residuals(T)
+    Jfull = np.concatenate([J, np.cross(X, J)], 1)
+    h = 1e-4  # 0.1 mm, 0.006°: small against the motion, large against float noise
+    checked = 0
+    for j in (0, 4):  # the directions the term acts on (sideways, yaw: optical x, y); forward needs the Z' factor
+        e = np.zeros(6)
+        e[j] = h
+        lv.residuals(se3_exp(e) @ T)
+        rp = lv.geo[0]
+        lv.residuals(se3_exp(-e) @ T)
+        rm = lv.geo[0]
+        if not rp.size == rm.size == r.size:  # a point crossed the valid area's edge: the sets differ
+            continue
+        num, a = (rp - rm) / (2 * h), Jfull[:, j]
+        # the Jacobian uses central-difference gradients of 1/D1 and holds the Z' factor fixed (IRLS), and
+        # points on depth edges have no useful derivative: compare the slope over the 90 % smoothest points
+        smooth = np.abs(a) < np.quantile(np.abs(a), 0.9)
+        slope = float(num[smooth] @ a[smooth] / (a[smooth] @ a[smooth]))
+        corr = float(np.corrcoef(num[smooth], a[smooth])[0, 1])
+        assert 0.9 < slope < 1.1 and corr > 0.9, (j, slope, corr)
+        checked += 1
+    assert checked == 2
+
+
+def test_road_step_carries_a_smoothed_road_plane(drive):
+    """The step is made consistent with frame t+1's plane pulled toward its fit by the gain, and that plane is
+    what it hands on; gain 1 is the plain two-fit consistency; a disagreement too large for a step keeps the
+    visual motion and hands on the fit."""
+    from depth_node.geometry.pose_refine import road_consistent, road_plane, road_step
+
+    f0, f1 = drive.frame(40), drive.frame(41)
+    gt = invert_se3(f0.pose) @ f1.pose
+    p0, p1 = road_plane(_exact_depth(f0), f0.intrinsics.K), road_plane(_exact_depth(f1), f1.intrinsics.K)
+    bad = gt.copy()
+    bad[:3, :3] = gt[:3, :3] @ se3_exp(np.radians([0, 0, 0, 0.3, 0.0, 0.0]))[:3, :3]
+    motion, plane = road_step(bad, p0, p1, 0.25)
+    # frame t's plane seen from t+1 (X_t = R X_t+1 + t): normal Rᵀn0, offset n0·t + d0; expected: the blend
+    R, t = bad[:3, :3], bad[:3, 3]
+    moved_n, moved_d = R.T @ p0[0], float(p0[0] @ t + p0[1])
+    want_n = 0.75 * moved_n + 0.25 * p1[0]
+    want_n /= np.linalg.norm(want_n)
+    np.testing.assert_allclose(plane[0], want_n, atol=1e-12)
+    assert plane[1] == pytest.approx(0.75 * moved_d + 0.25 * p1[1], rel=1e-12)
+    Rf, tf = motion[:3, :3], motion[:3, 3]  # the returned motion carries frame t's plane onto that plane
+    np.testing.assert_allclose(Rf.T @ p0[0], plane[0], atol=1e-9)
+    assert float(p0[0] @ tf + p0[1]) == pytest.approx(plane[1], abs=1e-9)
+    full, fit = road_step(bad, p0, p1, 1.0)
+    np.testing.assert_allclose(full, road_consistent(bad, p0, p1), atol=1e-12)
+    np.testing.assert_allclose(fit[0], p1[0], atol=1e-12)
+    tilted = gt.copy()
+    tilted[:3, :3] = gt[:3, :3] @ se3_exp(np.radians([0, 0, 0, 6.0, 0, 0]))[:3, :3]  # a quarter: 1.5° > 1°
+    kept, handed = road_step(tilted, p0, p1, 0.25)
+    np.testing.assert_array_equal(kept, tilted)
+    assert handed is p1
+    assert road_step(bad, None, p1)[1] is p1
+
+
+def test_level_step_sets_the_ground_from_the_body_plane(drive):
+    """At a chain's start the motion is kept and the ground handed on is the running mean of frame t's carried
+    plane (moved by the step) and the body's own x–y plane at the fitted height; a fit further than 2° from the
+    mount's level is taken as it is."""
+    from depth_node.geometry.pose_refine import level_step, road_plane
+
+    f0, f1 = drive.frame(40), drive.frame(41)
+    gt = invert_se3(f0.pose) @ f1.pose
+    p0, p1 = road_plane(_exact_depth(f0), f0.intrinsics.K), road_plane(_exact_depth(f1), f1.intrinsics.K)
+    up = np.array([0.0, -1.0, 0.0])  # body z in the optical frame (REP 103 mount)
+    motion, plane = level_step(gt, p0, p1, up, 1.0 / 3.0)
+    np.testing.assert_array_equal(motion, gt)
+    R, t = gt[:3, :3], gt[:3, 3]
+    want_n = 2.0 / 3.0 * (R.T @ p0[0]) + 1.0 / 3.0 * up
+    want_n /= np.linalg.norm(want_n)
+    np.testing.assert_allclose(plane[0], want_n, atol=1e-12)
+    assert plane[1] == pytest.approx(2.0 / 3.0 * float(p0[0] @ t + p0[1]) + 1.0 / 3.0 * p1[1], rel=1e-12)
+    steep = (se3_exp(np.radians([0, 0, 0, 5.0, 0, 0]))[:3, :3] @ up, p1[1])  # 5° off the mount's level
+    _, handed = level_step(gt, None, steep, up, 0.5)
+    assert handed is steep
+    _, first = level_step(gt, None, p1, up, 0.5)
+    np.testing.assert_array_equal(first[0], up)
+    assert level_step(gt, p0, None, up, 0.5)[1][1] == pytest.approx(float(p0[0] @ t + p0[1]))

@@ -162,7 +162,7 @@ def test_odometry_covariance_is_never_zero(setup, monkeypatch) -> None:
         assert np.all(np.linalg.eigvalsh(o.twist_covariance) > 0)
 
     def rejected(prev_gray, gray, depth, K, motion, *a, **k):  # stand-in input: alignment that never converges
-        return SimpleNamespace(motion=motion, used=False)
+        return SimpleNamespace(motion=motion, used=False, road=None)
 
     monkeypatch.setattr("depth_node.geometry.pose_refine.refine_motion", rejected)
     noisy = {f"odom.{n}": 3 * getattr(cfg.odom, n) for n in ("translation_noise", "rotation_noise",

@@ -27,6 +27,18 @@ What the alignment on a network's depth (not on exact depth) gets wrong, measure
   pixels whose texture runs along their flow keep full weight and pin the rotation; near pixels with edges
   across their flow, whose residual is mostly the depth's error, count less. ε = `DEPTH_REL_STD`.
   Measured on the demo and curvy drives, see the README's odometry table.
+- A yaw bias remained (+0.013° per straight step on the demo). With frame t+1's depth the yaw and sideways
+  translation also answer to the depth consistency of the two frames: frame t's point moved by the motion must
+  land on frame t+1's depth there (relative residual 1 − Z'/D1). A surface whose depth is scaled by the same
+  error in both frames (the network errs alike on the same facade in every frame) stays a plane parallel to the
+  motion, so at the true motion this residual vanishes where the photometric one does not. It acts only on the
+  yaw/sideways pair (on the forward translation it fought the photometric scale) and only at full resolution
+  (coarse cells mix depths across edges; a third of the cost). Weight `GEOMETRIC_WEIGHT`.
+- The road plane is carried from step to step (frame t's plane moved by the step, pulled toward frame t+1's own
+  fit by `ROAD_GAIN`), which smooths the per-frame fit noise (~0.2°) out of pitch and roll. That plane is the
+  odometry's ground (the corrections turn the camera, not the plane), so its tilt error times the path is the
+  climb: the first LEVEL_STEPS steps of a chain set it from the body's own plane (`level_step`) rather than from
+  one road fit (0.2° noisy, and this network's fits lean by −0.1 to −0.3°).
 
 Conventions: `motion` is the later camera's pose in the earlier camera's optical frame (DepthEstimator.motion);
 a point X in camera t is inv(motion)·X in camera t+1. Planes are n·X + d = 0 in a camera frame, n toward body up,
@@ -41,6 +53,7 @@ import numpy as np
 
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import rotation_vector, skew
+from depth_node.geometry.poses import OPTICAL_TO_BODY
 
 
 @dataclass
@@ -50,6 +63,7 @@ class RefineResult:
     residual_before: float  # robust residual std at the finest level, at the start and at the end
     residual_after: float
     used: bool  # False: the refinement was rejected (too few pixels, or it made things worse)
+    road: tuple[np.ndarray, float] | None = None  # frame t+1's road plane the motion was made consistent with
 
 
 def se3_exp(xi: np.ndarray) -> np.ndarray:
@@ -108,6 +122,17 @@ def area_downsample(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return (total / np.outer(ye - ys, xe - xs)).astype(np.float32)
 
 
+def _inverse_depth(depth: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Inverse depth on an (h, w) grid: the mean inverse depth of cells whose pixels all have a depth, NaN in
+    the others (a cell on an edge of the valid area would mix in zeros)."""
+    inv = np.where(np.isfinite(depth) & (depth > 0), 1.0 / np.where(depth > 0, depth, 1.0), 0.0)
+    if inv.shape == (h, w):
+        return np.where(inv > 0, inv, np.nan).astype(np.float32)
+    valid = area_downsample((inv > 0).astype(np.float32), h, w)
+    return np.where(valid > 0.99, area_downsample(inv.astype(np.float32), h, w) / np.maximum(valid, 1e-9),
+                    np.nan).astype(np.float32)
+
+
 def _level(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray, s: int):
     if s == 1:
         return img0, img1, depth0, K
@@ -126,17 +151,28 @@ def _level(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray
     return down(img0), down(img1), d.astype(np.float32), Ks
 
 
+def _gradients(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences along x and y (0 on the border rows and columns)."""
+    gx, gy = np.zeros_like(a), np.zeros_like(a)
+    gx[:, 1:-1] = 0.5 * (a[:, 2:] - a[:, :-2])
+    gy[1:-1, :] = 0.5 * (a[2:, :] - a[:-2, :])
+    return gx, gy
+
+
 class _Level:
     """One pyramid level: frame t's textured pixels back-projected, frame t+1 with its gradients."""
 
-    def __init__(self, img0, img1, depth0, K, s: int, max_depth: float, max_points: int):
+    def __init__(self, img0, img1, depth0, K, s: int, max_depth: float, max_points: int,
+                 depth1: np.ndarray | None = None):
         g0, g1, d0, self.K = _level(img0, img1, depth0, K, s)
         h, w = g0.shape
         I1 = np.asarray(g1, dtype=np.float64)
-        gx, gy = np.zeros_like(I1), np.zeros_like(I1)
-        gx[:, 1:-1] = 0.5 * (I1[:, 2:] - I1[:, :-2])
-        gy[1:-1, :] = 0.5 * (I1[2:, :] - I1[:-2, :])
-        self.stack = np.stack([I1, gx, gy], -1)  # (H, W, 3): intensity and its gradients, sampled together
+        layers = [I1, *_gradients(I1)]
+        self.geometric = depth1 is not None
+        if self.geometric:  # frame t+1's inverse depth and its gradients, sampled with the image
+            iD1 = _inverse_depth(np.asarray(depth1, dtype=np.float32), h, w).astype(np.float64)
+            layers += [iD1, *_gradients(iD1)]
+        self.stack = np.stack(layers, -1)  # (H, W, 3 or 6): intensity (and inverse depth) with gradients
         vv, uu = np.mgrid[0:h, 0:w]
         grad0 = np.zeros_like(g0)
         grad0[1:-1, 1:-1] = np.hypot(g0[1:-1, 2:] - g0[1:-1, :-2], g0[2:, 1:-1] - g0[:-2, 1:-1])
@@ -166,7 +202,29 @@ class _Level:
         par_u = u[good] - (self.K[0, 0] * Xr[:, 0] / Xr[:, 2] + self.K[0, 2])
         par_v = v[good] - (self.K[1, 1] * Xr[:, 1] / Xr[:, 2] + self.K[1, 2])
         self.parallax = (par_u, par_v)
+        if self.geometric:
+            self.geo = self._geometric(Xp[good], smp[3:, good])
         return r[good], Xp[good], smp[1][good], smp[2][good]
+
+
+    def _geometric(self, Xp: np.ndarray, smp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Relative depth residual 1 − Z'/D1(π(X')) (Z': the warped point's depth, D1: frame t+1's depth
+        there), its ∂/∂X' and X', where D1 is defined. Relative, so the near road does not outweigh the rest."""
+        Z = Xp[:, 2]
+        du, dv = _projection_jacobian(self.K, Xp)
+        jg = -(smp[1][:, None] * du + smp[2][:, None] * dv)  # −∇(1/D1)·∂π/∂X'
+        jg[:, 2] -= 1.0 / Z**2
+        rg, jg = (1.0 / Z - smp[0]) * Z, jg * Z[:, None]  # (1/Z' − 1/D1)·Z'
+        ok = np.isfinite(rg) & np.all(np.isfinite(jg), axis=1)
+        return rg[ok], jg[ok], Xp[ok]
+
+
+def _projection_jacobian(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """∂u/∂X and ∂v/∂X (N, 3) of the pinhole projection at camera points X (N, 3)."""
+    fx, fy, Z = K[0, 0], K[1, 1], X[:, 2]
+    du = np.stack([fx / Z, np.zeros_like(Z), -fx * X[:, 0] / Z**2], 1)
+    dv = np.stack([np.zeros_like(Z), fy / Z, -fy * X[:, 1] / Z**2], 1)
+    return du, dv
 
 
 def _sigma(r: np.ndarray) -> float:
@@ -188,26 +246,53 @@ MAX_POINTS = 1000
 # best of 0.05–0.3 on the demo and curvy drives (0.05: the demo's yaw drift hardly moved; 0.3: t_rel rose).
 DEPTH_REL_STD = 0.2
 
+# Weight of the depth-consistency term (module docstring) against the photometric one, both normalised by their
+# robust residual scales. It acts on the yaw/sideways pair only. Measured on the demo and curvy drives (README
+# odometry table): 0.3 left half the demo's yaw drift, 0.6 removed it (+0.003° per straight step), 1 and more
+# turned it negative and noisier (1.5: −0.013°, r_rel 2.2 °/100 m on the demo).
+GEOMETRIC_WEIGHT = 0.6
+
+# Gain of each frame's road-plane fit against the road plane carried from the previous frames (1: the latest fit
+# alone, as before). 0.25 smooths the per-frame fit noise (~0.2°) out of the pitch and roll: r_rel −15 to −20 %
+# on the demo and curvy drives, t_rel a little lower; 0.1 was no better.
+ROAD_GAIN = 0.25
+
+# Steps at the start of a chain whose road planes set the odometry's ground (see `level_step`). 10 (≈ 10 m at
+# driving speed, about one period of the synthetic body sway) took the final height error of the demo, curvy and
+# a third drive from 0.29/0.55/0.20 % of the path to 0.15/0.09/0.06 %; 5 did as well on two of them, 20 let the
+# visual pitch drift in (0.44/0.24/0.11 %), 1 (the mount's level alone) 0.18/0.48/0.35 %.
+LEVEL_STEPS = 10
+MAX_LEVEL_TILT_DEG = 2.0  # a fitted road further than this from the mount's level: trust the fit, not the mount
+
 
 def refine_motion(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray, motion: np.ndarray,
                   levels: tuple[int, ...] = (4, 2, 1), iterations: tuple[int, ...] = ITERATIONS,
                   max_depth: float = 80.0, max_points: int = MAX_POINTS, min_pixels: int = 300,
                   depth1: np.ndarray | None = None, camera_to_base: np.ndarray | None = None,
-                  depth_rel_std: float = DEPTH_REL_STD) -> RefineResult:
+                  depth_rel_std: float = DEPTH_REL_STD, geometric_weight: float = GEOMETRIC_WEIGHT,
+                  road_ref: tuple[np.ndarray, float] | None = None, road_gain: float = ROAD_GAIN,
+                  level_weight: float = 0.0) -> RefineResult:
     """Refine `motion` (t → t+1, as DepthEstimator.motion) from gray images (H, W) and frame t's depth (same
     units as the motion's translation) with K of that pixel grid. Falls back to `motion` when the alignment
     does not lower the photometric residual or jumps more than 5° away from it. Each level stops early once
     the update is negligible, so `iterations` are caps (see ITERATIONS).
-    With frame t+1's depth (`depth1`, same units) the result is made consistent with the road plane seen in
-    both frames (`road_consistent`; `camera_to_base` says where up is, default REP 103 optical → body).
+    With frame t+1's depth (`depth1`, same units) the yaw and sideways motion also answer to the depth
+    consistency between the frames (`geometric_weight`, 0: off), and the result is made consistent with the
+    road plane (`road_step`; `camera_to_base` says where up is, default REP 103 optical → body); `road_ref` is
+    frame t's road plane carried from the previous step (RefineResult.road; None: frame t's own fit).
+    `level_weight` > 0 (the first LEVEL_STEPS steps of a chain): `level_step` instead, with that weight.
     `depth_rel_std` (ε) down-weights pixels whose residual is dominated by the depth's own error (see the
     module docstring); 0 turns the weighting off (exact depth)."""
     T0 = np.linalg.inv(np.asarray(motion, dtype=np.float64))  # camera t → camera t+1 point map
     T = T0.copy()
+    c2b = np.asarray(camera_to_base, dtype=np.float64) if camera_to_base is not None else None
+    geo = geometric_weight if depth1 is not None else 0.0
+    keep = _yaw_sideways_projection(c2b) if geo > 0 else None
     total = 0
     finest = None
     for s, n_iter in zip(levels, iterations, strict=True):
-        lv = _Level(img0, img1, depth0, K, s, max_depth, max_points)
+        # the depth term at the finest level only: as accurate on the drives, at a third of its cost
+        lv = _Level(img0, img1, depth0, K, s, max_depth, max_points, depth1 if geo > 0 and s == levels[-1] else None)
         if s == levels[-1]:
             finest = lv
         if len(lv.ref) < min_pixels // (s * s):
@@ -216,20 +301,8 @@ def refine_motion(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.
             r, Xg, gxs, gys = lv.residuals(T)
             if r.size < min_pixels // (s * s):
                 break
-            s0 = _sigma(r)
-            k = 1.345 * s0
-            wts = np.where(np.abs(r) <= k, 1.0, k / np.maximum(np.abs(r), 1e-12))
-            if depth_rel_std > 0:
-                pu, pv = lv.parallax
-                sd = depth_rel_std * (gxs * pu + gys * pv)  # residual σ from the depth's relative error
-                wts = wts * s0 * s0 / (s0 * s0 + sd * sd)
-            fx, fy, Zg = lv.K[0, 0], lv.K[1, 1], Xg[:, 2]
-            du = np.stack([fx / Zg, np.zeros_like(Zg), -fx * Xg[:, 0] / Zg**2], 1)
-            dv = np.stack([np.zeros_like(Zg), fy / Zg, -fy * Xg[:, 1] / Zg**2], 1)
-            dI_dX = gxs[:, None] * du + gys[:, None] * dv  # ∇I1 · ∂π/∂X'
-            J = np.concatenate([dI_dX, np.cross(Xg, dI_dX)], 1)  # ∂r/∂(ρ, φ) for X' ← exp(ξ)·X'
-            Jw = J * wts[:, None]
-            delta = -np.linalg.solve(Jw.T @ J + 1e-6 * np.eye(6), Jw.T @ r)
+            H, g = _normal_equations(lv, r, Xg, gxs, gys, depth_rel_std, geo, keep)
+            delta = -np.linalg.solve(H, g)
             T = se3_exp(delta) @ T
             total += 1
             if np.linalg.norm(delta[3:]) < 1e-6 and np.linalg.norm(delta[:3]) < 1e-5:
@@ -240,9 +313,98 @@ def refine_motion(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.
     used = bool(np.isfinite(after) and np.isfinite(before) and after <= before * 1.02
                 and np.degrees(np.linalg.norm(rotation_vector(rel[:3, :3]))) <= 5.0)
     final = np.linalg.inv(T) if used else np.asarray(motion, dtype=np.float64)
+    road = None
     if depth1 is not None:
-        final = road_consistent(final, road_plane(depth0, K, camera_to_base), road_plane(depth1, K, camera_to_base))
-    return RefineResult(final, total, before, after, used)
+        ref = road_ref if road_ref is not None else road_plane(depth0, K, camera_to_base)
+        fit = road_plane(depth1, K, camera_to_base)
+        if level_weight > 0:
+            up = (c2b[:3, :3] if c2b is not None else OPTICAL_TO_BODY).T @ np.array([0.0, 0.0, 1.0])
+            final, road = level_step(final, ref, fit, up, level_weight)
+        else:
+            final, road = road_step(final, ref, fit, road_gain)
+    return RefineResult(final, total, before, after, used, road)
+
+
+def _yaw_sideways_projection(camera_to_base: np.ndarray | None) -> np.ndarray:
+    """6×6 projector onto the sideways translation (body y) and the yaw (about body z), in the optical frame."""
+    R = (camera_to_base[:3, :3] if camera_to_base is not None else OPTICAL_TO_BODY).T  # body → optical
+    side, up = R @ np.array([0.0, 1.0, 0.0]), R @ np.array([0.0, 0.0, 1.0])
+    P = np.zeros((6, 6))
+    P[:3, :3], P[3:, 3:] = np.outer(side, side), np.outer(up, up)
+    return P
+
+
+def _normal_equations(lv: _Level, r: np.ndarray, Xg: np.ndarray, gxs: np.ndarray, gys: np.ndarray,
+                      depth_rel_std: float, geometric_weight: float, keep: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """H, g of one Gauss–Newton step: Huber- and depth-error-weighted photometric term, plus the depth term
+    (its own Huber weights, scaled to the photometric residual's units, projected by `keep`)."""
+    s0 = _sigma(r)
+    k = 1.345 * s0
+    wts = np.where(np.abs(r) <= k, 1.0, k / np.maximum(np.abs(r), 1e-12))
+    if depth_rel_std > 0:
+        pu, pv = lv.parallax
+        sd = depth_rel_std * (gxs * pu + gys * pv)  # residual σ from the depth's relative error
+        wts = wts * s0 * s0 / (s0 * s0 + sd * sd)
+    du, dv = _projection_jacobian(lv.K, Xg)
+    dI_dX = gxs[:, None] * du + gys[:, None] * dv  # ∇I1 · ∂π/∂X'
+    J = np.concatenate([dI_dX, np.cross(Xg, dI_dX)], 1)  # ∂r/∂(ρ, φ) for X' ← exp(ξ)·X'
+    Jw = J * wts[:, None]
+    H, g = Jw.T @ J + 1e-6 * np.eye(6), Jw.T @ r
+    if geometric_weight > 0 and keep is not None and lv.geometric and lv.geo[0].size >= 20:
+        rg, jg, Xd = lv.geo
+        sg = _sigma(rg)
+        kg = 1.345 * sg
+        wg = np.where(np.abs(rg) <= kg, 1.0, kg / np.maximum(np.abs(rg), 1e-12))
+        Jg = np.concatenate([jg, np.cross(Xd, jg)], 1) @ keep
+        Jgw = Jg * (geometric_weight * s0 * s0 / (sg * sg) * wg)[:, None]
+        H += Jgw.T @ Jg
+        g += Jgw.T @ rg
+    return H, g
+
+
+def road_step(motion: np.ndarray, ref: tuple[np.ndarray, float] | None, fit: tuple[np.ndarray, float] | None,
+              gain: float = ROAD_GAIN) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
+    """`motion` made consistent with the road (`road_consistent`) from frame t's carried road plane `ref` to
+    frame t+1's: `ref` moved by the motion, pulled toward frame t+1's own fit by `gain`. Returns the motion and
+    frame t+1's road plane to carry on: that blend, or the fit alone where the step kept the visual motion (a
+    bad fit or a change of grade: start again from what the camera sees)."""
+    if ref is None or fit is None:
+        return np.asarray(motion, dtype=np.float64), fit
+    target = blend_planes(moved_plane(ref, motion), fit, gain)
+    fixed = road_consistent(motion, ref, target)
+    return (fixed, target) if fixed is not motion else (fixed, fit)
+
+
+def level_step(motion: np.ndarray, ref: tuple[np.ndarray, float] | None, fit: tuple[np.ndarray, float] | None,
+               up: np.ndarray, weight: float) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
+    """A step at the start of a chain: the motion is kept, and the ground carried on is `ref` moved by it,
+    pulled toward the body's own x–y plane at the fitted height (`up`: body z in the optical frame) by `weight`
+    (1/(k+1) at step k: the running mean). Why: every later step keeps the camera on the ground it is handed,
+    so that ground's tilt error times the path is the climb. One frame's road fit is 0.2° noisy and this
+    network's fits lean by −0.1 to −0.3°, while a car's or robot's body sways about the road's plane: its mean
+    over the first metres is the better ground, if `camera_to_base` is right. A fit further than
+    MAX_LEVEL_TILT_DEG from the mount's level (a wrong mount, a start on a kerb) is taken as it is."""
+    motion = np.asarray(motion, dtype=np.float64)
+    if fit is None:
+        return motion, None if ref is None else moved_plane(ref, motion)
+    tilt = float(np.degrees(np.arccos(np.clip(fit[0] @ up, -1.0, 1.0))))
+    level = (np.asarray(up, dtype=np.float64), fit[1]) if tilt <= MAX_LEVEL_TILT_DEG else fit
+    return motion, level if ref is None else blend_planes(moved_plane(ref, motion), level, weight)
+
+
+def moved_plane(plane: tuple[np.ndarray, float], motion: np.ndarray) -> tuple[np.ndarray, float]:
+    """Frame t's plane (n, d) seen from frame t+1 after `motion` (t → t+1)."""
+    n, d = plane
+    R, t = motion[:3, :3], motion[:3, 3]
+    return R.T @ n, float(n @ t + d)
+
+
+def blend_planes(a: tuple[np.ndarray, float], b: tuple[np.ndarray, float], gain: float
+                 ) -> tuple[np.ndarray, float]:
+    """(1 − gain)·a + gain·b, the normal renormalised."""
+    n = (1.0 - gain) * a[0] + gain * b[0]
+    return n / np.linalg.norm(n), (1.0 - gain) * a[1] + gain * b[1]
 
 
 MAX_PLANE_CORRECTION_DEG = 1.0  # per step; larger disagreements are a bad fit or a real change of grade

@@ -93,6 +93,7 @@ class FramePipeline:
             self.chain_steps = 0  # motion estimates since the chain (re)started
             self.refine = cfg.odom.refine
             self.refine_stats = {"used": 0, "rejected": 0, "last_ms": 0.0}
+            self.road: tuple[np.ndarray, float] | None = None  # the last frame's road plane (metres), carried on
             # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
             x = np.zeros((1, 3, self.estimator.height, self.estimator.width), np.float32)
             self.estimator.depth(x)
@@ -136,6 +137,8 @@ class FramePipeline:
             trusted = True
             if self.refine:
                 motion, trusted = self._refined(prev, frame, motion)
+            else:
+                self.road = None
             noise = self.vo.noise
             if not trusted:
                 k = REJECTED_NOISE_FACTOR
@@ -152,17 +155,22 @@ class FramePipeline:
     def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray) -> tuple[np.ndarray, bool]:
         """The pose network's motion refined by direct alignment on the previous frame's depth (same units),
         and False when the refinement was rejected."""
-        from depth_node.geometry.pose_refine import gray, refine_motion
+        from depth_node.geometry.pose_refine import LEVEL_STEPS, gray, refine_motion
         from depth_node.inference.preprocess import resize_depth
 
         if prev.intrinsics is None or not prev.scale > 0:
+            self.road = None
             return motion, True
         t0 = time.monotonic()
         h, w = prev.x.shape[2:]
         depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
         depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
+        s0 = float(prev.scale)
+        ref = None if self.road is None else (self.road[0], self.road[1] / s0)
         res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion,
-                            depth1=depth1, camera_to_base=self.vo.camera_to_base)
+                            depth1=depth1, camera_to_base=self.vo.camera_to_base, road_ref=ref,
+                            level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < LEVEL_STEPS else 0.0)
+        self.road = None if res.road is None else (res.road[0], res.road[1] * s0)
         self.refine_stats["used" if res.used else "rejected"] += 1
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
         return res.motion, bool(res.used)
@@ -170,10 +178,12 @@ class FramePipeline:
     def break_pairing(self) -> None:
         """The next frame is not paired with the previous one (a frame went unused for odometry)."""
         self.prev = None
+        self.road = None
 
     def restart_odometry(self, keep_pose: bool) -> None:
         self.vo.reset(keep_pose=keep_pose)
         self.prev = None
+        self.road = None
 
     def close(self) -> None:
         self.scale.close()
