@@ -19,7 +19,7 @@ from depth_node.evaluate.bag_score import ScoreSettings, gt_depth_metres, score_
 from depth_node.io.bags import BagReader, BagWriter, stamp_to_ns, typestore
 from depth_node.io.image_codec import decode_image, encode_image
 from depth_node.runtime.bag_run import OUTPUTS, RunResult, output_topic
-from depth_node.runtime.topics import DEPTH_IMAGE
+from depth_node.runtime.topics import DEPTH_IMAGE, DEPTH_INFO
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "depth_node.cli"]
@@ -110,23 +110,34 @@ def test_scorer_reads_exactly_what_the_outputs_bag_holds(drive_bag, tmp_path):
         0.1, abs=1e-5)
 
 
-def _bag_with_only_these_images(src: Path, dst: Path, image: str, stamps: set[int]) -> Path:
-    """A copy of `src` whose `image` topic keeps only the frames stamped `stamps` (every other topic whole): the
-    frames the node accepted, so that the offline core sees exactly the sequence the node's core saw."""
+def _bag_with_only_these_images(src: Path, dst: Path, image: str, stamps: set[int], info: str,
+                                without_info: set[int]) -> Path:
+    """A copy of `src` whose `image` topic keeps only the frames stamped `stamps` and whose `info` topic lacks
+    the camera_info stamped `without_info` (every other topic whole): the input as the node saw it, so that the
+    offline core sees exactly the sequence the node's core saw."""
     with BagReader(src) as r, BagWriter(dst) as w:
         for t, summary in r.topics.items():
             w.add_topic(t, summary.msgtype)
         for m in r.messages():
-            if m.topic != image or stamp_to_ns(m.msg.header.stamp) in stamps:
+            stamp = stamp_to_ns(m.msg.header.stamp) if m.topic in (image, info) else None
+            if (m.topic != image or stamp in stamps) and (m.topic != info or stamp not in without_info):
                 w.write_raw(m.topic, m.stamp_ns, m.raw)
     return dst
+
+
+def _k_by_stamp(bag: Path, topic: str) -> dict[int, np.ndarray]:
+    with BagReader(bag) as r:
+        return {stamp_to_ns(m.msg.header.stamp): np.array(m.msg.k, np.float64) for m in r.messages([topic])}
 
 
 @pytest.mark.ros
 def test_node_over_ros_matches_the_offline_pipeline(drive_bag, small_model_path, tmp_path):
     """The real node process (bag replayed over ROS 2) and `--offline` (the frame core fed in order) publish the
     same depth for the same frames. Latest-frame-wins may drop frames under load, and the scale source and the
-    odometry carry state from frame to frame, so the offline run is fed exactly the frames the node accepted."""
+    odometry carry state from frame to frame, so the offline run is fed exactly the frames the node accepted.
+    A best-effort camera_info can be lost or come later than the node waits for it (before discovery settles,
+    under load): the node then uses the configured intrinsics for that frame (its published camera_info says
+    so), and the offline run gets that frame without its camera_info too."""
     common = ["--image", "/camera/image_raw", "--gt-depth", "/ground_truth/depth", "--gt-odom", "/ground_truth/odom",
               "--model", str(small_model_path), "-p", "backend:=onnxruntime"]
     # half speed (5 Hz): a 2-core CI machine keeps up, so the replay exercises transport rather than dropping
@@ -141,7 +152,13 @@ def test_node_over_ros_matches_the_offline_pipeline(drive_bag, small_model_path,
     assert m_on["timing"]["output_rate_hz"] > 1
     assert m_on["node_diagnostics"].get("backend") == "onnxruntime"
     d_on = _depth_by_stamp(tmp_path / "on" / "outputs", output_topic(DEPTH_IMAGE))
-    accepted = _bag_with_only_these_images(drive_bag, tmp_path / "accepted", "/camera/image_raw", set(d_on))
+    k_in = _k_by_stamp(drive_bag, "/camera/camera_info")
+    k_on = _k_by_stamp(tmp_path / "on" / "outputs", output_topic(DEPTH_INFO))
+    unpaired = {s for s in d_on if not np.allclose(k_on[s], k_in[s], rtol=1e-9)}
+    paired = set(d_on) - unpaired
+    assert len(paired) >= len(d_on) // 2, sorted(unpaired)  # the pairing itself is exercised
+    accepted = _bag_with_only_these_images(drive_bag, tmp_path / "accepted", "/camera/image_raw", set(d_on),
+                                           "/camera/camera_info", unpaired)
     off = subprocess.run([*CLI, "eval-bag", str(accepted), *common, "--offline", "--out", str(tmp_path / "off"),
                           "--json", str(tmp_path / "off.json")], env=_env(160), capture_output=True, text=True,
                          timeout=300, cwd=REPO)

@@ -55,7 +55,7 @@ Monocular depth, organized point cloud and visual odometry from one camera (ROS 
 Subscribes image (or image/compressed with -p transport:=compressed), camera_info; publishes depth/image_rect,
 depth/camera_info, depth/colored, points, odom, /diagnostics.
 Parameters: see config/mono_depth.yaml (installed under share/depth_node/config)."""
-INFO_WAIT_S = 0.05  # longest wait for a late camera_info (bounded by sync_slop)
+INFO_WAIT_S = 0.05  # longest wait (wall time) for a late camera_info; only while camera_info flows, or once at start
 
 
 def _initial_config(raw: dict[str, Any]) -> tuple[NodeConfig, str]:

@@ -264,7 +264,7 @@ class FrameCore:
         """The camera_info nearest in stamp within sync_slop (its camera model for this image), else the
         parameter."""
         slop = self.cfg.sync_slop
-        info, dt = self.infos.match(stamp_ns, slop, wait_s=min(slop, wait_s))
+        info, dt = self.infos.match(stamp_ns, slop, wait_s=wait_s)
         if info is not None:
             cam, problem = camera_model(info, w, h, self.cfg.rectify)
             if cam is None:

@@ -50,8 +50,8 @@ OPTICAL_QUATERNION = [-0.5, 0.5, -0.5, 0.5]
 
 SPECS: tuple[ParamSpec, ...] = (
     # model and backend
-    ParamSpec("model", "", "model file (.pt) or exported depth.onnx; empty = the package's models/default.pt (its shipped "
-              "ONNX export where torch is not installed)", False),
+    ParamSpec("model", "", "model file (.pt) or exported depth.onnx; empty = the package's models/default.pt "
+              "(its shipped ONNX export where torch is not installed)", False),
     ParamSpec("backend", "auto", "inference backend (auto: TensorRT on NVIDIA GPUs, else OpenVINO, ONNX Runtime)",
               False, BACKENDS),
     ParamSpec("precision", "auto", "numeric precision; auto picks the backend's best (fp16 on GPU)", False, PRECISIONS),
