@@ -36,6 +36,12 @@ def models_dir() -> Path:
 
 
 BUNDLED_METRIC_MODEL = "metric_small.pt"
+DEFAULT_MODEL = "default.pt"
+
+
+def default_onnx_model() -> Path:
+    """The default model's shipped ONNX export (models/default_onnx/depth.onnx, its pose.onnx beside it)."""
+    return models_dir() / "default_onnx" / "depth.onnx"
 
 
 def bundled_metric_model() -> str:
@@ -59,12 +65,9 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 def file_sha256(path: str | os.PathLike) -> str:
     """Content hash of a file (with its `.data` external weights, where an export has them): cache keys."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    data = Path(str(path) + ".data")
-    if data.is_file():  # external weights of large exports
-        with open(data, "rb") as f:
+    data = Path(str(path) + ".data")  # external weights of large exports
+    for part in (path, data) if data.is_file() else (path,):
+        with open(part, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()

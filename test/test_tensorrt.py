@@ -16,6 +16,7 @@ import torch
 
 from depth_node.checkpoints.model_file import ModelFile
 from depth_node.inference.base import BackendError
+from depth_node.inference.factory import NVIDIA_DEVICE_FILES
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 H, W = 96, 320
@@ -62,10 +63,7 @@ def test_tensorrt_backend_refuses_the_cpu(tmp_path):
         TensorRTBackend(ModelInfo("monodepth2", H, W), tmp_path / "d.onnx", None, "fp16", "cpu")
 
 
-NVIDIA_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/proc/driver/nvidia/version")
-
-
-@pytest.mark.skipif(any(Path(p).exists() for p in NVIDIA_FILES), reason="an NVIDIA driver is present here")
+@pytest.mark.skipif(any(Path(p).exists() for p in NVIDIA_DEVICE_FILES), reason="an NVIDIA driver is present here")
 def test_cuda_runtime_without_a_gpu_is_a_clear_error():
     """The TensorRT path's CUDA calls (real cuda-python, no driver here): no device counted, and an allocation is
     one BackendError that names the failing call and says why, not a crash or a tuple nobody checks."""

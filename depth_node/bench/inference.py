@@ -171,11 +171,11 @@ def recipe_model() -> ModelFile:
 
 
 def resolve_model(path: Path | None) -> tuple[ModelFile, str]:
-    from depth_node.paths import models_dir
+    from depth_node.paths import DEFAULT_MODEL, models_dir
 
     if path is not None:
         return load_model(path), str(path)
-    default = models_dir() / "default.pt"
+    default = models_dir() / DEFAULT_MODEL
     if default.is_file():
         return load_model(default), str(default)
     return recipe_model(), "recipe"

@@ -228,9 +228,9 @@ def node_model(model: Path | None, backend: str, precision: str, device: str, tm
     if model is not None and Path(model).suffix == ".onnx":
         return Path(model), str(model)
     if model is None and resolve(backend, precision, device)[0] in ONNX_BACKENDS:
-        from depth_node.paths import models_dir
+        from depth_node.paths import default_onnx_model
 
-        shipped = models_dir() / "default_onnx" / "depth.onnx"
+        shipped = default_onnx_model()
         if shipped.is_file():
             return shipped, str(shipped)
     from depth_node.bench.inference import resolve_model

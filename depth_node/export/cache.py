@@ -9,8 +9,6 @@ from pathlib import Path
 from depth_node.checkpoints.model_file import ModelFile
 from depth_node.paths import cache_root
 
-__all__ = ["cache_root", "onnx_for"]
-
 
 def onnx_for(model: ModelFile, cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
     """(depth.onnx, pose.onnx or None) for this model, exporting (with the parity check) on first use."""

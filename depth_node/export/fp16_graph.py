@@ -118,9 +118,8 @@ def fp16_typed_onnx(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike |
     """The fp16-typed version of an fp32 ONNX (for strongly typed TensorRT 11 builds), cached by content."""
     import onnx
 
-    from depth_node.export.cache import cache_root
     from depth_node.export.quantize import folded_model, head_nodes
-    from depth_node.paths import file_sha256
+    from depth_node.paths import cache_root, file_sha256
 
     out = cache_root(cache_dir) / "fp16" / file_sha256(onnx_path)[:16] / f"{Path(onnx_path).stem}.fp16.onnx"
     if out.is_file():

@@ -21,15 +21,19 @@ def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
     if rgb.shape[:2] == (height, width):
         return np.ascontiguousarray(rgb)
-    src = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
-    return np.array(src.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None))
+    return _resized(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB"), height, width)
+
+
+def _resized(img: Image.Image, height: int, width: int) -> np.ndarray:
+    """Pillow's bilinear, antialiased when shrinking, over the whole image at once (reducing_gap=None)."""
+    return np.array(img.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None))
 
 
 def resize_float_channels(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """float (H, W, C) → float32 (height, width, C) with `resize_rgb`'s filter, in float (Pillow's "F" mode)."""
     img = np.asarray(img, dtype=np.float32)
-    return np.stack([np.array(Image.fromarray(np.ascontiguousarray(img[:, :, c]), "F").resize(
-        (width, height), Image.Resampling.BILINEAR, reducing_gap=None)) for c in range(img.shape[2])], axis=-1)
+    return np.stack([_resized(Image.fromarray(np.ascontiguousarray(img[:, :, c]), "F"), height, width)
+                     for c in range(img.shape[2])], axis=-1)
 
 
 def to_network_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:

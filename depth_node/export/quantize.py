@@ -46,7 +46,7 @@ from depth_node.errors import DepthNodeError
 from depth_node.export.graph_input import stack_pair, to_network_input
 from depth_node.export.sensitivity import abs_rel, choose_float_layers, layer_sensitivity, run_graph
 from depth_node.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
-from depth_node.paths import file_sha256
+from depth_node.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -388,8 +388,6 @@ def quantized_onnx(
     rendered above this layer), or None for textured patterns.
     `symmetric=False`: uint8 activations, for ONNX Runtime on x86 only (every Conv fuses into QLinearConv there;
     with symmetric activations a third stay float); TensorRT cannot build that form."""
-    from depth_node.export.cache import cache_root
-
     fp32_onnx = Path(fp32_onnx)
     if not fp32_onnx.is_file():
         raise QuantizeError(f"ONNX file not found: {fp32_onnx}")

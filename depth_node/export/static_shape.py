@@ -30,8 +30,7 @@ def pin_shape(model: onnx.ModelProto, height: int, width: int) -> onnx.ModelProt
 
 def static_onnx(path: str | os.PathLike, height: int, width: int, cache_dir: str | os.PathLike | None = None) -> Path:
     """`path` itself when its shapes are static, else its copy pinned to height × width (cached)."""
-    from depth_node.export.cache import cache_root
-    from depth_node.paths import file_sha256
+    from depth_node.paths import cache_root, file_sha256
 
     path = Path(path)
     if not is_dynamic(path):

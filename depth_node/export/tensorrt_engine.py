@@ -58,20 +58,14 @@ def gpu_slug(device_index: int = 0) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "gpu"
 
 
-def onnx_sha256(path: str | os.PathLike) -> str:
-    from depth_node.paths import file_sha256
-
-    return file_sha256(path)
-
-
 def engine_cache_path(
     onnx_path: str | os.PathLike, precision: str, cache_dir: str | os.PathLike | None = None, device_index: int = 0
 ) -> Path:
     """<cache>/engines/<onnx sha256[:16]>-<precision>-trt<version>-<gpu>.engine: engines are specific to all four."""
-    from depth_node.export.cache import cache_root
+    from depth_node.paths import cache_root, file_sha256
 
     trt = import_tensorrt()
-    name = f"{onnx_sha256(onnx_path)[:16]}-{precision}-trt{trt.__version__}-{gpu_slug(device_index)}.engine"
+    name = f"{file_sha256(onnx_path)[:16]}-{precision}-trt{trt.__version__}-{gpu_slug(device_index)}.engine"
     return cache_root(cache_dir) / "engines" / name
 
 

@@ -231,6 +231,13 @@ def _sigma(r: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(r - np.median(r)))) + 1e-6 if r.size else float("nan")
 
 
+def _huber(r: np.ndarray) -> tuple[float, np.ndarray]:
+    """The residuals' robust scale σ and their Huber weights (threshold 1.345 σ)."""
+    s = _sigma(r)
+    k = 1.345 * s
+    return s, np.where(np.abs(r) <= k, 1.0, k / np.maximum(np.abs(r), 1e-12))
+
+
 # Gauss–Newton iterations per pyramid level (caps: a level stops once its update is negligible). The coarse
 # levels only widen the basin of convergence: their own optimum is biased toward *longer* translations, because a
 # coarse cell straddling an occluding edge gets the mean inverse depth of the cell (too far for the foreground)
@@ -339,9 +346,7 @@ def _normal_equations(lv: _Level, r: np.ndarray, Xg: np.ndarray, gxs: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """H, g of one Gauss–Newton step: Huber- and depth-error-weighted photometric term, plus the depth term
     (its own Huber weights, scaled to the photometric residual's units, projected by `keep`)."""
-    s0 = _sigma(r)
-    k = 1.345 * s0
-    wts = np.where(np.abs(r) <= k, 1.0, k / np.maximum(np.abs(r), 1e-12))
+    s0, wts = _huber(r)
     if depth_rel_std > 0:
         pu, pv = lv.parallax
         sd = depth_rel_std * (gxs * pu + gys * pv)  # residual σ from the depth's relative error
@@ -353,9 +358,7 @@ def _normal_equations(lv: _Level, r: np.ndarray, Xg: np.ndarray, gxs: np.ndarray
     H, g = Jw.T @ J + 1e-6 * np.eye(6), Jw.T @ r
     if geometric_weight > 0 and keep is not None and lv.geometric and lv.geo[0].size >= 20:
         rg, jg, Xd = lv.geo
-        sg = _sigma(rg)
-        kg = 1.345 * sg
-        wg = np.where(np.abs(rg) <= kg, 1.0, kg / np.maximum(np.abs(rg), 1e-12))
+        sg, wg = _huber(rg)
         Jg = np.concatenate([jg, np.cross(Xd, jg)], 1) @ keep
         Jgw = Jg * (geometric_weight * s0 * s0 / (sg * sg) * wg)[:, None]
         H += Jgw.T @ Jg

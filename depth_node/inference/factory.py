@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 NVIDIA_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/proc/driver/nvidia/version")
 
 
-def _importable(name: str) -> bool:
+def importable(name: str) -> bool:
+    """Whether `name` is installed, without importing it."""
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -39,12 +40,13 @@ def cuda_available(backend: str = "auto") -> bool:
         import onnxruntime as ort
 
         return "CUDAExecutionProvider" in ort.get_available_providers()
-    if backend in ("tensorrt", "auto") and _importable("tensorrt"):
+    if backend in ("tensorrt", "auto") and importable("tensorrt"):
         from depth_node.export.cuda_runtime import device_count
 
-        if device_count() > 0 or backend == "tensorrt":
-            return device_count() > 0
-    if not _importable("torch"):
+        found = device_count() > 0
+        if found or backend == "tensorrt":
+            return found
+    if not importable("torch"):
         return False
     try:
         import torch
@@ -55,12 +57,12 @@ def cuda_available(backend: str = "auto") -> bool:
 
 
 def available_backends() -> list[str]:
-    found = ["torch"] if _importable("torch") else []
-    if _importable("onnxruntime"):
+    found = ["torch"] if importable("torch") else []
+    if importable("onnxruntime"):
         found.append("onnxruntime")
-    if _importable("openvino"):
+    if importable("openvino"):
         found.append("openvino")
-    if _importable("tensorrt") and cuda_available("tensorrt"):
+    if importable("tensorrt") and cuda_available("tensorrt"):
         found.append("tensorrt")
     return found
 
@@ -68,7 +70,7 @@ def available_backends() -> list[str]:
 def resolve(backend: str = "auto", precision: str = "auto", device: str = "auto") -> tuple[str, str, str]:
     """Fill in 'auto': TensorRT fp16 on an NVIDIA GPU, else OpenVINO bf16 on the CPU, else ONNX Runtime fp32."""
     if device == "auto":
-        device = "cuda" if backend != "openvino" and cuda_available(backend) else "cpu"
+        device = "cuda" if cuda_available(backend) else "cpu"
     if backend == "auto":
         avail = available_backends()
         if device.startswith("cuda"):

@@ -14,9 +14,9 @@ from depth_node.image_files import image_paths, load_rgb
 
 def default_model() -> Path:
     """The package's models/default.pt, or an error that says to pass a model."""
-    from depth_node.paths import models_dir
+    from depth_node.paths import DEFAULT_MODEL, models_dir
 
-    path = models_dir() / "default.pt"
+    path = models_dir() / DEFAULT_MODEL
     if not path.is_file():
         raise DepthNodeError(f"no model given and no default model at {path}; pass --model FILE")
     return path

@@ -42,17 +42,16 @@ def resolve_model_path(value: str, backend: str = "auto") -> Path:
     """'' → the package's default model: models/default.pt, or its shipped ONNX export (default_onnx/depth.onnx,
     same weights stored fp16) where torch is not installed and the backend is not torch, so the default launch
     runs on a robot without torch. Otherwise the given path (~ expanded)."""
-    import importlib.util
-
-    from depth_node.paths import models_dir
+    from depth_node.inference.factory import importable
+    from depth_node.paths import DEFAULT_MODEL, default_onnx_model, models_dir
 
     if value:
         p = Path(value).expanduser()
         if not p.is_file():
             raise DepthNodeError(f"model file not found: {p} (parameter 'model')")
         return p
-    p, onnx = models_dir() / "default.pt", models_dir() / "default_onnx" / "depth.onnx"
-    if backend != "torch" and onnx.is_file() and importlib.util.find_spec("torch") is None:
+    p, onnx = models_dir() / DEFAULT_MODEL, default_onnx_model()
+    if backend != "torch" and onnx.is_file() and not importable("torch"):
         return onnx
     if not p.is_file():
         raise DepthNodeError(
