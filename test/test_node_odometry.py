@@ -24,11 +24,30 @@ N = 40
 STRAIGHT_HELD_OUT_SEED = 9002  # a drive no training run used (models/default.md), straight for its first 40 frames
 
 
-@pytest.mark.ros
-@pytest.mark.slow
-@pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable")
-@NEEDS_MODEL
-@pytest.mark.timeout(420)
+def _drive(tmp_path: Path, n: int, seed: int) -> tuple[Path, dict]:
+    """A drive rendered at the shipped model's size (skipped where the model has no pose network)."""
+    from depth_node.checkpoints.model_file import load_model
+
+    m = load_model(MODEL)
+    if not m.has_pose:
+        pytest.skip(f"{MODEL} has no pose network")
+    frames_path = H.render_frames(tmp_path / "drive.npz", n=n, width=m.width, height=m.height, seed=seed)
+    return frames_path, np.load(frames_path)
+
+
+def _odom_poses(data: dict) -> dict[int, np.ndarray]:
+    """The recorded odometry as 4×4 poses by stamp."""
+    from depth_node.geometry.poses import matrix_from_quaternion
+
+    poses = {}
+    for o in data["odom"]:
+        T = np.eye(4)
+        T[:3, :3] = matrix_from_quaternion(o["orientation"])
+        T[:3, 3] = o["position"]
+        poses[o["stamp"]] = T
+    return poses
+
+
 def _odometry_run(tmp_path: Path, domain: int, params: dict, frames_path: Path, last_stamp: int,
                   seconds: int) -> dict:
     """The shipped model in a node process (torch on the CPU, `params` over the defaults), the rendered frames
@@ -51,32 +70,23 @@ def _odometry_run(tmp_path: Path, domain: int, params: dict, frames_path: Path, 
         node.stop()
 
 
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable")
+@NEEDS_MODEL
+@pytest.mark.timeout(420)
 def test_odometry_follows_the_drive(tmp_path) -> None:
-    from depth_node.checkpoints.model_file import load_model
-    from depth_node.geometry.poses import invert_se3, matrix_from_quaternion, optical_to_body_transform
+    from depth_node.geometry.poses import invert_se3, optical_to_body_transform
 
-    m = load_model(MODEL)
-    if not m.has_pose:
-        pytest.skip(f"{MODEL} has no pose network")
-    frames_path = H.render_frames(tmp_path / "drive.npz", n=N, width=m.width, height=m.height,
-                                  seed=STRAIGHT_HELD_OUT_SEED)
-    frames = np.load(frames_path)
+    frames_path, frames = _drive(tmp_path, N, STRAIGHT_HELD_OUT_SEED)
     data = _odometry_run(tmp_path, DOMAIN, {"scale_source": "ground_plane", "ground_plane.camera_height": 1.65},
                          frames_path, int(frames["stamps"][-1]), seconds=300)
 
-    by_stamp = {o["stamp"]: o for o in data["odom"]}
-    idx = [k for k, s in enumerate(frames["stamps"]) if int(s) in by_stamp]
+    odom = _odom_poses(data)
+    idx = [k for k, s in enumerate(frames["stamps"]) if int(s) in odom]
     assert len(idx) >= N - 3
     k0, k1 = idx[0], idx[-1]
-
-    def odom_pose(k: int) -> np.ndarray:
-        o = by_stamp[int(frames["stamps"][k])]
-        T = np.eye(4)
-        T[:3, :3] = matrix_from_quaternion(o["orientation"])
-        T[:3, 3] = o["position"]
-        return T
-
-    est = invert_se3(odom_pose(k0)) @ odom_pose(k1)
+    est = invert_se3(odom[int(frames["stamps"][k0])]) @ odom[int(frames["stamps"][k1])]
     gt = invert_se3(optical_to_body_transform(frames["poses"][k0])) @ optical_to_body_transform(frames["poses"][k1])
     d_est, d_gt = est[:3, 3], gt[:3, 3]
     assert np.linalg.norm(d_gt) > 5.0, "the drive should move"
@@ -123,15 +133,9 @@ def test_odometry_follows_a_held_out_drive_through_a_turn(tmp_path) -> None:
     """The shipped model with the node's defaults (scale source auto → the model's stereo scale, odom.refine on)
     on a drive it never saw that turns by more than 45°: the trajectory within 3 % of the path after SE(3)
     alignment and the final heading within a few degrees. A pose net that only predicts "forward" fails both."""
-    from depth_node.checkpoints.model_file import load_model
-    from depth_node.geometry.poses import invert_se3, matrix_from_quaternion, optical_to_body_transform
+    from depth_node.geometry.poses import invert_se3, optical_to_body_transform
 
-    m = load_model(MODEL)
-    if not m.has_pose:
-        pytest.skip(f"{MODEL} has no pose network")
-    frames_path = H.render_frames(tmp_path / "drive.npz", n=HELD_OUT_FRAMES, width=m.width, height=m.height,
-                                  seed=HELD_OUT_SEED)
-    frames = np.load(frames_path)
+    frames_path, frames = _drive(tmp_path, HELD_OUT_FRAMES, HELD_OUT_SEED)
     stamps = [int(s) for s in frames["stamps"]]
     body = np.stack([optical_to_body_transform(p) for p in frames["poses"]])
     turn = np.degrees(np.unwrap([_yaw(invert_se3(body[0]) @ b) for b in body]))
@@ -139,18 +143,10 @@ def test_odometry_follows_a_held_out_drive_through_a_turn(tmp_path) -> None:
 
     data = _odometry_run(tmp_path, 58, {}, frames_path, stamps[-1], seconds=500)
 
-    by_stamp = {o["stamp"]: o for o in data["odom"]}
-    idx = [k for k, s in enumerate(stamps) if s in by_stamp]
+    odom = _odom_poses(data)
+    idx = [k for k, s in enumerate(stamps) if s in odom]
     assert len(idx) >= len(stamps) - 3, f"odometry for {len(idx)} of {len(stamps)} frames"
-
-    def odom_pose(k: int) -> np.ndarray:
-        o = by_stamp[stamps[k]]
-        T = np.eye(4)
-        T[:3, :3] = matrix_from_quaternion(o["orientation"])
-        T[:3, 3] = o["position"]
-        return T
-
-    est = np.stack([invert_se3(odom_pose(idx[0])) @ odom_pose(k) for k in idx])
+    est = np.stack([invert_se3(odom[stamps[idx[0]]]) @ odom[stamps[k]] for k in idx])
     gt = np.stack([invert_se3(body[idx[0]]) @ body[k] for k in idx])
     path = float(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1).sum())
     ate_pct = 100.0 * _kabsch_ate(est[:, :3, 3], gt[:, :3, 3]) / path
