@@ -47,8 +47,10 @@ test:
 	$(MAKE) test-jazzy
 
 # ROS tests take /tmp/ros_tests.lock: they use fixed domain IDs, so two runs at once would talk to each other.
-# JAZZY_MARK="ros and not slow" trims the Jazzy pass where time is short (the Kilted pass runs everything).
-JAZZY_MARK ?= ros
+# The Jazzy pass runs every ROS test except the long drives (burst, odometry, node bench, demo; marked slow): those
+# measure the node's own work, which the Kilted pass covers, and the pair would put `make test` past its 20 minutes.
+# JAZZY_MARK=ros runs them too.
+JAZZY_MARK ?= ros and not slow
 test-jazzy: $(JAZZY_STAMP)
 	flock /tmp/ros_tests.lock $(JAZZY_VENV)/bin/python -m pytest -q -m "$(JAZZY_MARK)"
 
