@@ -1,5 +1,6 @@
 """The OpenVINO backend holds one copy of its weights: compiled graphs are imported from the blob cache mapped,
-and the blob's pages are released once the CPU plugin has made its reordered copy (`mapped_pages`). Checked on
+and the blob's pages are released once the CPU plugin has made its reordered copy (`mapped_pages`); a graph's
+first load compiles it into the cache in a child process, so no load holds the compile's peak. Checked on
 real mappings (a file mapped here; the shipped model in a fresh interpreter), against the weight bytes counted
 from the ONNX file itself."""
 
@@ -77,8 +78,10 @@ import openvino
 from depth_node.inference.base import ModelInfo
 from depth_node.inference.openvino_backend import OpenVinoBackend, _core
 from depth_node.inference.mapped_pages import file_mappings
+def status_kb(key):
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith(key + ":"))
 def anon_kb():
-    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("RssAnon:"))
+    return status_kb("RssAnon")
 _core()
 base = anon_kb()
 depth, pose, cache = sys.argv[1:4]
@@ -86,6 +89,7 @@ b = OpenVinoBackend(ModelInfo("?", 0, 0), depth, pose, "fp32", "cpu", cache_dir=
 out = b.run_depth(np.full((1, 3, 96, 320), 0.5, np.float32))["disp"]
 b.run_pose(np.full((1, 6, 96, 320), 0.5, np.float32))
 print(json.dumps({"anon_mb": (anon_kb() - base) / 1024, "disp_sum": float(out.sum()),
+                  "peak_mb": status_kb("VmHWM") / 1024,
                   "blob_resident_mb": sum(m.get("Rss", 0) for m in file_mappings(cache)) / 1024}))
 """
 
@@ -108,6 +112,9 @@ def test_openvino_backend_holds_one_copy_of_the_weights(tmp_path):
         # memory holds the reordered weights once: two copies (the state before) would be >= 2x the weights
         assert run_ok(runs[-1], weights_mb), (runs[-1], weights_mb)
     assert runs[0]["disp_sum"] == runs[1]["disp_sum"]
+    # the first load compiled in a child process: its peak is the later loads' (an in-process compile adds ~1/3
+    # of the weights for the duration of the compile)
+    assert runs[0]["peak_mb"] < runs[1]["peak_mb"] + 0.1 * weights_mb, runs
 
 
 def run_ok(run: dict, weights_mb: float) -> bool:

@@ -11,13 +11,17 @@ the file's content, OpenVINO's version and the CPU); later loads import the comp
 read. After an import the blob's pages are dropped from resident memory (`mapped_pages`): the plugin has made
 its reordered weight copy by then and never reads the blob again, so the node holds one copy of the weights,
 not two (default model, depth + pose: peak resident memory of the load ~90 MB lower, same kernels, same
-outputs). The first load of a model compiles in memory (and writes the blob), then imports it as every later
-load does."""
+outputs). The first load of a graph compiles it into the cache in a child process, so that compile's peak
+memory is not the node's either, then imports it as every later load does."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -70,29 +74,55 @@ def ov_device(device: str) -> str:
     return DEVICES[d]
 
 
-def blob_folder(path: str | Path, cache_dir: str | Path | None) -> Path:
+def blob_folder(path: str | Path, config: dict[str, str], cache_dir: str | Path | None) -> Path:
     """The cache folder of one graph's compiled blob: keyed by the file's content (a re-exported model at the
-    same path gets a new folder), OpenVINO's version and the CPU (the compiled graph's choices depend on both);
-    OpenVINO keys the blob inside by the compile settings."""
+    same path gets a new folder), the compile settings, OpenVINO's version and the CPU (the compiled graph's
+    choices depend on them), so an empty folder means a graph not compiled yet."""
     from depth_node.inference.ort_optimized import cpu_signature
 
-    key = f"{file_sha256(path)[:16]}-ov{_ov().__version__.split('-')[0]}-cpu{cpu_signature()}"
+    settings = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    key = f"{file_sha256(path)[:16]}-{settings}-ov{_ov().__version__.split('-')[0]}-cpu{cpu_signature()}"
     return cache_root(cache_dir) / FOLDER / key
 
 
-def _compile(core, path: str | Path, ov_dev: str, config: dict, cache_dir: str | Path | None):
-    """The compiled graph, on the CPU through the blob cache with the blob's pages released (module docstring);
-    without the cache where it cannot be used (a read-only cache folder): the cache is never why a model fails."""
+# compiles a graph into the cache folder in a process of its own, so the compile's peak memory is never the node's
+COMPILE_INTO_CACHE = """
+import json, sys
+import openvino
+path, device, config, folder = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+openvino.Core().compile_model(path, device, {**config, "CACHE_DIR": folder})
+"""
+
+
+def _fill_cache(path: str | Path, ov_dev: str, config: dict[str, str], folder: Path) -> None:
+    """Compile `path` into `folder` in a child process (first load of a graph); a failure only logs: the caller
+    then compiles in its own process."""
+    cmd = [sys.executable, "-c", COMPILE_INTO_CACHE, str(path), ov_dev, json.dumps(config), str(folder)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            log.warning("OpenVINO: compiling %s in a child process failed (%s); compiling here", path,
+                        (done.stderr.strip().splitlines() or ["?"])[-1][:200])
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("OpenVINO: cannot compile %s in a child process (%s); compiling here", path, exc)
+
+
+def _compile(core, path: str | Path, ov_dev: str, config: dict[str, str], cache_dir: str | Path | None):
+    """The compiled graph, on the CPU imported from the blob cache with the blob's pages released (module
+    docstring); without the cache where it cannot be used (a read-only cache folder): the cache is never why a
+    model fails to load."""
     if ov_dev != "CPU":
         return core.compile_model(str(path), ov_dev, config)
     from depth_node.inference.mapped_pages import file_mappings, release_mapped
 
     try:
-        folder = blob_folder(path, cache_dir)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = blob_folder(path, config, cache_dir)
+        if not folder.is_dir() or not any(folder.iterdir()):
+            folder.mkdir(parents=True, exist_ok=True)
+            _fill_cache(path, ov_dev, config, folder)
         cached = {**config, "CACHE_DIR": str(folder)}
         compiled = core.compile_model(str(path), ov_dev, cached)
-        if not file_mappings(folder):  # compiled here (and exported): import it, as later loads will
+        if not file_mappings(folder):  # compiled here after all (and exported): import it, as later loads will
             del compiled
             compiled = core.compile_model(str(path), ov_dev, cached)
     except Exception as exc:
@@ -114,18 +144,16 @@ class _Graph:
 
     def __init__(self, path: str | Path, ov_dev: str, precision: str, cache_dir: str | Path | None = None):
         _ov()  # clear error when missing
-        import openvino.properties as props
-        import openvino.properties.hint as hints
-
         core = _core()
         if ov_dev.startswith("GPU") and ov_dev.split(".")[0] not in {d.split(".")[0] for d in core.available_devices}:
             raise BackendError(f"OpenVINO sees no GPU here (devices: {', '.join(core.available_devices)}); use cpu")
-        config: dict = {hints.performance_mode: hints.PerformanceMode.LATENCY}
+        # plain strings: the same settings reach a child process compiling into the cache (`_fill_cache`)
+        config = {"PERFORMANCE_HINT": "LATENCY"}
         if ov_dev == "CPU":
-            config[props.inference_num_threads] = usable_cpus()
-            config[hints.inference_precision] = HINTS[precision]
+            config["INFERENCE_NUM_THREADS"] = str(usable_cpus())
+            config["INFERENCE_PRECISION_HINT"] = HINTS[precision]
         elif precision == "fp32":
-            config[hints.inference_precision] = "f32"  # GPUs default to f16
+            config["INFERENCE_PRECISION_HINT"] = "f32"  # GPUs default to f16
         try:
             # only int8 asks: reading the graph costs a transient copy of its weights
             self.quantized = precision == "int8" and _has_fake_quantize(core, path)
@@ -143,7 +171,7 @@ class _Graph:
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
         with self._lock:
-            self.request.infer({0: x}, share_inputs=True)
+            self.request.infer({0: x}, share_inputs=True, share_outputs=True)  # one copy of the outputs, below
             return {n: self.request.get_output_tensor(i).data.copy() for i, n in enumerate(self.names)}
 
 
