@@ -119,3 +119,19 @@ def test_openvino_backend_holds_one_copy_of_the_weights(tmp_path):
 
 def run_ok(run: dict, weights_mb: float) -> bool:
     return run["blob_resident_mb"] < 0.05 * weights_mb and run["anon_mb"] < 1.5 * weights_mb
+
+
+@pytest.mark.skipif(not (ONNX / "depth.onnx").is_file(), reason="the shipped ONNX model is not in models/")
+def test_an_unusable_cache_folder_only_costs_memory(tmp_path, caplog):
+    from depth_node.inference.base import ModelInfo
+    from depth_node.inference.openvino_backend import OpenVinoBackend
+
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache folder would be")
+    x = np.random.default_rng(1).random((1, 3, 96, 320), dtype=np.float32)
+    with caplog.at_level("WARNING", logger="depth_node.inference.openvino_backend"):
+        plain = OpenVinoBackend(ModelInfo("?", 0, 0), ONNX / "depth.onnx", None, "fp32", "cpu", cache_dir=blocked)
+    assert "no compiled-model cache" in caplog.text
+    cached = OpenVinoBackend(ModelInfo("?", 0, 0), ONNX / "depth.onnx", None, "fp32", "cpu", cache_dir=tmp_path / "c")
+    assert file_mappings(tmp_path / "c")  # the working cache was used (and released: tested above)
+    np.testing.assert_array_equal(plain.run_depth(x)["disp"], cached.run_depth(x)["disp"])
