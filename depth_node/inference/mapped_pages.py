@@ -34,7 +34,7 @@ def _madvise():
 def file_mappings(folder: str | os.PathLike, smaps: str = "/proc/self/smaps") -> list[dict]:
     """This process's mappings of files under `folder`: start, end, perms, path and the kB fields of smaps
     (Rss, Anonymous, ...); [] where /proc is not there."""
-    root = str(Path(folder).resolve()) + os.sep
+    root = os.path.join(str(Path(folder).resolve()), "")  # with one trailing separator, "/" included
     out: list[dict] = []
     current: dict | None = None
     try:
