@@ -6,13 +6,13 @@ A Q/DQ ONNX (from `depth-node quantize`) runs as int8: OpenVINO turns its Q/DQ p
 picks int8 kernels; what the graph keeps in float runs at f32 (not the CPU's default bf16), so int8 adds no
 bf16 error of its own to the fp32 head.
 
-On the CPU a graph is compiled once and cached (OpenVINO's CACHE_DIR, in a folder of the project's cache keyed by
-the file's content, OpenVINO's version and the CPU); later loads import the compiled blob, mapped rather than
-read. After an import the blob's pages are dropped from resident memory (`mapped_pages`): the plugin has made
-its reordered weight copy by then and never reads the blob again, so the node holds one copy of the weights,
-not two (default model, depth + pose: peak resident memory of the load ~90 MB lower, same kernels, same
-outputs). The first load of a graph compiles it into the cache in a child process, so that compile's peak
-memory is not the node's either, then imports it as every later load does."""
+On the CPU a graph is compiled once and cached (OpenVINO's CACHE_DIR, in a folder of the project's cache keyed
+by the file's content, the compile settings, OpenVINO's version and the CPU); later loads import the compiled
+blob, mapped rather than read. After an import the blob's pages are dropped from resident memory
+(`mapped_pages`): the plugin has made its reordered weight copy by then and never reads the blob again, so the
+node holds one copy of the weights, not two (default model, depth + pose: peak resident memory of the load
+~90 MB lower, same kernels, same outputs). The first load of a graph compiles it into the cache in a child
+process, so that compile's peak memory is not the node's either, then imports it as every later load does."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from depth_node.inference.base import Backend, BackendError, ModelInfo, usable_c
 from depth_node.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
+
 DEVICES = {"cpu": "CPU", "gpu": "GPU", "igpu": "GPU"}
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 FOLDER = "openvino"
@@ -159,7 +160,7 @@ class _Graph:
         elif precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"  # GPUs default to f16
         try:
-            # only int8 asks: reading the graph costs a transient copy of its weights
+            # only int8 asks (whether the graph has Q/DQ): reading it costs a transient copy of its weights
             self.quantized = precision == "int8" and _has_fake_quantize(core, path)
             self.compiled = _compile(core, path, ov_dev, config, cache_dir)
         except Exception as exc:
