@@ -20,6 +20,8 @@ import functools
 import hashlib
 import json
 import logging
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -96,16 +98,23 @@ openvino.Core().compile_model(path, device, {**config, "CACHE_DIR": folder})
 
 
 def _fill_cache(path: str | Path, ov_dev: str, config: dict[str, str], folder: Path) -> None:
-    """Compile `path` into `folder` in a child process (first load of a graph); a failure only logs: the caller
-    then compiles in its own process."""
-    cmd = [sys.executable, "-c", COMPILE_INTO_CACHE, str(path), ov_dev, json.dumps(config), str(folder)]
+    """Compile `path` into `folder` in a child process (first load of a graph). The child writes into a folder of
+    its own and its blob is renamed into place, so `folder` only ever holds whole blobs (processes starting at
+    once each compile; none reads a blob being written). A failure only logs: the caller compiles in-process."""
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    cmd = [sys.executable, "-c", COMPILE_INTO_CACHE, str(path), ov_dev, json.dumps(config), str(tmp)]
     try:
+        tmp.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             log.warning("OpenVINO: compiling %s in a child process failed (%s); compiling here", path,
                         (done.stderr.strip().splitlines() or ["?"])[-1][:200])
+        for blob in tmp.iterdir():
+            os.replace(blob, folder / blob.name)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("OpenVINO: cannot compile %s in a child process (%s); compiling here", path, exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _compile(core, path: str | Path, ov_dev: str, config: dict[str, str], cache_dir: str | Path | None):
