@@ -159,7 +159,7 @@ def create_backend(
     if backend == "openvino":
         from depth_node.inference.openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(info, depth, pose, precision, device)
+        return OpenVinoBackend(info, depth, pose, precision, device, cache_dir=cache_dir)
     from depth_node.inference.tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(info, depth, pose, precision, device, cache_dir=cache_dir)
