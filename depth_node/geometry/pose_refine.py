@@ -307,6 +307,16 @@ def _huber(r: np.ndarray) -> tuple[float, np.ndarray]:
 ITERATIONS = (12, 6, 6)
 MAX_POINTS = 1000
 
+# Levels and iterations when the start is the last step continued (the node's constant-velocity prior,
+# `odom.motion_prior`), not the pose network: at 10 fps that start is within a pixel or two of the answer, so the
+# 1/4 level's wider basin is not needed. Measured on the demo, turning and seed-9005 drives (README odometry
+# table): (2, 1) × 6 matched the three levels' t_rel, r_rel and ATE on all three; full resolution alone matched
+# them on two but raised seed 9005's r_rel from 0.53 to 0.70-0.76 °/100 m; (2, 1) × 4 raised the demo's to 0.73.
+# A rejected result is retried from the pose network with LEVELS and ITERATIONS.
+LEVELS = (4, 2, 1)
+PRIOR_LEVELS = (2, 1)
+PRIOR_ITERATIONS = (6, 6)
+
 # Relative error of the network's depth assumed when weighting pixels (see the module docstring): 0.2 was the
 # best of 0.05–0.3 on the demo and curvy drives (0.05: the demo's yaw drift hardly moved; 0.3: t_rel rose).
 DEPTH_REL_STD = 0.2
@@ -332,7 +342,7 @@ MAX_LEVEL_TILT_DEG = 2.0  # a fitted road further than this from the mount's lev
 
 def refine_motion(img0: np.ndarray | GrayPyramid, img1: np.ndarray | GrayPyramid, depth0: np.ndarray, K: np.ndarray,
                   motion: np.ndarray,
-                  levels: tuple[int, ...] = (4, 2, 1), iterations: tuple[int, ...] = ITERATIONS,
+                  levels: tuple[int, ...] = LEVELS, iterations: tuple[int, ...] = ITERATIONS,
                   max_depth: float = 80.0, max_points: int = MAX_POINTS, min_pixels: int = 300,
                   depth1: np.ndarray | None = None, camera_to_base: np.ndarray | None = None,
                   depth_rel_std: float = DEPTH_REL_STD, geometric_weight: float = GEOMETRIC_WEIGHT,

@@ -217,7 +217,9 @@ class GroundPlaneScale(ScaleEstimator):
         if not np.any(keep):
             return None
         n, d = n[keep], d[keep]
-        res = np.abs(pts @ n.T + d[None, :])  # (N, K)
+        # (N, K) point-to-plane distances; einsum, not `pts @ n.T`: at this size OpenBLAS splits the product over
+        # threads, and on a small CPU whose other cores are busy (the networks' threads) that costs 10-20× its work
+        res = np.abs(np.einsum("ij,kj->ik", pts, n) + d[None, :])
         counts = (res < cfg.inlier_threshold * d[None, :]).sum(axis=0)
         best = int(np.argmax(counts))
         nb, db = n[best], float(d[best])

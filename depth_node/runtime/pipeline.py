@@ -187,7 +187,7 @@ class FramePipeline:
         if self.refine and self.motion_prior == "constant_velocity" and self.last_step is not None:
             prior = constant_velocity_prior(*self.last_step, dt, prev.scale)
         if prior is not None:
-            motion, trusted, road = self._refined(prev, frame, prior)
+            motion, trusted, road = self._refined(prev, frame, prior, from_prior=True)
             if trusted:
                 self.road = road
                 self.refine_stats["from_prior"] += 1
@@ -201,11 +201,19 @@ class FramePipeline:
         self.last_step = (motion, prev.scale, dt) if trusted and dt > 0 else None
         return motion, trusted
 
-    def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray
+    def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray, from_prior: bool = False
                  ) -> tuple[np.ndarray, bool, tuple[np.ndarray, float] | None]:
         """`motion` refined by direct alignment on the previous frame's depth (same units), False when the
-        refinement was rejected, and frame t+1's road plane (metres) to carry on."""
-        from depth_node.geometry.pose_refine import LEVEL_STEPS, refine_motion
+        refinement was rejected, and frame t+1's road plane (metres) to carry on. `from_prior`: `motion` is the
+        constant-velocity prior (full resolution only, PRIOR_LEVELS), else the pose network's (all levels)."""
+        from depth_node.geometry.pose_refine import (
+            ITERATIONS,
+            LEVEL_STEPS,
+            LEVELS,
+            PRIOR_ITERATIONS,
+            PRIOR_LEVELS,
+            refine_motion,
+        )
         from depth_node.inference.preprocess import resize_depth
 
         if prev.intrinsics is None or not prev.scale > 0:
@@ -216,8 +224,9 @@ class FramePipeline:
         depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
         s0 = float(prev.scale)
         ref = None if self.road is None else (self.road[0], self.road[1] / s0)
+        levels, iterations = (PRIOR_LEVELS, PRIOR_ITERATIONS) if from_prior else (LEVELS, ITERATIONS)
         res = refine_motion(prev.gray_pyramid(), frame.gray_pyramid(), depth, prev.intrinsics.scaled(w, h).K, motion,
-                            depth1=depth1, camera_to_base=self.vo.camera_to_base, road_ref=ref,
+                            levels, iterations, depth1=depth1, camera_to_base=self.vo.camera_to_base, road_ref=ref,
                             level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < LEVEL_STEPS else 0.0)
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
         return res.motion, bool(res.used), None if res.road is None else (res.road[0], res.road[1] * s0)
