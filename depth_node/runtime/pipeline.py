@@ -184,7 +184,8 @@ class FramePipeline:
         (the README's odometry section has the drives)."""
         dt = stamp - self.vo.last_stamp if self.vo.last_stamp is not None else 0.0
         prior = None
-        if self.refine and self.motion_prior == "constant_velocity" and self.last_step is not None:
+        alignable = prev.intrinsics is not None and prev.scale > 0  # else nothing would check an extrapolation
+        if self.refine and alignable and self.motion_prior == "constant_velocity" and self.last_step is not None:
             prior = constant_velocity_prior(*self.last_step, dt, prev.scale)
         if prior is not None:
             motion, trusted, road = self._refined(prev, frame, prior, from_prior=True)
@@ -194,7 +195,7 @@ class FramePipeline:
                 self.last_step = (motion, prev.scale, dt)
                 return motion, True
         motion, trusted, road = self.estimator.motion(prev.x, frame.x), True, None
-        if self.refine:
+        if self.refine and alignable:
             motion, trusted, road = self._refined(prev, frame, motion)
             self.refine_stats["used" if trusted else "rejected"] += 1
         self.road = road
@@ -204,8 +205,9 @@ class FramePipeline:
     def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray, from_prior: bool = False
                  ) -> tuple[np.ndarray, bool, tuple[np.ndarray, float] | None]:
         """`motion` refined by direct alignment on the previous frame's depth (same units), False when the
-        refinement was rejected, and frame t+1's road plane (metres) to carry on. `from_prior`: `motion` is the
-        constant-velocity prior (full resolution only, PRIOR_LEVELS), else the pose network's (all levels)."""
+        refinement was rejected, and frame t+1's road plane (metres) to carry on; needs prev's intrinsics and a
+        positive scale. `from_prior`: `motion` is the constant-velocity prior (PRIOR_LEVELS, the 1/4 level
+        skipped), else the pose network's (LEVELS)."""
         from depth_node.geometry.pose_refine import (
             ITERATIONS,
             LEVEL_STEPS,
@@ -216,8 +218,6 @@ class FramePipeline:
         )
         from depth_node.inference.preprocess import resize_depth
 
-        if prev.intrinsics is None or not prev.scale > 0:
-            return motion, True, None
         t0 = time.monotonic()
         h, w = prev.x.shape[2:]
         depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
