@@ -222,8 +222,9 @@ class _Level:
         self.X = np.stack([(uu - Kl[0, 2]) / Kl[0, 0] * z, (vv - Kl[1, 2]) / Kl[1, 1] * z, z], 1)
         self.ref = g0.reshape(-1)[idx].astype(np.float64)
 
-    def residuals(self, T: np.ndarray):
-        """(r, X' , ∇I1 at the warped pixels) for the pixels that land inside frame t+1."""
+    def _warp(self, T: np.ndarray):
+        """Frame t's points moved by T, their pixels in frame t+1, the samples there, the photometric residual
+        and which pixels have one (in front of the camera, inside frame t+1)."""
         Xp = self.X @ T[:3, :3].T + T[:3, 3]
         Z = Xp[:, 2]
         front = Z > 0.05
@@ -232,7 +233,16 @@ class _Level:
         v = self.K[1, 1] * Xp[:, 1] / Zs + self.K[1, 2]
         smp = _sample(self.stack, u, v)
         r = smp[0] - self.ref
-        good = front & np.isfinite(r)
+        return Xp, u, v, smp, r, front & np.isfinite(r)
+
+    def photometric(self, T: np.ndarray) -> np.ndarray:
+        """The photometric residuals alone (the accept test before and after), without the Jacobians' inputs."""
+        *_, r, good = self._warp(T)
+        return r[good]
+
+    def residuals(self, T: np.ndarray):
+        """(r, X' , ∇I1 at the warped pixels) for the pixels that land inside frame t+1."""
+        Xp, u, v, smp, r, good = self._warp(T)
         Xr = Xp[good] - T[:3, 3]  # rotation only: the translation's share of the flow is the parallax
         par_u = u[good] - (self.K[0, 0] * Xr[:, 0] / Xr[:, 2] + self.K[0, 2])
         par_v = v[good] - (self.K[1, 1] * Xr[:, 1] / Xr[:, 2] + self.K[1, 2])
@@ -240,7 +250,6 @@ class _Level:
         if self.geometric:
             self.geo = self._geometric(Xp[good], smp[3:, good])
         return r[good], Xp[good], smp[1][good], smp[2][good]
-
 
     def _geometric(self, Xp: np.ndarray, smp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Relative depth residual 1 − Z'/D1(π(X')) (Z': the warped point's depth, D1: frame t+1's depth
@@ -310,12 +319,14 @@ MAX_POINTS = 1000
 # Levels and iterations when the start is the last step continued (the node's constant-velocity prior,
 # `odom.motion_prior`), not the pose network: at 10 fps that start is within a pixel or two of the answer, so the
 # 1/4 level's wider basin is not needed. Measured on the demo, turning and seed-9005 drives (README odometry
-# table): (2, 1) × 6 matched the three levels' t_rel, r_rel and ATE on all three; full resolution alone matched
-# them on two but raised seed 9005's r_rel from 0.53 to 0.70-0.76 °/100 m; (2, 1) × 4 raised the demo's to 0.73.
+# table): (2, 1) × (4, 6) and × (6, 6) matched the three levels' t_rel, r_rel and ATE on all three; full
+# resolution alone matched them on two but raised seed 9005's r_rel from 0.53 to 0.70-0.76 °/100 m; (2, 1) ×
+# (4, 4) raised the demo's to 0.73. Each level mostly runs to its cap (the stop test rarely fires).
 # A rejected result is retried from the pose network with LEVELS and ITERATIONS.
 LEVELS = (4, 2, 1)
+STOP_ROTATION, STOP_TRANSLATION = 1e-6, 1e-5  # a level's update below both (radians, depth units): converged
 PRIOR_LEVELS = (2, 1)
-PRIOR_ITERATIONS = (6, 6)
+PRIOR_ITERATIONS = (4, 6)
 
 # Relative error of the network's depth assumed when weighting pixels (see the module docstring): 0.2 was the
 # best of 0.05–0.3 on the demo and curvy drives (0.05: the demo's yaw drift hardly moved; 0.3: t_rel rose).
@@ -383,10 +394,10 @@ def refine_motion(img0: np.ndarray | GrayPyramid, img1: np.ndarray | GrayPyramid
             delta = -np.linalg.solve(H, g)
             T = se3_exp(delta) @ T
             total += 1
-            if np.linalg.norm(delta[3:]) < 1e-6 and np.linalg.norm(delta[:3]) < 1e-5:
+            if np.linalg.norm(delta[3:]) < STOP_ROTATION and np.linalg.norm(delta[:3]) < STOP_TRANSLATION:
                 break
-    before = _sigma(finest.residuals(T0)[0]) if finest is not None else float("nan")
-    after = _sigma(finest.residuals(T)[0]) if finest is not None else float("nan")
+    before = _sigma(finest.photometric(T0)) if finest is not None else float("nan")
+    after = _sigma(finest.photometric(T)) if finest is not None else float("nan")
     rel = np.linalg.inv(T0) @ T
     used = bool(np.isfinite(after) and np.isfinite(before) and after <= before * 1.02
                 and np.degrees(np.linalg.norm(rotation_vector(rel[:3, :3]))) <= 5.0)
