@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from depth_node.errors import DepthNodeError
+from depth_node.geometry import pose_refine as PR
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, rotation_vector, transform_from_xyz_quat
 from depth_node.geometry.pose_refine import GrayPyramid, gray, se3_exp
@@ -208,14 +209,6 @@ class FramePipeline:
         refinement was rejected, and frame t+1's road plane (metres) to carry on; needs prev's intrinsics and a
         positive scale. `from_prior`: `motion` is the constant-velocity prior (PRIOR_LEVELS, the 1/4 level
         skipped), else the pose network's (LEVELS)."""
-        from depth_node.geometry.pose_refine import (
-            ITERATIONS,
-            LEVEL_STEPS,
-            LEVELS,
-            PRIOR_ITERATIONS,
-            PRIOR_LEVELS,
-            refine_motion,
-        )
         from depth_node.inference.preprocess import resize_depth
 
         t0 = time.monotonic()
@@ -224,10 +217,11 @@ class FramePipeline:
         depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
         s0 = float(prev.scale)
         ref = None if self.road is None else (self.road[0], self.road[1] / s0)
-        levels, iterations = (PRIOR_LEVELS, PRIOR_ITERATIONS) if from_prior else (LEVELS, ITERATIONS)
-        res = refine_motion(prev.gray_pyramid(), frame.gray_pyramid(), depth, prev.intrinsics.scaled(w, h).K, motion,
-                            levels, iterations, depth1=depth1, camera_to_base=self.vo.camera_to_base, road_ref=ref,
-                            level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < LEVEL_STEPS else 0.0)
+        levels, iterations = (PR.PRIOR_LEVELS, PR.PRIOR_ITERATIONS) if from_prior else (PR.LEVELS, PR.ITERATIONS)
+        res = PR.refine_motion(prev.gray_pyramid(), frame.gray_pyramid(), depth, prev.intrinsics.scaled(w, h).K,
+                               motion, levels, iterations, depth1=depth1, camera_to_base=self.vo.camera_to_base,
+                               road_ref=ref,
+                               level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < PR.LEVEL_STEPS else 0.0)
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
         return res.motion, bool(res.used), None if res.road is None else (res.road[0], res.road[1] * s0)
 
