@@ -96,16 +96,22 @@ def gray(x: np.ndarray) -> np.ndarray:
 def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Bilinear samples of (H, W, C) at pixel coordinates u, v (N,) → (C, N); outside the image = NaN.
 
-    Plain NumPy: at a thousand pixels per iteration, torch's grid_sample cost more in call overhead than in work."""
-    h, w, _ = img.shape
+    Plain NumPy: at a thousand pixels per iteration, torch's grid_sample cost more in call overhead than in work;
+    the four neighbours are gathered by flat index from the (H·W, C) view (a third of 2-D fancy indexing's time)."""
+    h, w, c = img.shape
     inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
     uc, vc = np.clip(u, 0, w - 1), np.clip(v, 0, h - 1)
     x0 = np.minimum(uc.astype(np.intp), w - 2)
     y0 = np.minimum(vc.astype(np.intp), h - 2)
     ax, ay = (uc - x0)[:, None], (vc - y0)[:, None]
-    top = img[y0, x0] * (1 - ax) + img[y0, x0 + 1] * ax
-    bottom = img[y0 + 1, x0] * (1 - ax) + img[y0 + 1, x0 + 1] * ax
-    out = (top * (1 - ay) + bottom * ay).T
+    flat = img.reshape(h * w, c)
+    i = y0 * w + x0
+    top = flat.take(i, axis=0)
+    top += (flat.take(i + 1, axis=0) - top) * ax
+    bottom = flat.take(i + w, axis=0)
+    bottom += (flat.take(i + w + 1, axis=0) - bottom) * ax
+    top += (bottom - top) * ay
+    out = top.T
     out[:, ~inside] = np.nan
     return out
 
@@ -114,6 +120,8 @@ def area_downsample(a: np.ndarray, h: int, w: int) -> np.ndarray:
     """Mean over each output cell's input window (adaptive average pooling: windows [floor(i·H/h),
     ceil((i+1)·H/h)), overlapping where the size does not divide), from an integral image."""
     H, W = a.shape
+    if H % h == 0 and W % w == 0:  # whole cells (the pyramid's usual case): a plain block mean
+        return a.reshape(h, H // h, w, W // w).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
     ys, ye = (np.arange(h) * H) // h, -((-(np.arange(h) + 1) * H) // h)
     xs, xe = (np.arange(w) * W) // w, -((-(np.arange(w) + 1) * W) // w)
     S = np.zeros((H + 1, W + 1))
@@ -133,24 +141,6 @@ def _inverse_depth(depth: np.ndarray, h: int, w: int) -> np.ndarray:
                     np.nan).astype(np.float32)
 
 
-def _level(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray, s: int):
-    if s == 1:
-        return img0, img1, depth0, K
-    h, w = img0.shape[0] // s, img0.shape[1] // s
-
-    def down(a: np.ndarray) -> np.ndarray:
-        return area_downsample(np.asarray(a, dtype=np.float32), h, w)
-
-    inv = np.where(np.isfinite(depth0) & (depth0 > 0), 1.0 / np.where(depth0 > 0, depth0, 1.0), 0.0)
-    valid = down((inv > 0).astype(np.float32))
-    inv_d = down(inv)
-    d = np.where(valid > 0.99, valid / np.maximum(inv_d, 1e-9), np.nan)  # mean inverse depth of full cells
-    Ks = K.copy()
-    Ks[0] /= img0.shape[1] / w
-    Ks[1] /= img0.shape[0] / h
-    return down(img0), down(img1), d.astype(np.float32), Ks
-
-
 def _gradients(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Central differences along x and y (0 on the border rows and columns)."""
     gx, gy = np.zeros_like(a), np.zeros_like(a)
@@ -159,36 +149,82 @@ def _gradients(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
+class GrayPyramid:
+    """One frame's gray image at the refinement's pyramid levels, each with what the alignment reads of it:
+    as frame t+1, the intensity and its gradients (float64, (h, w, 3)); as frame t, the texture mask's gradient
+    magnitude. Built once per frame (lazily, per level) and used by both steps the frame takes part in, as
+    frame t+1 and then as frame t: a third of the refinement's per-step set-up otherwise."""
+
+    def __init__(self, img: np.ndarray):
+        self.img = np.asarray(img, dtype=np.float32)
+        self._levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.img.shape[0], self.img.shape[1]
+
+    def level(self, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(gray (h, w) float32, [intensity, ∂x, ∂y] (h, w, 3) float64, gradient magnitude (h, w)) at 1/s."""
+        if s not in self._levels:
+            H, W = self.shape
+            g = self.img if s == 1 else area_downsample(self.img, H // s, W // s)
+            I = np.asarray(g, dtype=np.float64)
+            stack = np.stack([I, *_gradients(I)], -1)
+            mag = np.zeros_like(g)
+            mag[1:-1, 1:-1] = np.hypot(g[1:-1, 2:] - g[1:-1, :-2], g[2:, 1:-1] - g[:-2, 1:-1])
+            self._levels[s] = (g, stack, mag)
+        return self._levels[s]
+
+
+def _pyramid(img: np.ndarray | GrayPyramid) -> GrayPyramid:
+    return img if isinstance(img, GrayPyramid) else GrayPyramid(img)
+
+
+def _level_depth(depth0: np.ndarray, K: np.ndarray, shape: tuple[int, int], s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame t's depth at 1/s (the mean inverse depth of cells whose pixels all have a depth, NaN in the others)
+    and K of that grid."""
+    if s == 1:
+        return depth0, K
+    h, w = shape[0] // s, shape[1] // s
+    inv = np.where(np.isfinite(depth0) & (depth0 > 0), 1.0 / np.where(depth0 > 0, depth0, 1.0), 0.0)
+    valid = area_downsample((inv > 0).astype(np.float32), h, w)
+    inv_d = area_downsample(inv.astype(np.float32), h, w)
+    d = np.where(valid > 0.99, valid / np.maximum(inv_d, 1e-9), np.nan)  # mean inverse depth of full cells
+    Ks = K.copy()
+    Ks[0] /= shape[1] / w
+    Ks[1] /= shape[0] / h
+    return d.astype(np.float32), Ks
+
+
 class _Level:
     """One pyramid level: frame t's textured pixels back-projected, frame t+1 with its gradients."""
 
     def __init__(self, img0, img1, depth0, K, s: int, max_depth: float, max_points: int,
                  depth1: np.ndarray | None = None):
-        g0, g1, d0, self.K = _level(img0, img1, depth0, K, s)
+        p0, p1 = _pyramid(img0), _pyramid(img1)
+        g0, _, grad0 = p0.level(s)
+        _, stack1, _ = p1.level(s)
+        d0, self.K = _level_depth(depth0, K, p0.shape, s)
         h, w = g0.shape
-        I1 = np.asarray(g1, dtype=np.float64)
-        layers = [I1, *_gradients(I1)]
         self.geometric = depth1 is not None
         if self.geometric:  # frame t+1's inverse depth and its gradients, sampled with the image
             iD1 = _inverse_depth(np.asarray(depth1, dtype=np.float32), h, w).astype(np.float64)
-            layers += [iD1, *_gradients(iD1)]
-        self.stack = np.stack(layers, -1)  # (H, W, 3 or 6): intensity (and inverse depth) with gradients
-        vv, uu = np.mgrid[0:h, 0:w]
-        grad0 = np.zeros_like(g0)
-        grad0[1:-1, 1:-1] = np.hypot(g0[1:-1, 2:] - g0[1:-1, :-2], g0[2:, 1:-1] - g0[:-2, 1:-1])
+            stack1 = np.concatenate([stack1, np.stack([iD1, *_gradients(iD1)], -1)], -1)
+        self.stack = stack1  # (H, W, 3 or 6): intensity (and inverse depth) with gradients
         # textured pixels carry the information; flat ones only add noise and time
         ok = np.isfinite(d0) & (d0 > 0) & (d0 < max_depth) & (grad0 > 0.01)
         idx = np.flatnonzero(ok)
         if idx.size > max_points:  # an even spread of the textured pixels bounds the cost per iteration
-            ok = np.zeros_like(ok)
-            ok.reshape(-1)[idx[np.linspace(0, idx.size - 1, max_points).astype(int)]] = True
-        z = d0[ok].astype(np.float64)
+            idx = idx[np.linspace(0, idx.size - 1, max_points).astype(int)]
+        vv, uu = np.divmod(idx, w)
+        z = d0.reshape(-1)[idx].astype(np.float64)
         Kl = self.K
-        self.X = np.stack([(uu[ok] - Kl[0, 2]) / Kl[0, 0] * z, (vv[ok] - Kl[1, 2]) / Kl[1, 1] * z, z], 1)
-        self.ref = g0[ok].astype(np.float64)
+        self.X = np.stack([(uu - Kl[0, 2]) / Kl[0, 0] * z, (vv - Kl[1, 2]) / Kl[1, 1] * z, z], 1)
+        self.ref = g0.reshape(-1)[idx].astype(np.float64)
 
-    def residuals(self, T: np.ndarray):
-        """(r, X' , ∇I1 at the warped pixels) for the pixels that land inside frame t+1."""
+    def _warp(self, T: np.ndarray):
+        """Frame t's points moved by T, their pixels in frame t+1, the samples there, the photometric residual
+        and which pixels have one (in front of the camera, inside frame t+1)."""
         Xp = self.X @ T[:3, :3].T + T[:3, 3]
         Z = Xp[:, 2]
         front = Z > 0.05
@@ -197,15 +233,23 @@ class _Level:
         v = self.K[1, 1] * Xp[:, 1] / Zs + self.K[1, 2]
         smp = _sample(self.stack, u, v)
         r = smp[0] - self.ref
-        good = front & np.isfinite(r)
-        Xr = self.X[good] @ T[:3, :3].T  # rotation only: the translation's share of the flow is the parallax
+        return Xp, u, v, smp, r, front & np.isfinite(r)
+
+    def photometric(self, T: np.ndarray) -> np.ndarray:
+        """The photometric residuals alone (the accept test before and after), without the Jacobians' inputs."""
+        *_, r, good = self._warp(T)
+        return r[good]
+
+    def residuals(self, T: np.ndarray):
+        """(r, X' , ∇I1 at the warped pixels) for the pixels that land inside frame t+1."""
+        Xp, u, v, smp, r, good = self._warp(T)
+        Xr = Xp[good] - T[:3, 3]  # rotation only: the translation's share of the flow is the parallax
         par_u = u[good] - (self.K[0, 0] * Xr[:, 0] / Xr[:, 2] + self.K[0, 2])
         par_v = v[good] - (self.K[1, 1] * Xr[:, 1] / Xr[:, 2] + self.K[1, 2])
         self.parallax = (par_u, par_v)
         if self.geometric:
             self.geo = self._geometric(Xp[good], smp[3:, good])
         return r[good], Xp[good], smp[1][good], smp[2][good]
-
 
     def _geometric(self, Xp: np.ndarray, smp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Relative depth residual 1 − Z'/D1(π(X')) (Z': the warped point's depth, D1: frame t+1's depth
@@ -219,6 +263,19 @@ class _Level:
         return rg[ok], jg[ok], Xp[ok]
 
 
+def _twist_jacobian(X: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """(N, 6) rows [g, X × g]: ∂r/∂(ρ, φ) of a residual with gradient g (N, 3) w.r.t. the point X (N, 3) for
+    X ← exp(ξ)·X (written out: np.cross and np.concatenate cost more than the arithmetic at N ≈ 1000)."""
+    J = np.empty((X.shape[0], 6))
+    J[:, :3] = g
+    x, y, z = X[:, 0], X[:, 1], X[:, 2]
+    a, b, c = g[:, 0], g[:, 1], g[:, 2]
+    J[:, 3] = y * c - z * b
+    J[:, 4] = z * a - x * c
+    J[:, 5] = x * b - y * a
+    return J
+
+
 def _projection_jacobian(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """∂u/∂X and ∂v/∂X (N, 3) of the pinhole projection at camera points X (N, 3)."""
     fx, fy, Z = K[0, 0], K[1, 1], X[:, 2]
@@ -227,8 +284,18 @@ def _projection_jacobian(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.n
     return du, dv
 
 
+def _median(a: np.ndarray) -> float:
+    """np.median of a 1-D array without its generic machinery (called several times per iteration)."""
+    n = a.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, (k - 1, k))
+    return 0.5 * float(p[k - 1] + p[k])
+
+
 def _sigma(r: np.ndarray) -> float:
-    return 1.4826 * float(np.median(np.abs(r - np.median(r)))) + 1e-6 if r.size else float("nan")
+    return 1.4826 * _median(np.abs(r - _median(r))) + 1e-6 if r.size else float("nan")
 
 
 def _huber(r: np.ndarray) -> tuple[float, np.ndarray]:
@@ -248,6 +315,18 @@ def _huber(r: np.ndarray) -> tuple[float, np.ndarray]:
 # at about a third of the time. test_pose_refine checks the length on exact depth.
 ITERATIONS = (12, 6, 6)
 MAX_POINTS = 1000
+
+# Levels and iterations when the start is the last step continued (the node's constant-velocity prior,
+# `odom.motion_prior`), not the pose network: at 10 fps that start is within a pixel or two of the answer, so the
+# 1/4 level's wider basin is not needed. Measured on the demo, turning and seed-9005 drives (README odometry
+# table): (2, 1) × (4, 6) and × (6, 6) matched the three levels' t_rel, r_rel and ATE on all three; full
+# resolution alone matched them on two but raised seed 9005's r_rel from 0.53 to 0.70-0.76 °/100 m; (2, 1) ×
+# (4, 4) raised the demo's to 0.73. Each level mostly runs to its cap (the stop test rarely fires).
+# A rejected result is retried from the pose network with LEVELS and ITERATIONS.
+LEVELS = (4, 2, 1)
+STOP_ROTATION, STOP_TRANSLATION = 1e-6, 1e-5  # a level's update below both (radians, depth units): converged
+PRIOR_LEVELS = (2, 1)
+PRIOR_ITERATIONS = (4, 6)
 
 # Relative error of the network's depth assumed when weighting pixels (see the module docstring): 0.2 was the
 # best of 0.05–0.3 on the demo and curvy drives (0.05: the demo's yaw drift hardly moved; 0.3: t_rel rose).
@@ -272,15 +351,17 @@ LEVEL_STEPS = 10
 MAX_LEVEL_TILT_DEG = 2.0  # a fitted road further than this from the mount's level: trust the fit, not the mount
 
 
-def refine_motion(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.ndarray, motion: np.ndarray,
-                  levels: tuple[int, ...] = (4, 2, 1), iterations: tuple[int, ...] = ITERATIONS,
+def refine_motion(img0: np.ndarray | GrayPyramid, img1: np.ndarray | GrayPyramid, depth0: np.ndarray, K: np.ndarray,
+                  motion: np.ndarray,
+                  levels: tuple[int, ...] = LEVELS, iterations: tuple[int, ...] = ITERATIONS,
                   max_depth: float = 80.0, max_points: int = MAX_POINTS, min_pixels: int = 300,
                   depth1: np.ndarray | None = None, camera_to_base: np.ndarray | None = None,
                   depth_rel_std: float = DEPTH_REL_STD, geometric_weight: float = GEOMETRIC_WEIGHT,
                   road_ref: tuple[np.ndarray, float] | None = None, road_gain: float = ROAD_GAIN,
                   level_weight: float = 0.0) -> RefineResult:
     """Refine `motion` (t → t+1, as DepthEstimator.motion) from gray images (H, W) and frame t's depth (same
-    units as the motion's translation) with K of that pixel grid. Falls back to `motion` when the alignment
+    units as the motion's translation) with K of that pixel grid; a frame's `GrayPyramid` in place of its gray
+    image shares the pyramid between the two steps the frame takes part in. Falls back to `motion` when the alignment
     does not lower the photometric residual or jumps more than 5° away from it. Each level stops early once
     the update is negligible, so `iterations` are caps (see ITERATIONS).
     With frame t+1's depth (`depth1`, same units) the yaw and sideways motion also answer to the depth
@@ -290,6 +371,7 @@ def refine_motion(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.
     `level_weight` > 0 (the first LEVEL_STEPS steps of a chain): `level_step` instead, with that weight.
     `depth_rel_std` (ε) down-weights pixels whose residual is dominated by the depth's own error (see the
     module docstring); 0 turns the weighting off (exact depth)."""
+    img0, img1 = _pyramid(img0), _pyramid(img1)
     T0 = np.linalg.inv(np.asarray(motion, dtype=np.float64))  # camera t → camera t+1 point map
     T = T0.copy()
     c2b = np.asarray(camera_to_base, dtype=np.float64) if camera_to_base is not None else None
@@ -312,10 +394,10 @@ def refine_motion(img0: np.ndarray, img1: np.ndarray, depth0: np.ndarray, K: np.
             delta = -np.linalg.solve(H, g)
             T = se3_exp(delta) @ T
             total += 1
-            if np.linalg.norm(delta[3:]) < 1e-6 and np.linalg.norm(delta[:3]) < 1e-5:
+            if np.linalg.norm(delta[3:]) < STOP_ROTATION and np.linalg.norm(delta[:3]) < STOP_TRANSLATION:
                 break
-    before = _sigma(finest.residuals(T0)[0]) if finest is not None else float("nan")
-    after = _sigma(finest.residuals(T)[0]) if finest is not None else float("nan")
+    before = _sigma(finest.photometric(T0)) if finest is not None else float("nan")
+    after = _sigma(finest.photometric(T)) if finest is not None else float("nan")
     rel = np.linalg.inv(T0) @ T
     used = bool(np.isfinite(after) and np.isfinite(before) and after <= before * 1.02
                 and np.degrees(np.linalg.norm(rotation_vector(rel[:3, :3]))) <= 5.0)
@@ -353,13 +435,13 @@ def _normal_equations(lv: _Level, r: np.ndarray, Xg: np.ndarray, gxs: np.ndarray
         wts = wts * s0 * s0 / (s0 * s0 + sd * sd)
     du, dv = _projection_jacobian(lv.K, Xg)
     dI_dX = gxs[:, None] * du + gys[:, None] * dv  # ∇I1 · ∂π/∂X'
-    J = np.concatenate([dI_dX, np.cross(Xg, dI_dX)], 1)  # ∂r/∂(ρ, φ) for X' ← exp(ξ)·X'
+    J = _twist_jacobian(Xg, dI_dX)  # ∂r/∂(ρ, φ) for X' ← exp(ξ)·X'
     Jw = J * wts[:, None]
     H, g = Jw.T @ J + 1e-6 * np.eye(6), Jw.T @ r
     if geometric_weight > 0 and keep is not None and lv.geometric and lv.geo[0].size >= 20:
         rg, jg, Xd = lv.geo
         sg, wg = _huber(rg)
-        Jg = np.concatenate([jg, np.cross(Xd, jg)], 1) @ keep
+        Jg = _twist_jacobian(Xd, jg) @ keep
         Jgw = Jg * (geometric_weight * s0 * s0 / (sg * sg) * wg)[:, None]
         H += Jgw.T @ Jg
         g += Jgw.T @ rg

@@ -124,6 +124,23 @@ class GroundPlaneConfig:
     initial_scale: float = 1.0  # used until the first fit
 
 
+PLANE_CHUNK = 512  # points per product in _plane_distances: 512 × 3 × 96 hypotheses stays under OpenBLAS's
+# threading threshold (65536 × 4 multiply-adds)
+
+
+def _plane_distances(pts: np.ndarray, n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """|pts · nᵀ + d| (N, K) for N points and K planes, in chunks of PLANE_CHUNK points. Why: one (3000 × 3) ·
+    (3 × 96) product is large enough for OpenBLAS to split over its threads, and on a small CPU whose other core
+    is busy (the networks' threads, other processes) it then waits for that core: 8-12 ms instead of 0.1 (the
+    same products in chunks run on the calling thread: 0.16 ms, identical results)."""
+    nT = np.ascontiguousarray(n.T)
+    out = np.empty((pts.shape[0], n.shape[0]))
+    for i in range(0, pts.shape[0], PLANE_CHUNK):
+        np.matmul(pts[i:i + PLANE_CHUNK], nT, out=out[i:i + PLANE_CHUNK])
+    out += d[None, :]
+    return np.abs(out, out=out)
+
+
 class GroundPlaneScale(ScaleEstimator):
     source = "ground_plane"
 
@@ -217,8 +234,8 @@ class GroundPlaneScale(ScaleEstimator):
         if not np.any(keep):
             return None
         n, d = n[keep], d[keep]
-        res = np.abs(pts @ n.T + d[None, :])  # (N, K)
-        counts = (res < cfg.inlier_threshold * d[None, :]).sum(axis=0)
+        res = _plane_distances(pts, n, d)  # (N, K)
+        counts = np.count_nonzero(res < cfg.inlier_threshold * d[None, :], axis=0)
         best = int(np.argmax(counts))
         nb, db = n[best], float(d[best])
         inl = res[:, best] < cfg.inlier_threshold * db

@@ -142,6 +142,7 @@ class FrameCore:
         if scale.source in ("ground_plane", "metric_model"):  # each reads its own group only
             scale.configure(**group_values(getattr(cfg, scale.source)))
         self.pipe.refine = cfg.odom.refine
+        self.pipe.motion_prior = cfg.odom.motion_prior
         self.pipe.vo.max_gap = cfg.odom.max_gap
         self.pipe.vo.noise = odometry_noise(cfg)
 

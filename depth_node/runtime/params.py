@@ -30,6 +30,7 @@ RESOLUTIONS = ("network", "input")
 COLORMAPS = ("turbo", "gray")
 TRANSPORTS = ("raw", "compressed")
 RECTIFY_CHOICES = ("auto", "true", "false")
+MOTION_PRIORS = ("constant_velocity", "pose_net")
 
 
 class ParamError(DepthNodeError):
@@ -120,6 +121,9 @@ SPECS: tuple[ParamSpec, ...] = (
               "a smaller step back is dropped as out of order", True),
     ParamSpec("odom.refine", True, "refine the pose network's motion by direct image alignment on the depth "
               "(fixes rotation a weak pose net misses; ~15 ms per frame on a CPU)", True),
+    ParamSpec("odom.motion_prior", "constant_velocity", "where the refinement starts: constant_velocity (the last "
+              "step; the pose network only when that is rejected, at a chain's start or after a gap) or pose_net "
+              "(every frame; for jerky motion)", True, MOTION_PRIORS),
     ParamSpec("odom.planar", False, "ground robots on flat ground: keep odometry on the odom x-y plane (yaw and x, y "
               "only; roll, pitch and height dropped; needs body z up in camera_to_base)", False),
     ParamSpec("odom.translation_noise", 0.05, "odometry σ per metre travelled (relative)", True),

@@ -13,13 +13,16 @@ from typing import Any
 import numpy as np
 
 from depth_node.errors import DepthNodeError
+from depth_node.geometry import pose_refine as PR
 from depth_node.geometry.camera import Intrinsics
-from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, transform_from_xyz_quat
+from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, rotation_vector, transform_from_xyz_quat
+from depth_node.geometry.pose_refine import GrayPyramid, gray, se3_exp
 from depth_node.geometry.scale import ScaleInput, resolve_source
 from depth_node.runtime.heap import large_copies_returned
 from depth_node.runtime.scale_sources import build_scale_source
 
 REJECTED_NOISE_FACTOR = 3.0  # odometry noise of a step whose image-alignment refinement was rejected
+MAX_PRIOR_DT_RATIO = 3.0  # a time step this much longer than the last one (dropped frames) asks the pose network
 
 
 @dataclass
@@ -30,12 +33,33 @@ class DepthFrame:
     scale: float  # metres per model unit applied to this frame
     seconds: float  # wall time of preprocessing + depth network + scale
     rgb_net: np.ndarray | None = None  # (h, w, 3) uint8: the frame at the network's size (the cloud's colours)
+    pyramid: GrayPyramid | None = None  # the odometry refinement's gray pyramid of x, built on first use
+
+    def gray_pyramid(self) -> GrayPyramid:
+        """x's gray pyramid, built once: the frame is aligned as frame t+1 and then again as frame t."""
+        if self.pyramid is None:
+            self.pyramid = GrayPyramid(gray(self.x))
+        return self.pyramid
 
 
 def odometry_noise(cfg: Any) -> OdometryNoise:
     """The `odom.*` noise parameters of a node config."""
     o = cfg.odom
     return OdometryNoise(o.translation_noise, o.rotation_noise, o.translation_noise_floor, o.rotation_noise_floor)
+
+
+def constant_velocity_prior(motion: np.ndarray, scale: float, dt: float, new_dt: float, new_scale: float
+                            ) -> np.ndarray | None:
+    """The last step `motion` (translation in units of `scale`, over `dt` seconds) continued for `new_dt`
+    seconds, in units of `new_scale`: rotation angle and translation scaled by new_dt / dt. None where the
+    step cannot say (no time step, or a gap more than MAX_PRIOR_DT_RATIO times the last one)."""
+    if not (dt > 0 and new_dt > 0 and new_scale > 0) or new_dt > MAX_PRIOR_DT_RATIO * dt:
+        return None
+    k = new_dt / dt
+    out = np.eye(4)
+    out[:3, :3] = se3_exp(np.concatenate([np.zeros(3), k * rotation_vector(motion[:3, :3])]))[:3, :3]
+    out[:3, 3] = k * motion[:3, 3] * (scale / new_scale)
+    return out
 
 
 def resolve_model_path(value: str, backend: str = "auto") -> Path:
@@ -91,7 +115,10 @@ class FramePipeline:
             self.prev: DepthFrame | None = None
             self.chain_steps = 0  # motion estimates since the chain (re)started
             self.refine = cfg.odom.refine
-            self.refine_stats = {"used": 0, "rejected": 0, "last_ms": 0.0}
+            self.motion_prior = cfg.odom.motion_prior
+            self.last_step: tuple[np.ndarray, float, float] | None = None  # (motion, its scale, its dt)
+            # refinements of the network's motion used/rejected, steps the constant-velocity prior answered alone
+            self.refine_stats = {"used": 0, "rejected": 0, "from_prior": 0, "last_ms": 0.0}
             self.road: tuple[np.ndarray, float] | None = None  # the last frame's road plane (metres), carried on
             # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
             x = np.zeros((1, 3, self.estimator.height, self.estimator.width), np.float32)
@@ -131,13 +158,9 @@ class FramePipeline:
         if prev is None:
             self.vo.start(stamp)
             self.chain_steps = 0
+            self.last_step = None
         else:
-            motion = self.estimator.motion(prev.x, frame.x)
-            trusted = True
-            if self.refine:
-                motion, trusted = self._refined(prev, frame, motion)
-            else:
-                self.road = None
+            motion, trusted = self._motion(prev, frame, stamp)
             noise = self.vo.noise
             if not trusted:
                 k = REJECTED_NOISE_FACTOR
@@ -151,28 +174,56 @@ class FramePipeline:
         self.prev = frame
         return self.vo
 
-    def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray) -> tuple[np.ndarray, bool]:
-        """The pose network's motion refined by direct alignment on the previous frame's depth (same units),
-        and False when the refinement was rejected."""
-        from depth_node.geometry.pose_refine import LEVEL_STEPS, gray, refine_motion
+    def _motion(self, prev: DepthFrame, frame: DepthFrame, stamp: float) -> tuple[np.ndarray, bool]:
+        """The step's motion (depth units of `prev`) and whether the images confirmed it.
+
+        With refinement and `motion_prior` "constant_velocity", the alignment starts from the last trusted step
+        scaled to this frame's time step (`constant_velocity_prior`) and the pose network runs only where that
+        has no answer: at a chain's start, after an untrusted step, or when the alignment from the prior is
+        rejected (it then starts again from the network's motion). Why: the network is as costly as half the
+        depth pass, and the alignment converges to the same motion from either start on smooth camera paths
+        (the README's odometry section has the drives)."""
+        dt = stamp - self.vo.last_stamp if self.vo.last_stamp is not None else 0.0
+        prior = None
+        alignable = prev.intrinsics is not None and prev.scale > 0  # else nothing would check an extrapolation
+        if self.refine and alignable and self.motion_prior == "constant_velocity" and self.last_step is not None:
+            prior = constant_velocity_prior(*self.last_step, dt, prev.scale)
+        if prior is not None:
+            motion, trusted, road = self._refined(prev, frame, prior, from_prior=True)
+            if trusted:
+                self.road = road
+                self.refine_stats["from_prior"] += 1
+                self.last_step = (motion, prev.scale, dt)
+                return motion, True
+        motion, trusted, road = self.estimator.motion(prev.x, frame.x), True, None
+        if self.refine and alignable:
+            motion, trusted, road = self._refined(prev, frame, motion)
+            self.refine_stats["used" if trusted else "rejected"] += 1
+        self.road = road
+        self.last_step = (motion, prev.scale, dt) if trusted and dt > 0 else None
+        return motion, trusted
+
+    def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray, from_prior: bool = False
+                 ) -> tuple[np.ndarray, bool, tuple[np.ndarray, float] | None]:
+        """`motion` refined by direct alignment on the previous frame's depth (same units), False when the
+        refinement was rejected, and frame t+1's road plane (metres) to carry on; needs prev's intrinsics and a
+        positive scale. `from_prior`: `motion` is the constant-velocity prior (PRIOR_LEVELS, the 1/4 level
+        skipped), else the pose network's (LEVELS)."""
         from depth_node.inference.preprocess import resize_depth
 
-        if prev.intrinsics is None or not prev.scale > 0:
-            self.road = None
-            return motion, True
         t0 = time.monotonic()
         h, w = prev.x.shape[2:]
         depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
         depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
         s0 = float(prev.scale)
         ref = None if self.road is None else (self.road[0], self.road[1] / s0)
-        res = refine_motion(gray(prev.x), gray(frame.x), depth, prev.intrinsics.scaled(w, h).K, motion,
-                            depth1=depth1, camera_to_base=self.vo.camera_to_base, road_ref=ref,
-                            level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < LEVEL_STEPS else 0.0)
-        self.road = None if res.road is None else (res.road[0], res.road[1] * s0)
-        self.refine_stats["used" if res.used else "rejected"] += 1
+        levels, iterations = (PR.PRIOR_LEVELS, PR.PRIOR_ITERATIONS) if from_prior else (PR.LEVELS, PR.ITERATIONS)
+        res = PR.refine_motion(prev.gray_pyramid(), frame.gray_pyramid(), depth, prev.intrinsics.scaled(w, h).K,
+                               motion, levels, iterations, depth1=depth1, camera_to_base=self.vo.camera_to_base,
+                               road_ref=ref,
+                               level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < PR.LEVEL_STEPS else 0.0)
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
-        return res.motion, bool(res.used)
+        return res.motion, bool(res.used), None if res.road is None else (res.road[0], res.road[1] * s0)
 
     def break_pairing(self) -> None:
         """The next frame is not paired with the previous one (a frame went unused for odometry)."""
