@@ -76,7 +76,8 @@ def print_search(report: dict) -> None:
           + (f" (budget {target:.2%})" if target else ""))
     for t in trials[1:]:
         if t["layer"] is None:
-            print(f"  every candidate conv float: {t['abs_rel']:.3%}")
+            extra = ", the ops between them too (Q/DQ on conv inputs only)" if t.get("ops_between") else ""
+            print(f"  start: every candidate conv float{extra}: {t['abs_rel']:.3%}")
         elif t["abs_rel"] is None:
             print(f"  {t['layer']:40s} stays float ({t.get('skipped', '')})")
         else:
