@@ -5,6 +5,7 @@ net on the held-back validation frames, with this file's own abs_rel."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import onnx
@@ -77,7 +78,8 @@ def test_budgeted_search_ends_within_its_budget(tmp_path):
     inputs = network_inputs(builtin_frames(16, H, W, seed=5), [1, 3, H, W])
     net = trained_net(inputs[:8])
     fp32 = tmp_path / "tiny.onnx"
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as onnx_export uses it
         torch.onnx.export(net, (torch.from_numpy(inputs[0]),), str(fp32), input_names=["image"],
                           output_names=["depth"], opset_version=17, dynamo=False)
     out = tmp_path / "tiny.int8.onnx"
@@ -98,6 +100,12 @@ def test_budgeted_search_ends_within_its_budget(tmp_path):
     convs = [n for n in q.graph.node if n.op_type == "Conv"]
     int8 = [n for n in convs if n.input[1] in producer and producer[n.input[1]].op_type == "DequantizeLinear"]
     assert 1 <= len(int8) < len(convs) - 2
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in q.graph.initializer}
+    for n in int8:  # symmetric per-channel int8 weights, scales on axis 0 (ONNX's default axis is 1)
+        dq = producer[n.input[1]]
+        w, scale = inits[dq.input[0]], inits[dq.input[1]]
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        assert w.dtype == np.int8 and axis == 0 and scale.shape == (w.shape[0],) and not inits[dq.input[2]].any()
     assert len(report["float_layers"]) == len(convs) - 2 - len(int8)
     assert set(report["sensitivity"]) == {n.name for n in convs} - set(report["kept_fp32"]) | set(
         report["float_layers"])
