@@ -58,7 +58,7 @@ def run_openvino(path: Path, output: str, inputs: list[np.ndarray]) -> list[np.n
     core = ov.Core()
     compiled = core.compile_model(core.read_model(str(path)), "CPU", {hints.inference_precision: "f32"})
     request = compiled.create_infer_request()
-    index = [p.get_any_name() for p in compiled.outputs].index(output)
+    index = next(i for i, p in enumerate(compiled.outputs) if output in p.get_names())
     out = []
     for x in inputs:
         request.infer({0: x})
