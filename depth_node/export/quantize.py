@@ -357,7 +357,7 @@ def mixed_precision(build, pre: Path, model: onnx.ModelProto, always: list[str],
         out["keep"], trials, out["validation_abs_rel"] = budgeted_int8(
             build, ref, out["sensitivity"], conv_macs(model), always, [n.name for n in model.graph.node
             if n.op_type != "Conv"], seven, target, input_name, "depth", val, progress)
-        out["seven"] = seven
+        out["seven"] = [n for n in seven if n not in out["keep"]]  # the int8 convs with 7-bit weights
         out["trials"] += trials
     return out
 
