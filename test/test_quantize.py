@@ -98,7 +98,8 @@ def test_qdq_graph_form(env):
         assert scale.size == onnx.numpy_helper.to_array(inits[dq.input[0]]).shape[0] > 1
     meta = {p.key: p.value for p in q.metadata_props}
     assert meta["depth_node.arch"] == "monodepth2" and meta["depth_node.precision"] == "int8"
-    assert json.loads(meta["depth_node.quantization"])["calibration_inputs"] == 8
+    summary = json.loads(meta["depth_node.quantization"])
+    assert summary["calibration_inputs"] == 6 and summary["validation_inputs"] == 2  # 8 frames, a quarter held back
 
 
 def test_head_nodes_stop_at_the_last_conv(env):
@@ -147,7 +148,7 @@ def test_quantize_command(env, tmp_path, capsys):
     assert set(report["sensitivity"]) == {n.name for n in convs} - always  # every int8 candidate was measured
     values = list(report["sensitivity"].values())
     assert values == sorted(values, reverse=True) and all(v >= 0 for v in values)
-    assert report["calibration_inputs"] == 8
+    assert report["calibration_inputs"] + report["validation_inputs"] == 8
     again = cli_inproc(capsys, "quantize", str(out), "--cache-dir", str(env["cache"]))
     assert again.returncode == 2 and "already" in again.stderr and "Traceback" not in again.stderr
 

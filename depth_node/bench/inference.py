@@ -182,7 +182,11 @@ def resolve_model(path: Path | None) -> tuple[ModelFile, str]:
 
 
 def at_resolution(model: ModelFile, width: int, height: int) -> ModelFile:
-    return dataclasses.replace(model, width=width, height=height)
+    """The model fed at width x height only: its camera record's input sizes say so too (the ONNX export checks
+    parity at every recorded size and a static export would otherwise be fed the training size)."""
+    camera = model.camera
+    camera = {**camera, "input": {**camera["input"], "sizes": [[height, width]]}}
+    return dataclasses.replace(model, width=width, height=height, meta={**model.meta, "camera": camera})
 
 
 # ---------------------------------------------------------------------------------------------- candidates

@@ -66,19 +66,41 @@ def calibration_frames(onnx_path: Path, images: Path | None, frames: int):
     return scene_frames(frames + 1 if dims[1] == 6 else frames, dims[2], dims[3])
 
 
+def print_search(report: dict) -> None:
+    """The drift-budgeted search as it went: the all-int8 start, then each layer tried in int8."""
+    trials = report.get("trials") or []
+    target = report.get("target_drift")
+    if not trials:
+        return
+    print(f"int8 everywhere but the head and first conv: validation abs_rel {trials[0]['abs_rel']:.3%}"
+          + (f" (budget {target:.2%})" if target else ""))
+    for t in trials[1:]:
+        if t["layer"] is None:
+            extra = ", the ops between them too (Q/DQ on conv inputs only)" if t.get("ops_between") else ""
+            print(f"  start: every candidate conv float{extra}: {t['abs_rel']:.3%}")
+        elif t["abs_rel"] is None:
+            print(f"  {t['layer']:40s} stays float ({t.get('skipped', '')})")
+        else:
+            print(f"  {t['layer']:40s} int8 -> {t['abs_rel']:.3%} {'kept' if t['int8'] else 'back to float'}")
+    seven = report.get("seven_bit_weights") or []
+    print(f"validation abs_rel {report.get('validation_abs_rel', float('nan')):.3%} on "
+          f"{report.get('validation_inputs', '?')} inputs; {len(report.get('float_layers', []))} convs float "
+          f"besides the head and first conv; 7-bit weights on {len(seven)} convs")
+
+
 def print_report(out: Path, report: dict, d: dict) -> None:
     print(
         f"{out}: {report.get('quantize_linear', '?')} QuantizeLinear / {report.get('dequantize_linear', '?')} "
         f"DequantizeLinear nodes, {report.get('calibration_method', '?')} calibration on "
-        f"{report.get('calibration_inputs', '?')} inputs"
+        f"{report.get('calibration_inputs', '?')} inputs, {report.get('weights', '')}"
     )
     sens = report.get("sensitivity") or {}
     if sens:
-        print(f"per-layer sensitivity (depth abs_rel with only that conv in int8), {SHOWN_LAYERS} of {len(sens)}:")
+        print(f"per-layer sensitivity (depth abs_rel with only that conv int8; worse of ONNX Runtime and OpenVINO), "
+              f"{SHOWN_LAYERS} of {len(sens)}:")
         for name, v in list(sens.items())[:SHOWN_LAYERS]:
             print(f"  {name:40s} {v:.3%}")
-    for t in report.get("trials") or []:
-        print(f"  {t['float_layers']:2d} most sensitive layers float: validation abs_rel {t['abs_rel']:.3%}")
+    print_search(report)
     print(f"kept float: {', '.join(report.get('kept_fp32', []))}")
     print(f"drift vs fp32 on {d['frames']} held-out frames ({d['output']}): abs_rel {d['abs_rel']:.3%}, "
           f"max abs {d['max_abs']:.4g}, mean abs {d['mean_abs']:.4g}")

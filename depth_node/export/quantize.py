@@ -9,12 +9,17 @@ there every Conv then fuses into QLinearConv.)
 
 What stays float: each output's head (everything between the last Conv and the graph output, that Conv
 included: the disparity conv + sigmoid + disparity-to-depth inversion of the depth net, the pose net's last conv
-+ axis-angle/translation maths), the first conv (it sees raw pixels; little compute), and for a depth graph the
-convolutions a per-layer sensitivity analysis finds until the drift on validation frames is within
-`TARGET_DRIFT` (`export.sensitivity`). Float layers run at the backend's float precision; everything else is
-symmetric int8 Q/DQ (opset >= 13, per-axis weight scales), the form all three runtimes accept. On a CPU
-without VNNI the weights use the 7-bit range (`seven_bit_weights`: full-range weights overflow the AVX2 int8
-kernels of ONNX Runtime and OpenVINO).
++ axis-angle/translation maths) and the first conv (it sees raw pixels; little compute). For a depth graph whose
+drift with everything else int8 misses `TARGET_DRIFT` on validation frames (a quarter of the frames, held back
+from calibration), a per-layer sensitivity analysis and a drift-budgeted greedy search (`export.sensitivity`)
+choose which convolutions run int8, with 8- or 7-bit weights each, so that the validation drift ends within
+the budget. On the trained default model most of the drift came from the int8 tensors between convolutions
+(residual adds, upsampling, concatenations): with every conv float they alone moved depth 1.6 %; the search
+then keeps them float and puts Q/DQ pairs on the chosen convolutions' inputs only. Float layers run at the
+backend's float precision; the rest is symmetric int8 Q/DQ (opset >= 13, per-axis weight scales on axis 0),
+the form all three runtimes accept. On a CPU without VNNI a weight tensor may use the 7-bit range
+(`seven_bit_weights`: full-range weights can overflow the AVX2 int8 kernels of ONNX Runtime and OpenVINO); the
+search measures per layer which width drifts less.
 
 Calibration: MinMax (see `_calibrated_builder` for the measured comparison with Percentile), on frames
 passed in from above: `depth_node.sim.calibration.scene_frames` (rendered drives of several
@@ -44,18 +49,18 @@ import onnx
 
 from depth_node.errors import DepthNodeError
 from depth_node.export.graph_input import stack_pair, to_network_input
-from depth_node.export.sensitivity import abs_rel, choose_float_layers, layer_sensitivity, run_graph
+from depth_node.export.sensitivity import budgeted_int8, graph_drift, layer_sensitivity, run_graph
 from depth_node.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
 from depth_node.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = 4  # bump when the settings below change: it is part of the cache key
+RECIPE_VERSION = 6  # bump when the settings below change: it is part of the cache key
 PERCENTILE = 99.99
 DEFAULT_FRAMES = 8
-TARGET_DRIFT = 0.008  # depth abs_rel on validation frames: a margin under the 1 % goal for unseen frames
+TARGET_DRIFT = 0.007  # depth abs_rel on validation frames: a margin under the 1 % goal for unseen frames
 CALIBRATION_CHUNK = 2  # inputs per calibration pass (bounds onnxruntime's memory)
-VALIDATION_EVERY = 4  # every 4th calibration input also checks drift during the float-layer search
+VALIDATION_SHARE = 4  # the last quarter of the inputs checks drift during the search (`split_validation`)
 Calibration = str | os.PathLike | Sequence[np.ndarray] | None
 
 
@@ -215,12 +220,13 @@ def first_conv_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def seven_bit_weights() -> bool:
-    """Weights in [-64, 63] unless this CPU has int8 dot products (VNNI, AMX). Without them, ONNX Runtime's and
-    OpenVINO's int8 convolutions multiply u8 activations by s8 weights with VPMADDUBSW, whose pairwise int16 sums
-    saturate at full-range weights (2 x 255 x 127 > 32767): on the trained default model one saturating
-    convolution moved depth 27 % where the exact Q/DQ arithmetic moved it 0.5 %. Halving the weight range is
-    onnxruntime's `reduce_range` remedy; it costs one bit of weight precision, and the file still is symmetric
-    int8 that TensorRT and VNNI CPUs run unchanged."""
+    """True unless this CPU has int8 dot products (VNNI, AMX): then weights may need the range [-64, 63]. Without
+    them, ONNX Runtime's and OpenVINO's int8 convolutions multiply u8 activations by s8 weights with VPMADDUBSW,
+    whose pairwise int16 sums can saturate at full-range weights (2 x 255 x 127 > 32767): on the trained default
+    model one saturating convolution moved depth 26 % where the exact Q/DQ arithmetic moved it 0.5 %. Halving the
+    weight range is onnxruntime's `reduce_range` remedy; it costs one bit of weight precision (7-bit weights
+    everywhere: 2.84 % drift against 1.53 % in exact arithmetic), so the search picks the width per layer, and
+    the file still is symmetric int8 that TensorRT and VNNI CPUs run unchanged."""
     try:
         line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
     except OSError:
@@ -230,9 +236,10 @@ def seven_bit_weights() -> bool:
 
 
 def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], keep_float: list[str],
-              only: list[str] | None, percentile: bool, symmetric: bool, ranges: Path) -> None:
+              only: list[str] | None, percentile: bool, symmetric: bool, ranges: Path, seven_bit: list[str]) -> None:
     """One Q/DQ rewrite. The activation ranges are computed on the first call and read back from `ranges` by
-    the next ones (onnxruntime's calibration cache), so a sensitivity search calibrates once."""
+    the next ones (onnxruntime's calibration cache), so a sensitivity search calibrates once. `seven_bit`: weight
+    tensors (names) quantized to [-64, 63] (see `seven_bit_weights`), the others to the full symmetric range."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if symmetric:  # the portable form
@@ -244,6 +251,7 @@ def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], k
         }
     else:  # ONNX Runtime on x86: uint8 activations let ReLUs fold into the zero point, so every Conv fuses
         extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+    extra["TensorQuantOverrides"] = {w: [{"axis": 0, "reduce_range": True}] for w in seven_bit}
     if percentile:
         extra["CalibPercentile"] = PERCENTILE
     with contextlib.redirect_stdout(io.StringIO()):  # the calibrators print progress lines
@@ -253,7 +261,7 @@ def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], k
             None if ranges.is_file() else _Reader(input_name, inputs),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            reduce_range=seven_bit_weights(),
+            reduce_range=False,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_quantize=only,
@@ -281,44 +289,76 @@ def _calibrate(pre: Path, tmp: Path, input_name: str, inputs: list[np.ndarray], 
         save_tensors_data(cal.compute_data(), ranges)
 
 
-def _calibrated_builder(pre: Path, tmp: Path, input_name: str, inputs: list[np.ndarray], always: list[str],
-                        symmetric: bool):
-    """(build(out, keep_float, only), method): calibrates now. MinMax: on the trained default model at 640x192
-    (head and first conv float, exact Q/DQ arithmetic, held-out scenes) it moved depth 1.20 % against
-    Percentile 99.99's 1.40 % (8-bit weights), 1.63 % against 2.59 % (7-bit): clipping the rare large
+def _calibrated_builder(pre: Path, tmp: Path, model: onnx.ModelProto, inputs: list[np.ndarray], symmetric: bool):
+    """(build(out, keep_float, only, seven_bit_convs), method): calibrates now. MinMax: on the trained default
+    model at 640x192 (head and first conv float, exact Q/DQ arithmetic, held-out scenes) it moved depth 1.20 %
+    against Percentile 99.99's 1.40 % (8-bit weights), 1.63 % against 2.59 % (7-bit): clipping the rare large
     activations costs this network more than the coarser step (`_calibrate` keeps the percentile path)."""
-    def make(percentile: bool):
-        ranges = tmp / ("ranges-percentile.json" if percentile else "ranges-minmax.json")
-        _calibrate(pre, tmp, input_name, inputs, percentile, ranges)
-        return lambda out, keep, only: _quantize(pre, out, input_name, inputs, keep, only, percentile, symmetric,
-                                                 ranges)
+    input_name = model.graph.input[0].name
+    weight = {n.name: n.input[1] for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1}
+    ranges = tmp / "ranges-minmax.json"
+    _calibrate(pre, tmp, input_name, inputs, False, ranges)
 
-    build = make(False)
-    build(tmp / "q0.onnx", always, None)
+    def build(out: Path, keep: list[str], only: list[str] | None, seven: list[str]) -> None:
+        _quantize(pre, out, input_name, inputs, keep, only, False, symmetric, ranges,
+                  [weight[n] for n in seven if n in weight])
+
     return build, "minmax"
 
 
-def mixed_precision(build, pre: Path, q0: Path, model: onnx.ModelProto, always: list[str], inputs: list[np.ndarray],
+def conv_macs(model: onnx.ModelProto) -> dict[str, int]:
+    """Multiply-adds of each Conv (output elements x weight elements per output channel), from ONNX shape
+    inference: the search prefers int8 where it saves the most compute."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    out = {}
+    for n in model.graph.node:
+        if n.op_type == "Conv" and n.input[1] in weights and n.output[0] in shapes:
+            w = weights[n.input[1]]
+            out[n.name] = int(np.prod(shapes[n.output[0]])) * int(np.prod(w[1:]))
+    return out
+
+
+def split_validation(inputs: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(calibration, validation): the last quarter (at least 2) held back for the drift checks, so the search
+    judges frames the ranges were not fitted to; round-robin scene frames put every scene type in it. With
+    fewer than 8 inputs all of them serve both (too few to split)."""
+    if len(inputs) < 8:
+        return inputs, inputs
+    n = max(2, len(inputs) // VALIDATION_SHARE)
+    return inputs[:-n], inputs[-n:]
+
+
+def mixed_precision(build, pre: Path, model: onnx.ModelProto, always: list[str], val: list[np.ndarray],
                     target: float | None, analyze: bool | None, progress) -> dict:
-    """The float layers for a depth graph (sensitivity analysis when int8 everywhere else misses `target` or when
-    asked), the per-layer sensitivities, and the drift of each trial on the validation inputs."""
+    """The float layers and weight widths of a depth graph (per-layer sensitivity, then `budgeted_int8`), or for
+    another graph (pose) int8 everywhere but `always`; with the drift of every trial on the validation inputs."""
     names = [o.name for o in model.graph.output]
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in always]
+    seven_all = convs if seven_bit_weights() else []
+    out = {"keep": always, "seven": seven_all, "sensitivity": {}, "trials": [], "validation_abs_rel": None}
     if "depth" not in names or not target:
-        return {"keep": always, "sensitivity": {}, "trials": [], "validation_abs_rel": None}
+        return out
     input_name = model.graph.input[0].name
-    val = inputs[::VALIDATION_EVERY] or inputs[:1]
     ref = run_graph(pre, input_name, "depth", val)
-    d0 = abs_rel(run_graph(q0, input_name, "depth", val), ref)
-    out = {"keep": always, "sensitivity": {}, "trials": [{"float_layers": 0, "abs_rel": round(d0, 5)}],
-           "validation_abs_rel": d0}
+    with tempfile.TemporaryDirectory(prefix="dn-q0-") as tmp:
+        q0 = Path(tmp) / "q0.onnx"
+        build(q0, always, None, seven_all)
+        out["validation_abs_rel"] = d0 = graph_drift(q0, input_name, "depth", val, ref)
+    out["trials"] = [{"layer": "all", "int8": True, "abs_rel": round(d0, 5)}]
     if not (analyze or (analyze is None and d0 > target)):
         return out
-    convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in always]
-    out["sensitivity"] = layer_sensitivity(build, ref, convs, input_name, "depth", val, progress)
+    few = max(2, len(val) // 2)  # a ranking needs fewer frames than the budget check: half the trial time
+    out["sensitivity"], seven = layer_sensitivity(build, ref[:few], convs, input_name, "depth", val[:few],
+                                                  bool(seven_all), progress)
     if d0 > target:
-        out["keep"], out["trials"] = choose_float_layers(build, ref, list(out["sensitivity"]), always, target,
-                                                         input_name, "depth", val)
-        out["validation_abs_rel"] = min(t["abs_rel"] for t in out["trials"])
+        out["keep"], trials, out["validation_abs_rel"] = budgeted_int8(
+            build, ref, out["sensitivity"], conv_macs(model), always, [n.name for n in model.graph.node
+            if n.op_type != "Conv"], seven, target, input_name, "depth", val, progress)
+        out["seven"] = [n for n in seven if n not in out["keep"]]  # the int8 convs with 7-bit weights
+        out["trials"] += trials
     return out
 
 
@@ -339,22 +379,27 @@ def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetri
         model = folded_model(fp32_onnx)
         onnx.save(model, str(pre))
         always = sorted(set(head_nodes(model)) | set(first_conv_nodes(model)))
-        build, method = _calibrated_builder(pre, tmp, model.graph.input[0].name, inputs, always, symmetric)
-        mixed = mixed_precision(build, pre, tmp / "q0.onnx", model, always, inputs, target_drift, analyze, progress)
-        final = tmp / "q0.onnx"
-        if mixed["keep"] != always:
-            final = tmp / "q.onnx"
-            build(final, mixed["keep"], None)
+        searched = bool(target_drift) and "depth" in [o.name for o in model.graph.output]
+        cal, val = split_validation(inputs) if searched else (inputs, [])
+        build, method = _calibrated_builder(pre, tmp, model, cal, symmetric)
+        mixed = mixed_precision(build, pre, model, always, val, target_drift, analyze, progress)
+        final = tmp / "q.onnx"
+        build(final, mixed["keep"], None, mixed["seven"])
         q = onnx.load(str(final))
+    convs = {n.name for n in model.graph.node if n.op_type == "Conv"}
     report = {
         "recipe_version": RECIPE_VERSION,
         "calibration_method": method,
         "activations": "int8 symmetric per-tensor" if symmetric else "uint8 asymmetric per-tensor",
-        "weights": "int8 symmetric per-channel" + (", 7-bit range (no VNNI)" if seven_bit_weights() else ""),
-        "calibration_inputs": len(inputs),
+        "weights": "int8 symmetric per-channel" + (f", 7-bit range on {len(mixed['seven'])} convs (no VNNI)"
+                                                    if mixed["seven"] else ""),
+        "seven_bit_weights": mixed["seven"],
+        "calibration_inputs": len(cal),
+        "validation_inputs": len(val),
         "target_drift": target_drift,
         "validation_abs_rel": mixed["validation_abs_rel"],
-        "float_layers": [n for n in mixed["keep"] if n not in always],
+        "float_layers": [n for n in mixed["keep"] if n not in always and n in convs],  # convs the search kept float
+        "float_ops_between": any(n not in convs and n not in always for n in mixed["keep"]),
         "kept_fp32": mixed["keep"],
         "sensitivity": {k: round(v, 5) for k, v in mixed["sensitivity"].items()},
         "trials": mixed["trials"],
@@ -366,7 +411,7 @@ def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetri
     for k, v in meta.items():
         q.metadata_props.add(key=k, value=v)
     q.metadata_props.add(key="depth_node.precision", value="int8")
-    summary = {k: v for k, v in report.items() if k not in ("kept_fp32", "sensitivity", "trials")}
+    summary = {k: v for k, v in report.items() if k not in ("kept_fp32", "sensitivity", "trials", "seven_bit_weights")}
     q.metadata_props.add(key="depth_node.quantization", value=json.dumps(summary))
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(q, str(out))
