@@ -96,7 +96,7 @@ def print_report(out: Path, report: dict, d: dict) -> None:
     )
     sens = report.get("sensitivity") or {}
     if sens:
-        print(f"per-layer sensitivity (depth abs_rel with only that conv int8; worse of ONNX Runtime and OpenVINO), "
+        print(f"per-layer sensitivity (depth abs_rel with only that conv int8, ONNX Runtime), "
               f"{SHOWN_LAYERS} of {len(sens)}:")
         for name, v in list(sens.items())[:SHOWN_LAYERS]:
             print(f"  {name:40s} {v:.3%}")

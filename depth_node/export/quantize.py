@@ -55,7 +55,7 @@ from depth_node.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = 6  # bump when the settings below change: it is part of the cache key
+RECIPE_VERSION = 7  # bump when the settings below change: it is part of the cache key
 PERCENTILE = 99.99
 DEFAULT_FRAMES = 8
 TARGET_DRIFT = 0.007  # depth abs_rel on validation frames: a margin under the 1 % goal for unseen frames
