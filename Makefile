@@ -40,10 +40,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # Both virtualenvs are bootstrapped side by side first (each pip run is mostly one core): ~2 min less on 2 cores.
+# The Kilted pass runs on TEST_WORKERS pytest workers, each pinned to its own CPUs, with every file that has ROS
+# tests on one worker in turn (test/conftest.py): one process alone leaves half of a 2-core machine idle.
+# TEST_WORKERS=1 runs it in one process, as before.
+TEST_WORKERS ?= 2
 test:
 	$(MAKE) -j2 $(STAMP) $(JAZZY_STAMP)
 	$(MAKE) lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
 	$(MAKE) test-jazzy
 
 # ROS tests take /tmp/ros_tests.lock: they use fixed domain IDs, so two runs at once would talk to each other.

@@ -57,6 +57,7 @@ setup(
         "test": [
             "pytest>=7",
             "pytest-timeout",
+            "pytest-xdist",  # `make test` runs two workers, one CPU each (test/conftest.py)
             "ruff",
             "evo",
             "onnxscript",

@@ -116,3 +116,52 @@ def write_small_drive(out: Path, seed: int, frames: int, fmt: str = "kitti", wid
     cfg.camera.width, cfg.camera.height = width, height
     write_drive(Drive(cfg), out, fmt, labels=False)
     return out
+
+
+# --- Running the suite on two workers (`make test`: pytest -n 2) ---------------------------------------------------
+# One pytest process leaves about half of a 2-core machine idle (process starts, ROS discovery, waits on
+# subprocesses). Two workers fill it, but two processes that each size their thread pools to the whole machine
+# (torch, ONNX Runtime, OpenVINO) spin against each other and run several times slower. So each worker, and every
+# process it starts, is pinned to its own share of the CPUs: the runtimes read the affinity mask
+# (inference.base.usable_cpus, OpenMP) and size their pools to it.
+# Scheduling (`pytest_xdist_make_scheduler`) keeps a file's tests (and its module-scoped fixtures) on one worker, and
+# every file with ROS tests on the same worker, one after another: those use fixed domain IDs, so two at once could
+# talk to each other. (xdist's own `--dist loadgroup` renames node IDs, which pytest 9 no longer allows.) The
+# longest units go first so that the two workers finish together.
+TEST_DIR = Path(__file__).resolve().parent
+ROS_FILES = {f"test/{p.name}" for p in TEST_DIR.glob("test_*.py") if "pytest.mark.ros" in p.read_text()}
+FIRST = ("ros", "test/test_bench.py", "test/test_train_loop.py", "test/test_quantize.py")
+
+
+def unit_of(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "ros" if path in ROS_FILES else path
+
+
+def pytest_configure(config):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker and count > 1 and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        index = int(worker.removeprefix("gw"))
+        share = cpus[index::count] or cpus
+        os.sched_setaffinity(0, share)
+
+
+if importlib.util.find_spec("xdist"):  # a hook of an uninstalled plugin is an error
+
+    def pytest_xdist_make_scheduler(config, log):
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ByFileRosTogether(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return unit_of(nodeid)
+
+        config.option.loadscopereorder = False  # keep the order below: longest units first
+        return ByFileRosTogether(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {u: i for i, u in enumerate(FIRST)}
+        items.sort(key=lambda item: rank.get(unit_of(item.nodeid), len(FIRST)))  # stable: file order within

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,27 +58,44 @@ def cpu_hogs(n: int):
                 os.kill(pid, signal.SIGKILL)
 
 
+def warm_int8_cache(model_file: Path, cache: Path) -> None:
+    """The int8 graph `bench --quick` times, quantized ahead on an idle machine (the same calibration frames, so
+    the bench finds it in the cache): the drift-budgeted search is minutes of work that load would only stretch,
+    and the loaded run under test is about the timing rows, not the search (test_quantize covers that)."""
+    from depth_node.bench.inference import REFERENCE_RESOLUTION, at_resolution, parse_resolutions
+    from depth_node.checkpoints.model_file import load_model
+    from depth_node.inference.factory import create_backend
+    from depth_node.sim.calibration import scene_frames
+
+    (width, height), = parse_resolutions(REFERENCE_RESOLUTION)
+    m = at_resolution(load_model(model_file), width, height)
+    create_backend(m, "onnxruntime", "int8", "cpu", cache_dir=cache,
+                   calibration=scene_frames(4, height, width)).close()
+
+
 @pytest.fixture(scope="module")
 def loaded_run(model_file, tmp_path_factory):
-    """One small bench run with a busy loop on every core beside it."""
+    """One small bench run with a busy loop on every core it may use beside it."""
     out = tmp_path_factory.mktemp("bench-run") / "bench.json"
     cache = tmp_path_factory.getbasetemp() / "depth_node_cache"
+    warm_int8_cache(model_file, cache)
     # PyTorch rows are left out: the eager baseline runs anyway, and torch fp32 adds seconds on a busy 2-core box
     buf = io.StringIO()
-    with cpu_hogs(os.cpu_count() or 2), contextlib.redirect_stdout(buf):
+    with cpu_hogs(len(os.sched_getaffinity(0))) as hogs, contextlib.redirect_stdout(buf):
         code = main(["bench", "--quick", "--json", str(out), "--model", str(model_file), "--cache-dir", str(cache),
                      "--iters", "3", "--backends", "onnxruntime,openvino", "--no-progress"])
-    return code, json.loads(out.read_text()), buf.getvalue()
+    return code, json.loads(out.read_text()), buf.getvalue(), len(hogs)
 
 
-@pytest.mark.slow  # 2-10 min: exports, quantizes (sensitivity search) a 640x192 net, times CPU backends under load
+@pytest.mark.slow  # 1-2 min: exports and quantizes a 640x192 net (idle), times CPU backends under load
 @pytest.mark.timeout(1500)
 def test_a_run_beside_a_cpu_hog_is_flagged_loaded(loaded_run):
-    code, r, printed = loaded_run
+    code, r, printed, hogs = loaded_run
     assert code == 0
     load = r["machine"]["load"]
     assert r["machine"]["loaded"] is True and load["loaded"] is True
-    assert load["other_cpu_mean"] > 0.25 and load["samples"] > 0  # two busy cores: half the machine or more
+    # each busy loop gets at least about half of a core it shares with the bench: a share of the whole machine
+    assert load["other_cpu_mean"] > 0.8 * hogs / (2 * os.cpu_count()) and load["samples"] > 0
     assert any(row["loaded"] for row in r["rows"] if row["status"] == "ok")
     assert r["goals"]["speedup_met"] is None and r["goals"]["verdict"].startswith("not judged")
     assert "LOADED" in printed and "not judged" in printed
@@ -86,7 +104,7 @@ def test_a_run_beside_a_cpu_hog_is_flagged_loaded(loaded_run):
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_quick_bench_writes_the_contract(loaded_run, model_file):
-    _, r, printed = loaded_run
+    _, r, printed, _ = loaded_run
     assert r["weights"] == str(model_file)
     for key in ("eager_fp32_ms_640x192", "best_cpu_speedup_640x192", "best_cpu_backend", "best_cpu_abs_rel_drift",
                 "pre_post", "goals", "best_int8_peak_fraction"):
