@@ -40,9 +40,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # Both virtualenvs are bootstrapped side by side first (each pip run is mostly one core): ~2 min less on 2 cores.
-# The Kilted pass runs on TEST_WORKERS pytest workers, each pinned to its own CPUs, with every file that has ROS
-# tests on one worker in turn (test/conftest.py): one process alone leaves half of a 2-core machine idle.
-# TEST_WORKERS=1 runs it in one process, as before.
+# Both passes run on TEST_WORKERS pytest workers, each pinned to its own CPUs, a file's tests together on one
+# worker (test/conftest.py): one process alone leaves half of a 2-core machine idle. TEST_WORKERS=1: one process.
 TEST_WORKERS ?= 2
 test:
 	$(MAKE) -j2 $(STAMP) $(JAZZY_STAMP)
@@ -51,12 +50,11 @@ test:
 	$(MAKE) test-jazzy
 
 # ROS tests take /tmp/ros_tests.lock: they use fixed domain IDs, so two runs at once would talk to each other.
-# The Jazzy pass runs every ROS test except the long drives (burst, odometry, node bench, demo; marked slow): those
-# measure the node's own work, which the Kilted pass covers, and the pair would put `make test` past its 20 minutes.
-# JAZZY_MARK=ros runs them too.
-JAZZY_MARK ?= ros and not slow
+# The Jazzy pass runs every ROS test (JAZZY_MARK) on TEST_WORKERS workers as well; JAZZY_MARK="ros and not slow"
+# leaves out the long drives (burst, odometry, node bench, demo).
+JAZZY_MARK ?= ros
 test-jazzy: $(JAZZY_STAMP)
-	flock /tmp/ros_tests.lock $(JAZZY_VENV)/bin/python -m pytest -q -m "$(JAZZY_MARK)"
+	flock /tmp/ros_tests.lock $(JAZZY_VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) -m "$(JAZZY_MARK)"
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

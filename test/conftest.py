@@ -124,18 +124,16 @@ def write_small_drive(out: Path, seed: int, frames: int, fmt: str = "kitti", wid
 # (torch, ONNX Runtime, OpenVINO) spin against each other and run several times slower. So each worker, and every
 # process it starts, is pinned to its own share of the CPUs: the runtimes read the affinity mask
 # (inference.base.usable_cpus, OpenMP) and size their pools to it.
-# Scheduling (`pytest_xdist_make_scheduler`) keeps a file's tests (and its module-scoped fixtures) on one worker, and
-# every file with ROS tests on the same worker, one after another: those use fixed domain IDs, so two at once could
-# talk to each other. (xdist's own `--dist loadgroup` renames node IDs, which pytest 9 no longer allows.) The
-# longest units go first so that the two workers finish together.
-TEST_DIR = Path(__file__).resolve().parent
-ROS_FILES = {f"test/{p.name}" for p in TEST_DIR.glob("test_*.py") if "pytest.mark.ros" in p.read_text()}
-FIRST = ("ros", "test/test_bench.py", "test/test_train_loop.py", "test/test_quantize.py")
+# Scheduling (`pytest_xdist_make_scheduler`) keeps a file's tests (and its module-scoped fixtures) on one worker.
+# Files with ROS tests may run beside each other: each uses its own ROS_DOMAIN_ID (`test_domains_are_unique`),
+# and a worker's processes keep to its CPU. (xdist's own `--dist loadgroup` renames node IDs, which pytest 9 no
+# longer allows.) The longest files go first so that the two workers finish together.
+FIRST = ("test/test_bench.py", "test/test_train_loop.py", "test/test_quantize.py", "test/test_node_odometry.py",
+         "test/test_eval_bag.py", "test/test_node_burst.py", "test/test_train_adapt.py", "test/test_node_bad_input.py")
 
 
 def unit_of(nodeid: str) -> str:
-    path = nodeid.split("::", 1)[0]
-    return "ros" if path in ROS_FILES else path
+    return nodeid.split("::", 1)[0]
 
 
 def pytest_configure(config):
@@ -153,12 +151,12 @@ if importlib.util.find_spec("xdist"):  # a hook of an uninstalled plugin is an e
     def pytest_xdist_make_scheduler(config, log):
         from xdist.scheduler import LoadScopeScheduling
 
-        class ByFileRosTogether(LoadScopeScheduling):
+        class ByFile(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:
                 return unit_of(nodeid)
 
         config.option.loadscopereorder = False  # keep the order below: longest units first
-        return ByFileRosTogether(config, log)
+        return ByFile(config, log)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -37,13 +37,13 @@ def test_node_bench_smoke(tmp_path) -> None:
     agree with the goals, and the transports are what a plain machine gets."""
     model = H.make_model(tmp_path / "model.pt")
     out = tmp_path / "node_bench.json"
-    env = H.ros_env(57)
+    env = H.ros_env(72)  # its own domain: test_node_online_offline uses 57
     for key in (*D.FASTDDS_ENV, D.ENV):  # a plain machine: no Fast DDS configuration of the user's
         env.pop(key, None)
-    # its own process group: on a timeout the node the bench started goes too, not left running on domain 57
+    # its own process group: on a timeout the node the bench started goes too, not left running on domain 72
     p = subprocess.Popen([H.PY, "-m", "depth_node.bench.node_bench", "--model", str(model), "--backends", "torch",
                           "--precisions", "fp32", "--node-device", "cpu", "--node-input-size", "320x96",
-                          "--node-frames", str(FRAMES), "--node-domain", "57", "--json", str(out)],
+                          "--node-frames", str(FRAMES), "--node-domain", "72", "--json", str(out)],
                          env=env, cwd=H.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:
