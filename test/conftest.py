@@ -128,8 +128,14 @@ def write_small_drive(out: Path, seed: int, frames: int, fmt: str = "kitti", wid
 # Files with ROS tests may run beside each other: each uses its own ROS_DOMAIN_ID (`test_domains_are_unique`),
 # and a worker's processes keep to its CPU. (xdist's own `--dist loadgroup` renames node IDs, which pytest 9 no
 # longer allows.) The longest files go first so that the two workers finish together.
-FIRST = ("test/test_bench.py", "test/test_train_loop.py", "test/test_quantize.py", "test/test_node_odometry.py",
-         "test/test_eval_bag.py", "test/test_node_burst.py", "test/test_train_adapt.py", "test/test_node_bad_input.py")
+# files by their time on one pinned worker (2-core AMD EPYC), longest first; the rest follow in file order
+FIRST = ("test/test_train_loop.py", "test/test_quantize.py", "test/test_bench.py", "test/test_node_odometry.py",
+         "test/test_eval_bag.py", "test/test_node_burst.py", "test/test_train_adapt.py", "test/test_checkpoints.py",
+         "test/test_canonical.py", "test/test_export.py", "test/test_backends_cpu.py", "test/test_depth_pro.py",
+         "test/test_node_bench.py", "test/test_node_bad_input.py", "test/test_eval_zoo.py",
+         "test/test_metric_scale.py", "test/test_report_layout.py", "test/test_sensitivity.py",
+         "test/test_runtime_core.py", "test/test_metric_train.py", "test/test_openvino_memory.py",
+         "test/test_launch.py")
 
 
 def unit_of(nodeid: str) -> str:
