@@ -62,15 +62,18 @@ def warm_int8_cache(model_file: Path, cache: Path) -> None:
     """The int8 graph `bench --quick` times, quantized ahead on an idle machine (the same calibration frames, so
     the bench finds it in the cache): the drift-budgeted search is minutes of work that load would only stretch,
     and the loaded run under test is about the timing rows, not the search (test_quantize covers that)."""
-    from depth_node.bench.inference import REFERENCE_RESOLUTION, at_resolution, parse_resolutions
+    import argparse
+
+    from depth_node.bench.inference import add_arguments, at_resolution, calibration_set, settings_from_args
     from depth_node.checkpoints.model_file import load_model
     from depth_node.inference.factory import create_backend
-    from depth_node.sim.calibration import scene_frames
 
-    (width, height), = parse_resolutions(REFERENCE_RESOLUTION)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = settings_from_args(parser.parse_args(["--quick", "--cache-dir", str(cache)]))
+    (width, height), = settings.resolutions
     m = at_resolution(load_model(model_file), width, height)
-    create_backend(m, "onnxruntime", "int8", "cpu", cache_dir=cache,
-                   calibration=scene_frames(4, height, width)).close()
+    create_backend(m, "onnxruntime", "int8", "cpu", cache_dir=cache, calibration=calibration_set(settings, m)).close()
 
 
 @pytest.fixture(scope="module")
