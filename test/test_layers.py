@@ -18,6 +18,7 @@ RANKS: dict[str, int] = {
     "depth_node": 0,  # the package's __init__ (version only)
     "errors": 0,
     "paths": 0,
+    "cpu_info": 0,
     "networks": 1,
     "geometry": 1,
     "colormap": 1,

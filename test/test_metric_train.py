@@ -39,7 +39,8 @@ def cfg_for(**over) -> TrainConfig:
         "metric": {"preset": "small", "network": NET, "stage2_epoch": 1, "fov_steps": 2},
         "data": {"width": W, "height": H, "num_workers": 0},
         "optim": {"batch_size": 2, "epochs": 2, "lr": 3e-4},
-        "system": {"device": "cpu", "progress": False, "log_every": 1, "image_every": 1, "checkpoint_every": 1000},
+        "system": {"device": "cpu", "amp": "off", "progress": False, "log_every": 1, "image_every": 1,
+                   "checkpoint_every": 1000},
         "output": {"export_onnx": False, "report": False},
     }
     for k, v in over.items():

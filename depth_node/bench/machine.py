@@ -7,8 +7,8 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
-from pathlib import Path
 
+from depth_node import cpu_info
 from depth_node.bench.load import cpu_times, other_share
 
 CPU_FLAGS = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
@@ -22,23 +22,9 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
+    """The flags among CPU_FLAGS this CPU has: the ones the benchmark's figures depend on."""
+    have = cpu_info.cpu_flags()
     return [f for f in CPU_FLAGS if f in have]
 
 
@@ -74,7 +60,7 @@ def machine_info() -> dict:
 
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
+        "cpu": cpu_info.cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": usable_cpus(),
         "cpu_flags": cpu_flags(),

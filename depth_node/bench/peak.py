@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from depth_node import cpu_info
+
 FMA_UNITS = 2
 GPU_PEAK_TOPS = {  # name substring → {precision: dense TFLOP/s or TOP/s}; fp32 = plain CUDA cores
     "H200": {"fp32": 67.0, "fp16": 989.0, "bf16": 989.0, "int8": 1979.0},
@@ -68,25 +70,11 @@ def cpu_ops_per_cycle(flags: set[str], vendor: str) -> dict[str, int]:
     }
 
 
-def _vendor_and_flags() -> tuple[str, set[str]]:
-    vendor, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id") and not vendor:
-                vendor = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    return vendor, flags
-
-
 def cpu_peak() -> dict:
     """The CPU's peak GOP/s per precision, with every input of the model so a reader can redo the arithmetic."""
     from depth_node.inference.base import usable_cpus
 
-    vendor, flags = _vendor_and_flags()
+    vendor, flags = cpu_info.cpu_vendor(), set(cpu_info.cpu_flags())
     ghz, clock_source = cpu_ghz()
     cores = usable_cpus()
     per_cycle = cpu_ops_per_cycle(flags, vendor)

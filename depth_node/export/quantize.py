@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from depth_node.cpu_info import has_int8_dot
 from depth_node.errors import DepthNodeError
 from depth_node.export.graph_input import stack_pair, to_network_input
 from depth_node.export.sensitivity import budgeted_int8, graph_drift, layer_sensitivity, run_graph
@@ -227,12 +228,7 @@ def seven_bit_weights() -> bool:
     weight range is onnxruntime's `reduce_range` remedy; it costs one bit of weight precision (7-bit weights
     everywhere: 2.84 % drift against 1.53 % in exact arithmetic), so the search picks the width per layer, and
     the file still is symmetric int8 that TensorRT and VNNI CPUs run unchanged."""
-    try:
-        line = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
-    except OSError:
-        return True
-    flags = set(line.split(":", 1)[-1].split())
-    return not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+    return not has_int8_dot()
 
 
 def _quantize(pre: Path, out: Path, input_name: str, inputs: list[np.ndarray], keep_float: list[str],

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from depth_node.cpu_info import has_native_bf16
 from depth_node.inference.base import Backend, BackendError, ModelInfo, usable_cpus
 from depth_node.paths import cache_root, file_sha256
 
@@ -60,12 +61,7 @@ def cpu_has_bf16() -> bool:
         caps = _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         return "BF16" in [str(c).upper() for c in caps]
     except Exception:
-        pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+        return has_native_bf16()
 
 
 def ov_device(device: str) -> str:

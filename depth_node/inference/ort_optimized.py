@@ -18,10 +18,10 @@ import functools
 import hashlib
 import logging
 import os
-import platform
 import shutil
 from pathlib import Path
 
+from depth_node.cpu_info import cpu_flags, cpu_model
 from depth_node.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,8 @@ FOLDER = "ort_optimized"
 @functools.lru_cache(maxsize=1)
 def cpu_signature() -> str:
     """The CPU's model name and ISA flags, hashed: what ORT's layout choices depend on."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))][:2]
-        sig = "\n".join(lines)
-    except OSError:
-        sig = ""
-    return hashlib.sha256((sig or platform.processor() or platform.machine()).encode()).hexdigest()[:12]
+    sig = f"{cpu_model()}\n{' '.join(sorted(cpu_flags()))}"
+    return hashlib.sha256(sig.encode()).hexdigest()[:12]
 
 
 def optimized_path(source: str | Path, cache_dir: str | Path | None, ort_version: str) -> Path:

@@ -110,7 +110,7 @@ class OptimConfig:
 @dataclass
 class SystemConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
-    amp: str = "auto"  # "auto" (fp16 on CUDA, off on CPU), "off", "bf16", "fp16" (CUDA only)
+    amp: str = "auto"  # "auto" (fp16 on CUDA; bf16 on CPUs with native bf16, else off), "off", "bf16", "fp16"
     channels_last: str = "auto"  # "auto" (on for CUDA), "on", "off"
     threads: int | None = None  # torch intra-op threads; None = torch's default
     checkpoint_every: int = 500  # optimiser steps between checkpoints (also at each epoch end)

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import depth_node
+from depth_node.cpu_info import has_native_bf16
 from depth_node.errors import DepthNodeError
 from depth_node.train import distributed as ddp
 from depth_node.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint, set_rng_state
@@ -59,10 +60,14 @@ def seed_everything(seed: int) -> None:
 
 
 def autocast_settings(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use GradScaler)."""
+    """(autocast dtype or None, use GradScaler). `auto` is fp16 on CUDA, bf16 on a CPU where bf16 is native and
+    fp32 elsewhere: emulated bf16 is an order of magnitude slower than fp32 (`cpu_info.has_native_bf16`)."""
     amp = cfg.system.amp
     if amp == "auto":
-        amp = "fp16" if device.type == "cuda" else "off"
+        amp = "fp16" if device.type == "cuda" else "bf16" if has_native_bf16() else "off"
+    elif amp == "bf16" and device.type == "cpu" and not has_native_bf16():
+        log.warning("system.amp=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 in /proc/cpuinfo): "
+                    "oneDNN emulates it and training runs ~10x slower than fp32; use system.amp=auto or off")
     if amp == "off":
         return None, False
     if amp == "fp16":

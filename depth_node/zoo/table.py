@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from depth_node.cpu_info import cpu_model
 from depth_node.evaluate import report as R
 from depth_node.zoo.cameras import TRAINING, ZooCamera
 from depth_node.zoo.run import ZooSettings, run_camera
@@ -74,14 +74,8 @@ def row_line(row: dict) -> str:
 
 
 def cpu_name() -> str:
-    """The CPU the figures were measured on (model name from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    """The CPU the figures were measured on, with its core count."""
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def markdown_table(result: dict) -> str:
