@@ -10,6 +10,7 @@ from depth_node.geometry.odometry import rotation_vector
 from depth_node.geometry.pose_refine import (
     PRIOR_ITERATIONS,
     PRIOR_LEVELS,
+    PRIOR_STEP_RELAX,
     GrayPyramid,
     gray,
     refine_motion,
@@ -68,7 +69,7 @@ def test_from_a_prior_off_by_half_a_degree_the_prior_levels_find_the_true_motion
     prior[:3, :3] = gt[:3, :3] @ _axis_angle(np.array([0.0, 1.0, 0.0]), np.radians(0.5))  # optical y: yaw
     prior[:3, 3] *= 1.1
     res = refine_motion(gray(f0.rgb), gray(f1.rgb), _depth(f0), f0.intrinsics.K, prior, PRIOR_LEVELS,
-                        PRIOR_ITERATIONS)
+                        PRIOR_ITERATIONS, step_relax=PRIOR_STEP_RELAX)
     assert res.used
     err = invert_se3(gt) @ res.motion
     assert _deg(err) < 0.06, _deg(err)

@@ -111,3 +111,22 @@ def test_fixed_stereo_auto_and_explicit_sources() -> None:
         resolve_source("lidar", mono)
     gp = _built("ground_plane", mono, **{"ground_plane.camera_height": 2.0, "ground_plane.roi_top": 0.5})
     assert isinstance(gp, GroundPlaneScale) and gp.cfg.camera_height == 2.0 and gp.cfg.roi_top == 0.5
+
+
+def test_plane_of_is_the_same_whatever_was_fitted_before() -> None:
+    """`plane_of` (odometry's per-frame road fit, one fitter reused) restarts its sampling from the seed: a frame's
+    plane does not depend on the frames fitted before it, and equals a fresh fitter's; on exact road depth the
+    height and normal are the road's."""
+    a, b = noisy_scene(1.65, 1.0, 1), noisy_scene(1.2, 1.0, 2, pitch=4.0)
+    reused = GroundPlaneScale()
+    first = reused.plane_of(a, INTR)
+    reused.plane_of(b, INTR)
+    again = reused.plane_of(a, INTR)
+    fresh = GroundPlaneScale().plane_of(a, INTR)
+    assert first is not None and again is not None and fresh is not None
+    np.testing.assert_array_equal(again[0], first[0])
+    assert again[1] == first[1] == fresh[1]
+    n, d = GroundPlaneScale().plane_of(road_depth(1.4, 3.0), INTR)
+    p = math.radians(3.0)
+    assert d == pytest.approx(1.4, rel=1e-6)
+    np.testing.assert_allclose(n, [0.0, -math.cos(p), -math.sin(p)], atol=1e-6)

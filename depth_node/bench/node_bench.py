@@ -77,8 +77,9 @@ def _timing(values_ms: list[float]) -> dict[str, float]:
             "mean_ms": round(float(a.mean()), 3), "min_ms": round(float(a.min()), 3), "n": int(a.size)}
 
 
-def _frames(n: int, width: int, height: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Consecutive drive frames (odometry needs real motion) and their intrinsics [fx, fy, cx, cy]."""
+def _frames(n: int, width: int, height: int) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """Consecutive drive frames (odometry needs real motion), their intrinsics [fx, fy, cx, cy] and the camera's
+    frame period (s)."""
     try:
         from depth_node.sim.config import DriveConfig
         from depth_node.sim.drive import Drive
@@ -88,11 +89,12 @@ def _frames(n: int, width: int, height: int) -> tuple[list[np.ndarray], np.ndarr
         drive = Drive(cfg)
         intr = drive.intrinsics
         return [np.ascontiguousarray(drive.frame(k).rgb) for k in range(n)], np.array(
-            [intr.fx, intr.fy, intr.cx, intr.cy])
+            [intr.fx, intr.fy, intr.cx, intr.cy]), 1.0 / cfg.trajectory.fps
     except ImportError:
         from depth_node.export.quantize import builtin_frames
 
-        return builtin_frames(n, height, width), np.array([0.58 * width, 1.92 * height, 0.5 * width, 0.5 * height])
+        return (builtin_frames(n, height, width), np.array([0.58 * width, 1.92 * height, 0.5 * width, 0.5 * height]),
+                0.1)
 
 
 def pointcloud_timing(iters: int = 50) -> dict[str, Any]:
@@ -275,7 +277,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
     cache_dir = getattr(args, "cache_dir", None)
     tmp = Path(tempfile.mkdtemp(prefix="depth_node_bench_"))
     model_path, weights = node_model(getattr(args, "model", None), backend, precision, device, tmp)
-    frames, K = _frames(max(8, min(n, 24)), w_in, h_in)
+    frames, K, period_s = _frames(max(8, min(n, 24)), w_in, h_in)
 
     raw = RawInference(model_path, backend, precision, device, cache_dir, frames)
     info = raw.info
@@ -284,10 +286,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     node_params = {"model": str(model_path), "backend": info["backend"], "precision": info["precision"],
                    "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
-                   "output_qos": "reliable", "output_qos_depth": 5,
-                   # frames go one at a time, seconds apart (SETTLE_S, the raw timing in between): without this
-                   # every frame is a gap over odom.max_gap, which the node does not chain, and no odom comes back
-                   "odom.max_gap": 3600.0, **extra}
+                   "output_qos": "reliable", "output_qos_depth": 5, **extra}
     P.validate(node_params)  # a typo in --node-param fails here, naming the parameter, before a node starts
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": P.nested(node_params)}}))
     node_log = tmp / "node.log"
@@ -300,7 +299,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
     try:
         from depth_node.ros.bench_probe import BenchProbe
 
-        pipe = BenchProbe(frames, K)
+        pipe = BenchProbe(frames, K, period_s)  # stamped on the camera's clock, whenever sent
         end = time.monotonic() + 180
         while time.monotonic() < end and "active:" not in node_log.read_text(errors="replace"):
             if proc.poll() is not None:
@@ -314,13 +313,13 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             pipe.want(kinds)
             # warm-up: discovery, first-frame allocations, the odometry chain's first pair
             for k in range(30):
-                if pipe.send(k, kinds, timeout=3.0) is not None and k >= 3:
+                if pipe.send(kinds, timeout=3.0) is not None and k >= 3:
                     break
             lat = []
             mark = len(pipe.diags)
             for k in range(n):
                 time.sleep(SETTLE_S)
-                v = pipe.send(k, kinds)
+                v = pipe.send(kinds)
                 if v is not None:
                     lat.append(v)
                 time.sleep(SETTLE_S)

@@ -16,7 +16,7 @@ class BenchProbe:
     """The benchmark's side of the graph: publishes frames with camera_info, receives the node's outputs
     (raw, stamp read from the CDR bytes) and its /diagnostics."""
 
-    def __init__(self, frames: list[np.ndarray], K: np.ndarray):
+    def __init__(self, frames: list[np.ndarray], K: np.ndarray, period_s: float):
         import rclpy
         from nav_msgs.msg import Odometry
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -37,6 +37,8 @@ class BenchProbe:
         self.executor_name = type(self.executor).__name__
         self.executor.add_node(self.node)
         self.frames, self.K = frames, K
+        # the camera's clock: frame n is stamped start + n·period, whenever it is sent (see `send`)
+        self.period_ns, self.start_ns, self.sent = round(period_s * 1e9), time.time_ns(), 0
         self.img = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         self.recv: dict[str, dict[int, int]] = {"depth": {}, "points": {}, "odom": {}}
@@ -98,15 +100,21 @@ class BenchProbe:
             self.executor.spin_once(timeout_sec=0.05)
         return cond()
 
-    def send(self, k: int, kinds: set[str], timeout: float = 20.0) -> float | None:
-        """Publish frame k (wall-clock stamp); ms until every output in `kinds` arrived, or None."""
+    def send(self, kinds: set[str], timeout: float = 20.0) -> float | None:
+        """Publish the next drive frame; ms until every output in `kinds` arrived, or None.
+
+        Frames go out seconds apart (the benchmark times raw inference in between) but carry the camera's
+        stamps: consecutive frames one period apart, as the drive was rendered. Wall-clock stamps would tell the
+        odometry that 0.1 s of motion took a varying ~0.5 s, and its constant-velocity prior, scaled by the
+        stamps' intervals, would start each alignment from a wrong guess that a camera stream never gives."""
         from sensor_msgs.msg import CameraInfo, Image
 
         from depth_node.ros.messages import as_data
 
-        rgb = self.frames[k % len(self.frames)]
+        rgb = self.frames[self.sent % len(self.frames)]
         h, w = rgb.shape[:2]
-        stamp = time.time_ns()
+        stamp = self.start_ns + self.sent * self.period_ns
+        self.sent += 1
         sec, nsec = divmod(stamp, 10**9)
         info = CameraInfo()
         info.header.stamp.sec, info.header.stamp.nanosec = sec, nsec

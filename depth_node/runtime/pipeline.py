@@ -217,10 +217,11 @@ class FramePipeline:
         depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
         s0 = float(prev.scale)
         ref = None if self.road is None else (self.road[0], self.road[1] / s0)
-        levels, iterations = (PR.PRIOR_LEVELS, PR.PRIOR_ITERATIONS) if from_prior else (PR.LEVELS, PR.ITERATIONS)
+        levels, iterations, relax = ((PR.PRIOR_LEVELS, PR.PRIOR_ITERATIONS, PR.PRIOR_STEP_RELAX) if from_prior
+                                     else (PR.LEVELS, PR.ITERATIONS, 1.0))
         res = PR.refine_motion(prev.gray_pyramid(), frame.gray_pyramid(), depth, prev.intrinsics.scaled(w, h).K,
                                motion, levels, iterations, depth1=depth1, camera_to_base=self.vo.camera_to_base,
-                               road_ref=ref,
+                               road_ref=ref, step_relax=relax,
                                level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < PR.LEVEL_STEPS else 0.0)
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
         return res.motion, bool(res.used), None if res.road is None else (res.road[0], res.road[1] * s0)
