@@ -212,8 +212,8 @@ class GroundPlaneScale(ScaleEstimator):
 
     def plane_of(self, depth: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, float] | None:
         """The road plane (n, d) of one depth map, independent of the fits before it (the sampling restarts
-        from the seed): what odometry's per-frame road fit needs, without building a fitter each frame (its
-        set-up and pixel rays cost as much as a third of the fit)."""
+        from the seed): what odometry's per-frame road fit needs, without building a fitter and its pixel rays
+        each frame (~0.4 ms, a tenth of the fit, measured in the node's frame core)."""
         self._rng = np.random.default_rng(self._seed)
         fit = self.fit(self.points(depth, intr))
         return None if fit is None else (fit[0], fit[1])
