@@ -50,8 +50,8 @@ def cpu_flags() -> frozenset[str]:
 
 def has_native_bf16() -> bool:
     """bf16 is a compute type here (AVX512_BF16 or AMX), not an emulation: without it, oneDNN converts every bf16
-    operand through fp32 and a bf16 autocast training step of the default ResNet-18 measured 13× slower than fp32
-    (AMD EPYC, AVX2 only: 20 s against 1.5 s per batch of 8 at 320×96)."""
+    operand through fp32: the default depth network's forward and backward pass under bf16 autocast measured 13×
+    slower than in fp32 (AMD EPYC, AVX2 only: 20 s against 1.5 s per batch of 8 at 320×96)."""
     return bool(cpu_flags() & NATIVE_BF16)
 
 
