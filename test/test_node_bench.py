@@ -64,7 +64,7 @@ def test_node_bench_smoke(tmp_path) -> None:
         assert str(H.ROOT / "config" / "fastdds_shm_large.xml") in res["dds_profile"]["node"], res["dds_profile"]
 
     e2e, raw, pose = res["end_to_end_ms"], res["raw_inference_ms"], res["pose_net_ms"]
-    assert set(e2e) == {"depth", "depth_points", "depth_points_odom"}
+    assert set(e2e) == {"depth", "depth_points", "depth_points_odom", "depth_points_while_odom"}
     for t in e2e.values():
         _check_timing(t, FRAMES)
         assert t["n"] >= FRAMES // 2  # the bench's own floor for a valid run
@@ -92,6 +92,12 @@ def test_node_bench_smoke(tmp_path) -> None:
     # sanity within one process (comparisons across the two processes swing with the machine's load: on a
     # shared 2-core machine the bench's raw inference once took 6x the node's whole end-to-end frame): the node's
     # inference is part of its own latency, and each end-to-end frame holds one inference
+    # with odometry on, depth and cloud leave before the odometry step: each of those frames came back in full
+    # no sooner than its depth and cloud, and the node timed an odometry step it did not count in its latency
+    assert e2e["depth_points_while_odom"]["n"] == e2e["depth_points_odom"]["n"]
+    assert e2e["depth_points_while_odom"]["median_ms"] <= e2e["depth_points_odom"]["median_ms"]
+    bo = res["node_breakdown_ms"]["depth_points_odom"]
+    assert bo["odometry_ms"] > 0 and res["node_breakdown_ms"]["depth_points"]["odometry_ms"] == 0, bo
     b = res["node_breakdown_ms"]["depth_points"]
     assert 0 < b["inference_ms"] <= b["latency_ms"], b
     assert b["inference_ms"] <= e2e["depth_points"]["p90_ms"], (b, e2e["depth_points"])

@@ -11,8 +11,10 @@ Odometry on adds the pose network: `node_overhead_with_odom_ms` subtracts both n
 
     odom_extra_ms            = median end-to-end (depth + points + odometry) − median end-to-end (depth + points)
 
-is what odometry (pose network + refinement) costs a frame. `node_rss_mb` is the node process's peak resident
-memory (the kernel's VmHWM, read just before the node is stopped; None where /proc is not there).
+is what odometry (pose network + refinement) costs a frame. `end_to_end_ms.depth_points_while_odom` times depth
+and cloud of the odometry run's frames: the node publishes them before its odometry step. `node_rss_mb` is the
+node process's peak resident memory (the kernel's VmHWM, read just before the node is stopped; None where /proc
+is not there).
 The point-cloud construction cost at 640×192 is measured in-process (builder, and builder + message).
 
 The benchmark keeps its ROS 2 traffic private: loopback discovery and its own domain (`--node-domain`), set
@@ -315,18 +317,21 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             for k in range(30):
                 if pipe.send(kinds, timeout=3.0) is not None and k >= 3:
                     break
-            lat = []
+            lat, first = [], []
             mark = len(pipe.diags)
             for k in range(n):
                 time.sleep(SETTLE_S)
                 v = pipe.send(kinds)
                 if v is not None:
                     lat.append(v)
+                    first.append(max(pipe.arrival_ms["depth"], pipe.arrival_ms.get("points", 0.0)))
                 time.sleep(SETTLE_S)
                 raw.time_frame(k, pose="odom" in kinds)  # the node is idle now: same backend, same frame
             if len(lat) < max(3, n // 2):
                 raise DepthNodeError(f"only {len(lat)} of {n} frames came back ({label}); see {node_log}")
             e2e[label] = _timing(lat)
+            if "odom" in kinds:  # depth and cloud of the same frames: odometry runs after they are out
+                e2e["depth_points_while_odom"] = _timing(first)
             pipe.wait_for_diagnostics(3.0)  # the last period's figures
             breakdown[label] = pipe.node_breakdown(mark)
         raw_t, full_t = _timing(raw.raw), _timing(raw.full)
@@ -400,6 +405,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("end to end: depth only", e["depth"]["median_ms"]),
         ("end to end: depth + points", e["depth_points"]["median_ms"]),
         ("end to end: depth + points + odom", e["depth_points_odom"]["median_ms"]),
+        ("  of which depth + points out", e["depth_points_while_odom"]["median_ms"]),
         ("node overhead (e2e − raw)", r["node_overhead_ms"]),
         ("odometry extra (e2e odom − depth + points)", r["odom_extra_ms"]),
         ("point cloud 640x192 xyz+rgb", r["pointcloud_ms_640x192"]),

@@ -39,6 +39,7 @@ class BenchProbe:
         self.frames, self.K = frames, K
         # the camera's clock: frame n is stamped start + n·period, whenever it is sent (see `send`)
         self.period_ns, self.start_ns, self.sent = round(period_s * 1e9), time.time_ns(), 0
+        self.arrival_ms: dict[str, float] = {}
         self.img = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         self.recv: dict[str, dict[int, int]] = {"depth": {}, "points": {}, "odom": {}}
@@ -63,7 +64,7 @@ class BenchProbe:
         """The node's own per-frame timings (its /diagnostics), medians over the periods since `since`."""
         rows = [d for d in self.diags[since:] if float(d.get("output_rate_hz", 0) or 0) > 0]
         out = {}
-        for key in ("wait_mean_ms", "inference_mean_ms", "publish_mean_ms", "latency_mean_ms"):
+        for key in ("wait_mean_ms", "inference_mean_ms", "publish_mean_ms", "odometry_mean_ms", "latency_mean_ms"):
             vals = [float(d[key]) for d in rows if key in d]
             if vals:
                 out[key.replace("_mean", "")] = round(float(np.median(vals)), 3)
@@ -132,7 +133,8 @@ class BenchProbe:
         ok = self.spin_until(lambda: all(stamp in self.recv[kd] for kd in kinds), timeout)
         if not ok:
             return None
-        return (max(self.recv[kd][stamp] for kd in kinds) - t0) / 1e6
+        self.arrival_ms = {kd: (self.recv[kd][stamp] - t0) / 1e6 for kd in kinds}  # per output, this frame
+        return max(self.arrival_ms.values())
 
     def close(self) -> None:
         self.executor.shutdown()

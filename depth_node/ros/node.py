@@ -345,7 +345,7 @@ class DepthNode(LifecycleNode):
             T = self.mounting.choose(self.cfg.base_frame, msg.header.frame_id or self.cfg.camera_frame,
                                      transform_from_xyz_quat(list(self.cfg.camera_to_base)))
             self.core.set_camera_to_base(T)
-        out = self.core.process(msg, wants, prev_received_ns, INFO_WAIT_S)
+        out = self.core.process(msg, wants, prev_received_ns, INFO_WAIT_S, defer_odometry=True)
         for e in out.events:
             self.throttled(e.kind, e.text, e.level, e.counted)
         if out.status == "idle":
@@ -354,13 +354,16 @@ class DepthNode(LifecycleNode):
             return
         self.stats.intrinsics_source = out.intrinsics_source
         self.stats.camera_info_fallbacks += out.camera_info_fallback
-        t_out = self._publish(out, msg.header, wants, tf)
+        t_out = self._publish(out, msg.header, wants)
+        self.core.complete_odometry(out)  # after depth and cloud are out: odometry is not on their path
+        if out.odometry is not None:
+            self._publish_odometry(out, msg.header.stamp, tf)
         t_inf = out.infer_s
-        self.stats.done(t_out - t_recv, t_start - t_recv, t_inf, t_out - t_start - t_inf)
+        self.stats.done(t_out - t_recv, t_start - t_recv, t_inf, t_out - t_start - t_inf, out.odom_s)
 
-    def _publish(self, out: FrameOutputs, in_header: Any, wants: Wants, tf: bool) -> float:
-        """Publish what was wanted; returns when the latency-relevant outputs were out (before the colour
-        map and odometry, which are not on the depth/cloud path)."""
+    def _publish(self, out: FrameOutputs, in_header: Any, wants: Wants) -> float:
+        """Publish the depth, camera_info, cloud and colour map that were wanted; returns when the latency-relevant
+        outputs were out (before the colour map, which is not on the depth/cloud path)."""
         # the input's header as is (a fresh message, ours now) unless the frame id has to be filled in
         header = in_header if in_header.frame_id == out.frame_id else M.copy_header(in_header, out.frame_id)
         if wants.depth:
@@ -372,13 +375,13 @@ class DepthNode(LifecycleNode):
         t_out = time.monotonic()
         if out.colored is not None:
             self.pubs["colored"].publish(M.colored_msg(out.colored, header))
-        if out.odometry is not None:
-            cfg = self.cfg
-            self.pubs["odom"].publish(M.odometry_msg(out.odometry, header.stamp, cfg.odom_frame, cfg.base_frame))
-            if tf:
-                self.tf.sendTransform(M.transform_msg(out.odometry.pose, header.stamp, cfg.odom_frame,
-                                                      cfg.base_frame))
         return t_out
+
+    def _publish_odometry(self, out: FrameOutputs, stamp: Any, tf: bool) -> None:
+        cfg = self.cfg
+        self.pubs["odom"].publish(M.odometry_msg(out.odometry, stamp, cfg.odom_frame, cfg.base_frame))
+        if tf:
+            self.tf.sendTransform(M.transform_msg(out.odometry.pose, stamp, cfg.odom_frame, cfg.base_frame))
 
     def _depth_info(self, intr: Intrinsics, header: Any) -> Any:
         """depth/camera_info: one message per set of intrinsics, re-stamped (building one costs 0.2 ms)."""

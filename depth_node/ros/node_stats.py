@@ -25,7 +25,7 @@ class Stats:
         self.last_error = ""
         self.intrinsics_source = "none yet"
         self.camera_info_fallbacks = 0
-        self.period: list[tuple[float, float, float, float]] = []
+        self.period: list[tuple[float, float, float, float, float]] = []
         self.period_received = 0
         self.period_published = 0
         self.latency_window: deque[float] = deque(maxlen=1000)
@@ -40,19 +40,20 @@ class Stats:
             self.received += 1
             self.period_received += 1
 
-    def done(self, latency: float, wait: float, infer: float, publish: float) -> None:
+    def done(self, latency: float, wait: float, infer: float, publish: float, odometry: float = 0.0) -> None:
         """One published frame: receive → outputs (latency), receive → worker start (wait), pre-processing +
-        inference + post-processing + scale (infer), depth/cloud message building and publishing (publish)."""
+        inference + post-processing + scale (infer), depth/cloud message building and publishing (publish), the
+        odometry step that follows them (odometry: 0 where it did not run)."""
         with self.lock:
             self.published += 1
             self.period_published += 1
-            self.period.append((latency, wait, infer, publish))
+            self.period.append((latency, wait, infer, publish, odometry))
             self.latency_window.append(latency)
             if len(self.period) > 10000:  # diagnostics stopped being read: keep memory flat
                 del self.period[:5000]
 
     def take_period(self) -> tuple[int, int, np.ndarray]:
-        """(images received, frames published, (n, 4) timings in seconds) since the last call."""
+        """(images received, frames published, (n, 5) timings in seconds) since the last call."""
         with self.lock:
             out = (self.period_received, self.period_published, np.asarray(self.period, dtype=np.float64))
             self.period_received = self.period_published = 0
@@ -76,6 +77,7 @@ def period_values(st: Stats, period_s: float, dropped: int) -> tuple[dict[str, A
         "wait_mean_ms": ms(1, np.mean),
         "inference_mean_ms": ms(2, np.mean),
         "publish_mean_ms": ms(3, np.mean),
+        "odometry_mean_ms": ms(4, np.mean),
         "frames_received": st.received,
         "frames_published": st.published,
         "frames_dropped": dropped,

@@ -117,6 +117,7 @@ class FrameCore:
         self.last_stamp: float | None = None
         self.last_size: tuple[int, int] | None = None
         self.suspect_ns: int | None = None  # a jumped stamp waiting for the next frame to confirm it
+        self._pending: tuple[DepthFrame, FrameOutputs] | None = None  # a frame whose odometry step was deferred
 
     @classmethod
     def open(cls, cfg: Any) -> FrameCore:
@@ -172,10 +173,15 @@ class FrameCore:
 
     # ------------------------------------------------------------------------------------- the frame
     def process(self, msg: Any, wants: Wants, prev_received_ns: int | None = None,
-                info_wait_s: float = 0.0) -> FrameOutputs:
+                info_wait_s: float = 0.0, defer_odometry: bool = False) -> FrameOutputs:
         """One image message through the rules and the model. `prev_received_ns`: the stamp of the image the
         transport received before this one (a gap in the data restarts odometry, a gap made by the node's own
-        dropping of stale frames does not); `info_wait_s`: how long to wait for a late camera_info."""
+        dropping of stale frames does not); `info_wait_s`: how long to wait for a late camera_info.
+        `defer_odometry`: the odometry step waits for `complete_odometry(out)`, so that the node publishes depth
+        and cloud first (odometry, ~10–15 ms on a CPU, is not on their path)."""
+        if self._pending is not None:  # never completed (the caller failed in between): that pair is lost
+            self._pending = None
+            self.pipe.break_pairing()
         stamp_ns = stamp_to_ns(msg.header.stamp)
         out = FrameOutputs(stamp_ns, msg.header.frame_id or self.cfg.camera_frame)
         if not msg.header.frame_id:
@@ -201,7 +207,28 @@ class FrameCore:
             return out
         frame, rgb = self._depth(rgb, stamp_ns, info_wait_s, out)
         self._derived(frame, rgb, wants, out)
+        if out.stamp_suspect:
+            return out  # no odometry on a stamp not yet believed; the pairing waits for the next frame
+        if not (wants.odom and self.pipe.has_pose):
+            self.pipe.break_pairing()
+        elif defer_odometry:
+            self._pending = (frame, out)
+        else:
+            self._odometry(frame, out)
         return out
+
+    def complete_odometry(self, out: FrameOutputs) -> None:
+        """The odometry step of the frame `out` came from, deferred by `process(..., defer_odometry=True)`;
+        nothing when none is pending for it."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[1] is out:
+            self._odometry(pending[0], out)
+
+    def _odometry(self, frame: DepthFrame, out: FrameOutputs) -> None:
+        t0 = time.monotonic()
+        vo = self.pipe.odometry(frame, out.stamp_ns / 1e9)
+        out.odometry = odometry_state(vo, self.pipe.chain_steps)
+        out.odom_s = time.monotonic() - t0
 
     def _stamp_rules(self, stamp_ns: int, prev_received_ns: int | None, out: FrameOutputs) -> str:
         """"ok", "drop" or "suspect". Zero/negative, duplicate and out-of-order stamps are dropped. A forward gap
@@ -312,7 +339,7 @@ class FrameCore:
         return frame, rgb
 
     def _derived(self, frame: DepthFrame, rgb: np.ndarray, wants: Wants, out: FrameOutputs) -> None:
-        """Cloud (coloured by the frame on the depth grid), colour map and odometry, each only when wanted."""
+        """Cloud (coloured by the frame on the depth grid) and colour map, each only when wanted."""
         cfg = self.cfg
         if wants.points:
             colour = None
@@ -323,12 +350,3 @@ class FrameCore:
         if wants.colored:
             out.colored = colorize(frame.depth, cfg.colormap, cfg.colored_min_depth, cfg.colored_max_depth,
                                    bgr=False)
-        if out.stamp_suspect:
-            return  # no odometry on a stamp not yet believed; the pairing waits for the next frame
-        if wants.odom and self.pipe.has_pose:
-            t0 = time.monotonic()
-            vo = self.pipe.odometry(frame, out.stamp_ns / 1e9)
-            out.odometry = odometry_state(vo, self.pipe.chain_steps)
-            out.odom_s = time.monotonic() - t0
-        else:
-            self.pipe.break_pairing()
