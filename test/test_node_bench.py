@@ -88,6 +88,11 @@ def test_node_bench_smoke(tmp_path) -> None:
     # a .pt model on the torch backend: the node loads torch (the ONNX backends run the shipped ONNX instead)
     assert res["node_model_format"] == "pt" and res["node_torch_loaded"] is True, res
     assert "node_rss_mb" not in res["goals"]  # the memory goal is the ONNX backends'
+    # other processes' CPU use through the run (the node is this bench's child, so not counted): a loaded run
+    # gives no latency verdict
+    load = res["machine"]["load"]
+    assert res["machine"]["loaded"] is load["loaded"] and load["samples"] > 0 and 0 <= load["other_cpu_mean"] <= 1
+    assert ("LOADED" in r.stdout) is load["loaded"] and ("goals_verdict" in res) is load["loaded"]
     assert f"odometry extra (e2e odom − depth + points) {res['odom_extra_ms']:8.2f} ms" in r.stdout
     # sanity within one process (comparisons across the two processes swing with the machine's load: on a
     # shared 2-core machine the bench's raw inference once took 6x the node's whole end-to-end frame): the node's
@@ -105,5 +110,7 @@ def test_node_bench_smoke(tmp_path) -> None:
     if res.get("pointcloud_msg_ms_640x192") is not None:
         assert res["pointcloud_msg_ms_640x192"] > 0
     assert set(res["meets_goals"]) == set(res["goals"])
-    assert all(res["meets_goals"][k] == (res[k] <= g) for k, g in res["goals"].items())
+    judged = not res["machine"]["loaded"]  # a loaded run gives no latency verdict (memory is still judged)
+    assert all(res["meets_goals"][k] == ((res[k] <= g) if judged or k == "node_rss_mb" else None)
+               for k, g in res["goals"].items())
     assert f"node / inference ratio {res['node_over_inference_ratio']:.2f}" in r.stdout
