@@ -179,9 +179,7 @@ class FrameCore:
         dropping of stale frames does not); `info_wait_s`: how long to wait for a late camera_info.
         `defer_odometry`: the odometry step waits for `complete_odometry(out)`, so that the node publishes depth
         and cloud first (odometry, ~10–15 ms on a CPU, is not on their path)."""
-        if self._pending is not None:  # never completed (the caller failed in between): that pair is lost
-            self._pending = None
-            self.pipe.break_pairing()
+        self._lose_pending()  # a deferred step never completed (the caller failed in between)
         stamp_ns = stamp_to_ns(msg.header.stamp)
         out = FrameOutputs(stamp_ns, msg.header.frame_id or self.cfg.camera_frame)
         if not msg.header.frame_id:
@@ -220,9 +218,17 @@ class FrameCore:
     def complete_odometry(self, out: FrameOutputs) -> None:
         """The odometry step of the frame `out` came from, deferred by `process(..., defer_odometry=True)`;
         nothing when none is pending for it."""
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[1] is out:
-            self._odometry(pending[0], out)
+        if self._pending is not None and self._pending[1] is out:
+            frame, self._pending = self._pending[0], None
+            self._odometry(frame, out)
+        else:
+            self._lose_pending()  # another frame's step: lost, as when `process` finds one left over
+
+    def _lose_pending(self) -> None:
+        """Drop a deferred odometry step: that pair is lost, and the next frame starts a new one."""
+        if self._pending is not None:
+            self._pending = None
+            self.pipe.break_pairing()
 
     def _odometry(self, frame: DepthFrame, out: FrameOutputs) -> None:
         t0 = time.monotonic()
