@@ -8,12 +8,13 @@ each resolution, for modes M and MS. Warm-up steps (allocator, oneDNN primitive 
 from __future__ import annotations
 
 import logging
-import platform
 import tempfile
 import time
 from typing import Any
 
 import torch
+
+from depth_node.cpu_info import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def run_train_bench(args: Any = None) -> dict[str, Any]:
             r = bench_one(mode, int(w), int(h), batch, steps, warmup, amp, cl, threads)
             log.info("train %s %dx%d: %.2f samples/s", mode, w, h, r["samples_per_s"])
             results.append(r)
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_model()
     return {"device": dev, "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results}
 
 
@@ -126,7 +127,7 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--train-modes", default=None, help="training benchmark: modes, default M,MS")
     p.add_argument("--train-batch-size", type=int, default=None, help="training benchmark: batch size (default 8)")
     p.add_argument("--train-amp", default=None, help="training benchmark: auto, off, bf16, fp16 (default auto: fp16 "
-                   "on CUDA, fp32 on CPU; bf16 is about 2x faster on CPUs with AVX-512 BF16/AMX)")
+                   "on CUDA; on a CPU bf16 where it has AVX-512 BF16/AMX, about 2x fp32 there, else fp32)")
 
 
 def run(args: Any) -> int:
