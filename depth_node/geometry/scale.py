@@ -248,15 +248,16 @@ class GroundPlaneScale(ScaleEstimator):
         best = int(np.argmax(counts))
         nb, db = n[best], float(d[best])
         inl = res[:, best] < cfg.inlier_threshold * db
+        rays, inv_z = pts / pts[:, 2:3], 1.0 / pts[:, 2]  # the refits' inputs, once for all points
         # least-squares refits on the inlier set, tightening the band: kerbs, sidewalks and camber sit a few
         # per cent of the camera height off the road plane and would otherwise bias the height
         for shrink in (1.0, 0.75, 0.5):
-            fit = self._refit(pts[inl])
+            fit = self._refit(rays[inl], inv_z[inl])
             if fit is None or fit[0] @ self.up < cos_tilt:
                 return None
             nb, db = fit
             inl = np.abs(pts @ nb + db) < shrink * cfg.inlier_threshold * db
-        fit = self._refit(pts[inl])
+        fit = self._refit(rays[inl], inv_z[inl])
         if fit is not None and fit[0] @ self.up >= cos_tilt:
             nb, db = fit
         count = int((np.abs(pts @ nb + db) < cfg.inlier_threshold * db).sum())
@@ -265,8 +266,9 @@ class GroundPlaneScale(ScaleEstimator):
         return nb, db, count
 
     @staticmethod
-    def _refit(q: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """Plane through points by least squares in inverse depth: 1/z = a·r with r the exact pixel ray.
+    def _refit(rays: np.ndarray, inv_z: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Plane through points (their rays p/z (N, 3) and 1/z) by least squares in inverse depth: 1/z = a·r with
+        r the exact pixel ray.
 
         Depth errors are along the ray and roughly proportional to depth, so a fit of perpendicular distances
         (SVD) sees noisy "in-plane" coordinates and tilts the plane (errors-in-variables: +1 % height bias at
@@ -275,12 +277,10 @@ class GroundPlaneScale(ScaleEstimator):
         road region are well conditioned, and lstsq's SVD cost 10× more (0.25 ms per refit, four per fit, and the
         odometry fits every frame).
         """
-        if q.shape[0] < 3:
+        if rays.shape[0] < 3:
             return None
-        z = q[:, 2]
-        rays = q / z[:, None]
         try:
-            a = np.linalg.solve(rays.T @ rays, rays.T @ (1.0 / z))
+            a = np.linalg.solve(rays.T @ rays, rays.T @ inv_z)
         except np.linalg.LinAlgError:  # all rays in a plane: no unique fit
             return None
         na = float(np.linalg.norm(a))
