@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow,
               pytest.mark.skipif(not H.rclpy_available(), reason="rclpy not importable")]
 
 
-FRAMES = 4
+FRAMES = 6  # two blocks per configuration: the configurations take turns
 TIMING_KEYS = {"median_ms", "p90_ms", "mean_ms", "min_ms", "n"}
 
 
@@ -65,6 +65,7 @@ def test_node_bench_smoke(tmp_path) -> None:
 
     e2e, raw, pose = res["end_to_end_ms"], res["raw_inference_ms"], res["pose_net_ms"]
     assert set(e2e) == {"depth", "depth_points", "depth_points_odom", "depth_points_while_odom"}
+    assert res["config_blocks"] == 2 and res["frames"] == FRAMES, res["config_blocks"]
     for t in e2e.values():
         _check_timing(t, FRAMES)
         assert t["n"] >= FRAMES // 2  # the bench's own floor for a valid run

@@ -2,7 +2,9 @@
 
 A node process runs the model; this process publishes frames and receives depth, points (and odom) back,
 one frame at a time, so each latency is publish → last output received with no queueing, on the same
-frames, same backend and same run as the raw `backend.run_depth` timing it is compared with:
+frames, same backend and same run as the raw `backend.run_depth` timing it is compared with (timed between
+the node's frames); the configurations take turns in blocks so that a drift in the machine's speed hits them
+alike (`_measure_configs`):
 
     node_overhead_ms         = median end-to-end (depth + points, odometry off) − median raw inference
     node_over_inference_ratio = median end-to-end / median raw inference
@@ -308,34 +310,8 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             if proc.poll() is not None:
                 raise DepthNodeError(f"the node exited: {node_log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
-        e2e: dict[str, dict[str, float]] = {}
-        breakdown: dict[str, dict[str, float]] = {}
-        configs = (("depth", {"depth"}), ("depth_points", {"depth", "points"}),
-                   ("depth_points_odom", {"depth", "points", "odom"}))
         monitor = LoadMonitor().start()  # other processes' CPU use while the frames run (the node is ours)
-        for label, kinds in configs:
-            pipe.want(kinds)
-            # warm-up: discovery, first-frame allocations, the odometry chain's first pair
-            for k in range(30):
-                if pipe.send(kinds, timeout=3.0) is not None and k >= 3:
-                    break
-            lat, first = [], []
-            mark = len(pipe.diags)
-            for k in range(n):
-                time.sleep(SETTLE_S)
-                v = pipe.send(kinds)
-                if v is not None:
-                    lat.append(v)
-                    first.append(max(pipe.arrival_ms["depth"], pipe.arrival_ms.get("points", 0.0)))
-                time.sleep(SETTLE_S)
-                raw.time_frame(k, pose="odom" in kinds)  # the node is idle now: same backend, same frame
-            if len(lat) < max(3, n // 2):
-                raise DepthNodeError(f"only {len(lat)} of {n} frames came back ({label}); see {node_log}")
-            e2e[label] = _timing(lat)
-            if "odom" in kinds:  # depth and cloud of the same frames: odometry runs after they are out
-                e2e["depth_points_while_odom"] = _timing(first)
-            pipe.wait_for_diagnostics(3.0)  # the last period's figures
-            breakdown[label] = pipe.node_breakdown(mark)
+        e2e, breakdown = _measure_configs(pipe, raw, n, node_log)
         monitor.stop()
         raw_t, full_t = _timing(raw.raw), _timing(raw.full)
         pose_t = _timing(raw.pose) if raw.pose else None
@@ -346,6 +322,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             "input_size": f"{w_in}x{h_in}",
             "weights": "recipe (untrained; speed is representative)" if weights == "recipe" else weights,
             "frames": n,
+            "config_blocks": config_blocks(n),  # the configurations took turns in this many blocks each
             "dds_profile": dds_profile,
             "subscriber_executor": pipe.executor_name,
             "node_params": extra,
@@ -434,6 +411,58 @@ def print_table(r: dict[str, Any]) -> None:
               f"{load['other_cpu_p90']:.0%}); latencies are inflated and not judged")
     torch = {True: "torch loaded", False: "no torch", None: "torch: unknown"}[r.get("node_torch_loaded")]
     print(f"  node peak resident memory {r['node_rss_mb']} MB (model {r.get('node_model_format')}, {torch})")
+
+
+CONFIGS = (("depth", {"depth"}), ("depth_points", {"depth", "points"}),
+           ("depth_points_odom", {"depth", "points", "odom"}))
+BLOCKS = 4  # each configuration's frames in this many blocks, the configurations taking turns
+
+
+def config_blocks(n: int) -> int:
+    """Blocks per configuration for n timed frames each: BLOCKS, fewer where a block would hold < 3 frames."""
+    return max(1, min(BLOCKS, n // 3))
+
+
+def _measure_configs(pipe: Any, raw: RawInference, n: int, node_log: Path
+                     ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """End-to-end latencies (and the node's own breakdown) of each configuration in CONFIGS, n frames each.
+
+    The configurations take turns in BLOCKS blocks (rotating which goes first) rather than one after the other:
+    on a shared or throttling machine the speed drifts over a minute by more than the differences measured
+    (odom_extra is the difference of two configurations), and interleaving lets the drift hit all of them alike.
+    Each block starts with warm-up frames: the node sees the new subscriptions, and the odometry chain, which
+    restarts when nobody wanted odometry, reaches its steady (constant-velocity prior) steps."""
+    lat: dict[str, list[float]] = {label: [] for label, _ in CONFIGS}
+    first: list[float] = []
+    rows: dict[str, list[dict[str, str]]] = {label: [] for label, _ in CONFIGS}
+    blocks, k = config_blocks(n), 0
+    for b in range(blocks):
+        m = n // blocks + (1 if b < n % blocks else 0)
+        for label, kinds in CONFIGS[b % len(CONFIGS):] + CONFIGS[:b % len(CONFIGS)]:
+            pipe.want(kinds)
+            for w in range(30):  # discovery, first-frame allocations, the odometry chain's first pairs
+                if pipe.send(kinds, timeout=3.0) is not None and w >= 3:
+                    break
+            mark = len(pipe.diags)
+            for _ in range(m):
+                time.sleep(SETTLE_S)
+                v = pipe.send(kinds)
+                if v is not None:
+                    lat[label].append(v)
+                    if "odom" in kinds:  # depth and cloud of the same frames: odometry runs after they are out
+                        first.append(max(pipe.arrival_ms["depth"], pipe.arrival_ms.get("points", 0.0)))
+                time.sleep(SETTLE_S)
+                raw.time_frame(k, pose="odom" in kinds)  # the node is idle now: same backend, same frame
+                k += 1
+            pipe.wait_for_diagnostics(3.0)  # the block's last period
+            rows[label] += pipe.diags[mark:]
+    e2e: dict[str, dict[str, float]] = {}
+    for label, _ in CONFIGS:
+        if len(lat[label]) < max(3, n // 2):
+            raise DepthNodeError(f"only {len(lat[label])} of {n} frames came back ({label}); see {node_log}")
+        e2e[label] = _timing(lat[label])
+    e2e["depth_points_while_odom"] = _timing(first)
+    return e2e, {label: pipe.node_breakdown(r) for label, r in rows.items()}
 
 
 def run(args: argparse.Namespace) -> int:

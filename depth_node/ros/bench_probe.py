@@ -60,9 +60,11 @@ class BenchProbe:
         seen = len(self.diags)
         self.spin_until(lambda: len(self.diags) > seen, timeout)
 
-    def node_breakdown(self, since: int) -> dict[str, float]:
-        """The node's own per-frame timings (its /diagnostics), medians over the periods since `since`."""
-        rows = [d for d in self.diags[since:] if float(d.get("output_rate_hz", 0) or 0) > 0]
+    @staticmethod
+    def node_breakdown(diags: list[dict[str, str]]) -> dict[str, float]:
+        """The node's own per-frame timings (its /diagnostics), medians over the periods `diags` (of self.diags)
+        in which it output frames."""
+        rows = [d for d in diags if float(d.get("output_rate_hz", 0) or 0) > 0]
         out = {}
         for key in ("wait_mean_ms", "inference_mean_ms", "publish_mean_ms", "odometry_mean_ms", "latency_mean_ms"):
             vals = [float(d[key]) for d in rows if key in d]
