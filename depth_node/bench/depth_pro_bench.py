@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import sys
 import time
@@ -18,7 +17,7 @@ import time
 import torch
 
 from depth_node.bench.load import LoadMonitor
-from depth_node.bench.machine import machine_info
+from depth_node.bench.machine import machine_info, write_report
 from depth_node.bench.timing import measure
 from depth_node.checkpoints.model_file import ModelFile, load_model
 from depth_node.errors import DepthNodeError
@@ -137,10 +136,7 @@ def run(args: argparse.Namespace) -> int:
               "iters": iters, "warmup": warmup, "rows": rows, "notes": notes,
               "seconds": round(time.perf_counter() - started, 1)}
     print(format_table(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=float))
-        print(f"wrote {args.json}")
+    write_report(report, getattr(args, "json", None))
     return 0
 
 

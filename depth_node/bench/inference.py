@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import gc
 import itertools
-import json
 import logging
 import sys
 import time
@@ -25,7 +24,7 @@ import torch
 
 from depth_node.bench.flops import count_flops
 from depth_node.bench.load import LoadMonitor
-from depth_node.bench.machine import machine_info
+from depth_node.bench.machine import machine_info, write_report
 from depth_node.bench.peak import cpu_peak, peak_fraction
 from depth_node.bench.timing import Timing, interleaved
 from depth_node.checkpoints.model_file import ModelFile, build_depth_net, build_pose_net, load_model
@@ -624,8 +623,5 @@ def run(args: argparse.Namespace) -> int:
                      "inflated, eager PyTorch's most, so speedups are overstated and no goal verdict is given")
     report = build_report(rows, prepost, settings, weights, model, notes, time.perf_counter() - started, machine)
     print(format_table(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=float))
-        print(f"wrote {args.json}")
+    write_report(report, getattr(args, "json", None))
     return 0

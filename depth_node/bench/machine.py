@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
+from pathlib import Path
+from typing import Any
 
 from depth_node import cpu_info
 from depth_node.bench.load import cpu_times, other_share
@@ -80,3 +83,13 @@ def machine_info() -> dict:
             )
         },
     }
+
+
+def write_report(report: dict[str, Any], path: str | Path | None) -> None:
+    """A benchmark's JSON (numpy scalars as floats) at `path`, its folder made; nothing when `path` is None."""
+    if not path:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float))
+    print(f"wrote {path}")

@@ -26,7 +26,6 @@ for this process and the node process it starts. The node itself never sets eith
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from depth_node.bench.load import LoadMonitor
+from depth_node.bench.machine import write_report
 from depth_node.errors import DepthNodeError
 
 log = logging.getLogger(__name__)
@@ -469,12 +469,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for `depth-node bench --node` (the bench command dispatches here)."""
     r = run_node_bench(args)
     print_table(r)
-    path = getattr(args, "json", None)
-    if path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r, indent=2))
-        print(f"wrote {path}")
+    write_report(r, getattr(args, "json", None))
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from depth_node.bench.machine import write_report
 from depth_node.cpu_info import cpu_model
 
 log = logging.getLogger(__name__)
@@ -132,15 +133,9 @@ def add_arguments(p: Any) -> None:
 
 def run(args: Any) -> int:
     """`depth-node bench --train`: table on stdout, JSON to --json when given."""
-    import json
-    from pathlib import Path
-
     rep = run_train_bench(args)
     print(format_table(rep))
-    out = getattr(args, "json", None)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(rep, indent=2))
+    write_report(rep, getattr(args, "json", None))
     return 0
 
 
