@@ -213,3 +213,24 @@ def test_depth_pro_preset_rows(tmp_path, capsys):
     assert 0 < rows[("onnxruntime", "fp32")]["abs_rel_drift"] < 1e-4
     assert "small" in capsys.readouterr().out
     assert main(["bench", "--depth-pro", "--presets", "huge"]) == 2
+
+
+def test_train_bench_writes_steps_and_the_machine(tmp_path, capsys):
+    """`bench --train`: a row per mode and size with the trainer's own step timed (samples/s = batch × steps /
+    the time), the CPU it ran on and the load beside it, in the table and the JSON."""
+    out = tmp_path / "train.json"
+    code = main(["bench", "--train", "--train-modes", "M", "--resolutions", "128x64", "--iters", "2", "--warmup",
+                 "1", "--train-batch-size", "2", "--train-amp", "off", "--json", str(out)])
+    assert code == 0
+    rep = json.loads(out.read_text())
+    (row,) = rep["results"]
+    assert (row["mode"], row["width"], row["height"], row["batch_size"], row["steps"], row["amp"]) == (
+        "M", 128, 64, 2, 2, "off")
+    assert row["seconds_per_step"] > 0
+    assert row["samples_per_s"] == pytest.approx(2 * 2 / (2 * row["seconds_per_step"]), rel=1e-9)
+    machine = rep["machine"]
+    assert machine["loaded"] is machine["load"]["loaded"] and {"other_cpu_mean", "rule"} <= set(machine["load"])
+    assert rep["threads"] == torch.get_num_threads()
+    if not torch.cuda.is_available():
+        assert rep["device"] == machine["cpu"] and machine["cpu"]
+    assert f"{row['samples_per_s']:>10.2f}" in capsys.readouterr().out

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from depth_node.bench.machine import write_report
+from depth_node.bench.load import LoadMonitor
+from depth_node.bench.machine import machine_info, write_report
 from depth_node.cpu_info import cpu_model
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,16 @@ def run_train_bench(args: Any = None) -> dict[str, Any]:
     cl = str(_opt(args, "train_channels_last", "auto"))
     threads = _opt(args, "threads", None)
     results = []
-    for w, h in resolutions:
-        for mode in modes:
-            r = bench_one(mode, int(w), int(h), batch, steps, warmup, amp, cl, threads)
-            log.info("train %s %dx%d: %.2f samples/s", mode, w, h, r["samples_per_s"])
-            results.append(r)
+    with LoadMonitor() as monitor:  # other processes' CPU use while the steps run
+        for w, h in resolutions:
+            for mode in modes:
+                r = bench_one(mode, int(w), int(h), batch, steps, warmup, amp, cl, threads)
+                log.info("train %s %dx%d: %.2f samples/s", mode, w, h, r["samples_per_s"])
+                results.append(r)
+    load = monitor.summary()
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_model()
-    return {"device": dev, "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results}
+    return {"device": dev, "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results,
+            "machine": {**machine_info(), "load": load, "loaded": load["loaded"]}}
 
 
 def add_arguments(p: Any) -> None:
@@ -145,6 +149,8 @@ def format_table(report: dict[str, Any]) -> str:
     for r in report["results"]:
         lines.append(f"{r['mode']:<4} {r['width']:>4}x{r['height']:<4} {r['batch_size']:>5} {r['amp']:>8} "
                      f"{r['seconds_per_step']:>8.3f} {r['samples_per_s']:>10.2f}")
+    if report.get("machine", {}).get("loaded"):
+        lines.append("LOADED machine: other processes used the CPU during the run (machine.load); the figures are low")
     return "\n".join(lines)
 
 
