@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from depth_node.geometry.odometry import rotation_vector
-from depth_node.geometry.pose_refine import gray, refine_motion, se3_exp
+from depth_node.geometry.pose_refine import _image_jacobian, area_downsample, gray, refine_motion, se3_exp
 from depth_node.geometry.poses import invert_se3, rot_from_axisangle
 
 
@@ -32,6 +32,40 @@ def test_se3_exp_matches_rodrigues_and_inverts():
     np.testing.assert_allclose(T[:3, :3], R, atol=1e-6)  # the reference's helper adds 1e-7 to the angle
     np.testing.assert_allclose(se3_exp(-xi) @ T, np.eye(4), atol=1e-12)
     np.testing.assert_allclose(se3_exp(np.zeros(6)), np.eye(4))
+
+
+@pytest.mark.parametrize("shape", [(6, 10), (3, 5), (5, 7)])
+def test_area_downsample_is_the_mean_of_each_cells_window(shape):
+    """Each output cell is the mean of its input window [floor(i·H/h), ceil((i+1)·H/h)) (adaptive average
+    pooling), summed here cell by cell in float64: the same float32 numbers, whole cells or not."""
+    a = (np.random.default_rng(1).random((12, 20)) * 50).astype(np.float32)
+    h, w = shape
+    want = np.empty(shape, np.float32)
+    for i in range(h):
+        for j in range(w):
+            r0, r1 = (i * 12) // h, -((-(i + 1) * 12) // h)
+            c0, c1 = (j * 20) // w, -((-(j + 1) * 20) // w)
+            want[i, j] = np.float32(a[r0:r1, c0:c1].astype(np.float64).sum() / ((r1 - r0) * (c1 - c0)))
+    got = area_downsample(a, h, w)
+    if 12 % h == 0 and 20 % w == 0:
+        np.testing.assert_array_equal(got, want)
+    else:  # the integral image's differences round in the last bits
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_image_jacobian_is_the_gradient_through_the_projection():
+    """gx·∂u/∂X + gy·∂v/∂X against central differences of the pinhole projection u = fx·X/Z + cx, v = fy·Y/Z + cy."""
+    rng = np.random.default_rng(2)
+    K = np.array([[210.0, 0.0, 160.0], [0.0, 190.0, 48.0], [0.0, 0.0, 1.0]])
+    X = rng.normal(size=(50, 3)) + np.array([0.0, 0.0, 6.0])
+    gx, gy = rng.normal(size=50), rng.normal(size=50)
+
+    def f(P):  # the gradient-weighted projection
+        return gx * (K[0, 0] * P[:, 0] / P[:, 2] + K[0, 2]) + gy * (K[1, 1] * P[:, 1] / P[:, 2] + K[1, 2])
+
+    eps = 1e-6
+    want = np.stack([(f(X + eps * e) - f(X - eps * e)) / (2 * eps) for e in np.eye(3)], 1)
+    np.testing.assert_allclose(_image_jacobian(K, X, gx, gy), want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("k", [10, 45, 80, 110])
