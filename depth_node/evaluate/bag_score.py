@@ -19,6 +19,7 @@ from depth_node.errors import DepthNodeError
 from depth_node.evaluate import report as R
 from depth_node.evaluate.depth_metrics import DepthEvalSettings, DepthEvaluator
 from depth_node.evaluate.pose_metrics import evaluate_trajectory
+from depth_node.evaluate.published_depth import PublishedDepth
 from depth_node.evaluate.trajectory_io import Trajectory, write_tum
 from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io.bags import BagReader, stamp_to_ns
@@ -142,28 +143,27 @@ def _float(v: Any) -> float:
         return 0.0
 
 
-def _read_outputs(run: RunResult) -> tuple[dict[int, np.ndarray], Trajectory | None, dict[str, str]]:
-    """The node's published depth images by stamp, its odometry, and its diagnostics while the stream ran."""
+def _read_outputs(run: RunResult) -> tuple[PublishedDepth, Trajectory | None, dict[str, str]]:
+    """The node's published depth images (their stamps; the images are read as scoring asks), its odometry, and
+    its diagnostics while the stream ran."""
+    preds = PublishedDepth(run.outputs_bag, output_topic(DEPTH_IMAGE))
     with BagReader(run.outputs_bag) as outs:
-        depth_topic = output_topic(DEPTH_IMAGE)
-        preds: dict[int, np.ndarray] = {}
-        if depth_topic in outs.topics:
-            for m in outs.messages([depth_topic]):
-                preds[stamp_to_ns(m.msg.header.stamp)] = np.array(decode_image(m.msg), dtype=np.float32)
         odom_topic = output_topic("odom")
         pred_traj = (read_trajectory_topic(outs, odom_topic, "depth_node")
                      if odom_topic in outs.topics and outs.topics[odom_topic].count else None)
         diagnostics = _diagnostics(outs)
-    if not preds:
+    if not len(preds):
         raise DepthNodeError(f"the node published no depth image into {run.outputs_bag}; see "
                              f"{run.node_log or 'the log'}")
     return preds, pred_traj, diagnostics
 
 
-def _score_depth(bag: BagReader, preds: dict[int, np.ndarray], settings: ScoreSettings, out: Path,
+def _score_depth(bag: BagReader, preds: PublishedDepth, settings: ScoreSettings, out: Path,
                  metrics: dict, figs: list[tuple[str, Path]]) -> list[int]:
-    """Depth metrics, the depth-scale error and their plots; returns the stamps of the sample frames."""
-    pred_stamps = np.array(sorted(preds), dtype=np.int64)
+    """Depth metrics, the depth-scale error and their plots; returns the stamps of the sample frames. One
+    ground-truth frame and its prediction in memory at a time (`PublishedDepth`)."""
+    pred_stamps = preds.stamps
+    max_dt_ns = round(settings.max_dt * 1e9)
     if settings.gt_depth not in bag.topics:
         raise DepthNodeError(f"{bag.path} has no topic {settings.gt_depth} (--gt-depth)")
     ev = DepthEvaluator(DepthEvalSettings(median_scaling=settings.median_scaling,
@@ -173,11 +173,11 @@ def _score_depth(bag: BagReader, preds: dict[int, np.ndarray], settings: ScoreSe
     ratios: list[tuple[int, float]] = []  # (stamp, median GT / predicted depth) of each paired frame
     for m in bag.messages([settings.gt_depth]):
         s = stamp_to_ns(m.msg.header.stamp)
-        j = _nearest(pred_stamps, s, round(settings.max_dt * 1e9))
+        j = _nearest(pred_stamps, s, max_dt_ns)
         if j is None:
             continue
         gt = gt_depth_metres(m.msg)
-        pred = preds[int(pred_stamps[j])]
+        pred = preds.get(int(pred_stamps[j]), floor=s - max_dt_ns)
         r = ev.add(gt, pred, name=str(s))
         ratio = frame_scale_ratio(gt, pred, settings.min_depth, settings.max_depth)
         if ratio is not None:
@@ -235,7 +235,7 @@ def _score_odometry(bag: BagReader, pred_traj: Trajectory | None, settings: Scor
         errors=ev_t.ate_errors.get("se3"), stamps=ev_t.stamps))
 
 
-def _sample_figures(bag: BagReader, preds: dict[int, np.ndarray], samples: list[int], settings: ScoreSettings,
+def _sample_figures(bag: BagReader, preds: PublishedDepth, samples: list[int], settings: ScoreSettings,
                     out: Path) -> list[tuple[str, Path]]:
     """image | predicted depth | GT | relative error panels of the sample frames."""
     from depth_node.evaluate.depth_metrics import resize_to
@@ -250,9 +250,10 @@ def _sample_figures(bag: BagReader, preds: dict[int, np.ndarray], samples: list[
             j = _nearest(arr, stamp_to_ns(m.msg.header.stamp), round(settings.max_dt * 1e9))
             if j is not None:
                 gts[samples[j]] = gt_depth_metres(m.msg)
+    depths = preds.read(samples)
     figs = []
     for i, s in enumerate(samples):
-        pred, gt, rgb = preds[s], gts.get(s), rgbs.get(s)
+        pred, gt, rgb = depths[s], gts.get(s), rgbs.get(s)
         if gt is not None and pred.shape != gt.shape:
             pred = resize_to(pred, gt.shape)
         if rgb is not None and rgb.ndim == 2:
@@ -348,12 +349,12 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
     preds, pred_traj, metrics["node_diagnostics"] = _read_outputs(run)
     metrics["counts"] = {"depth_out": len(preds), "odom_out": len(pred_traj) if pred_traj is not None else 0,
                          "dropped_or_lost": max(0, run.images_in - len(preds))}
-    with BagReader(input_bag) as bag:
+    with BagReader(input_bag) as bag, preds:
         if settings.gt_depth:
             samples = _score_depth(bag, preds, settings, out, metrics, plots)
         else:
             skipped.append("depth: no --gt-depth topic given")
-            samples = _spread(sorted(preds), settings.samples)
+            samples = _spread([int(t) for t in preds.stamps], settings.samples)
         trajectory = _score_odometry(bag, pred_traj, settings, out, metrics, skipped)
         sample_figs = _sample_figures(bag, preds, samples, settings, out)
         camera = _camera(bag, settings.image)
