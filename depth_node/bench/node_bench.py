@@ -282,7 +282,8 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
     cache_dir = getattr(args, "cache_dir", None)
     tmp = Path(tempfile.mkdtemp(prefix="depth_node_bench_"))
     model_path, weights = node_model(getattr(args, "model", None), backend, precision, device, tmp)
-    frames, K, period_s = _frames(max(8, min(n, 24)), w_in, h_in)
+    # a block's frames (its share of n and ~5 warm-up frames) without a wrap back to the drive's start
+    frames, K, period_s = _frames(max(8, min(-(-n // config_blocks(n)) + 6, 64)), w_in, h_in)
 
     raw = RawInference(model_path, backend, precision, device, cache_dir, frames)
     info = raw.info
@@ -440,6 +441,7 @@ def _measure_configs(pipe: Any, raw: RawInference, n: int, node_log: Path
         m = n // blocks + (1 if b < n % blocks else 0)
         for label, kinds in CONFIGS[b % len(CONFIGS):] + CONFIGS[:b % len(CONFIGS)]:
             pipe.want(kinds)
+            pipe.restart_drive()  # the block's frames consecutive (the odometry chain starts again here)
             for w in range(30):  # discovery, first-frame allocations, the odometry chain's first pairs
                 if pipe.send(kinds, timeout=3.0) is not None and w >= 3:
                     break

@@ -39,6 +39,7 @@ class BenchProbe:
         self.frames, self.K = frames, K
         # the camera's clock: frame n is stamped start + n·period, whenever it is sent (see `send`)
         self.period_ns, self.start_ns, self.sent = round(period_s * 1e9), time.time_ns(), 0
+        self.first = 0  # `sent` when the drive last started again from its first frame (`restart_drive`)
         self.arrival_ms: dict[str, float] = {}
         self.img = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
@@ -93,6 +94,13 @@ class BenchProbe:
                 self.subs[k] = self.node.create_subscription(self.types[k], OUTPUT_TOPICS[k], self._on(k), self.qos,
                                                              raw=True)
 
+    def restart_drive(self) -> None:
+        """The next frame sent is the drive's first again (its stamp still one period after the last). At the start
+        of a block, where the node's odometry chain starts anew: the block's frames are then consecutive drive
+        frames, not a jump from the drive's last frame back to its first (a teleport no camera gives, which sends
+        the odometry to its slow pose-network path for two frames)."""
+        self.first = self.sent
+
     def spin_until(self, cond, timeout: float) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -114,7 +122,7 @@ class BenchProbe:
 
         from depth_node.ros.messages import as_data
 
-        rgb = self.frames[self.sent % len(self.frames)]
+        rgb = self.frames[(self.sent - self.first) % len(self.frames)]
         h, w = rgb.shape[:2]
         stamp = self.start_ns + self.sent * self.period_ns
         self.sent += 1
