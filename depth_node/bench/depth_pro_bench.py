@@ -17,7 +17,7 @@ import time
 import torch
 
 from depth_node.bench.load import LoadMonitor
-from depth_node.bench.machine import machine_info, write_report
+from depth_node.bench.machine import machine_with_load, write_report
 from depth_node.bench.timing import measure
 from depth_node.checkpoints.model_file import ModelFile, load_model
 from depth_node.errors import DepthNodeError
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     load = monitor.summary()
     if load["loaded"]:
         notes.append("LOADED machine: other processes used the CPU during the run (machine.load)")
-    report = {"benchmark": "depth-pro presets", "machine": {**machine_info(), "load": load, "loaded": load["loaded"]},
+    report = {"benchmark": "depth-pro presets", "machine": machine_with_load(load),
               "iters": iters, "warmup": warmup, "rows": rows, "notes": notes,
               "seconds": round(time.perf_counter() - started, 1)}
     print(format_table(report))

@@ -24,7 +24,7 @@ import torch
 
 from depth_node.bench.flops import count_flops
 from depth_node.bench.load import LoadMonitor
-from depth_node.bench.machine import machine_info, write_report
+from depth_node.bench.machine import machine_info, machine_with_load, write_report
 from depth_node.bench.peak import cpu_peak, peak_fraction
 from depth_node.bench.timing import Timing, interleaved
 from depth_node.checkpoints.model_file import ModelFile, build_depth_net, build_pose_net, load_model
@@ -617,7 +617,7 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     load = monitor.summary()
     loaded = load["loaded"] or any(r.get("loaded") for r in rows)
-    machine = {**machine_info(), "peak": peaks["cpu"], "load": load, "loaded": bool(loaded)}
+    machine = {**machine_with_load(load), "peak": peaks["cpu"], "loaded": bool(loaded)}  # rows' own load too
     if loaded:
         notes.append("LOADED machine: other processes used the CPU during the run (machine.load); latencies are "
                      "inflated, eager PyTorch's most, so speedups are overstated and no goal verdict is given")

@@ -85,6 +85,12 @@ def machine_info() -> dict:
     }
 
 
+def machine_with_load(load: dict[str, Any]) -> dict[str, Any]:
+    """A report's `machine`: `machine_info()` with the load a LoadMonitor saw during the run (`load`) and its
+    verdict (`loaded`: the figures are inflated, so no goal is judged from them)."""
+    return {**machine_info(), "load": load, "loaded": load["loaded"]}
+
+
 def write_report(report: dict[str, Any], path: str | Path | None) -> None:
     """A benchmark's JSON (numpy scalars as floats) at `path`, its folder made; nothing when `path` is None."""
     if not path:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from depth_node.bench.load import LoadMonitor
-from depth_node.bench.machine import write_report
+from depth_node.bench.machine import machine_with_load, write_report
 from depth_node.errors import DepthNodeError
 
 log = logging.getLogger(__name__)
@@ -358,13 +358,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
         if info["backend"] in ONNX_BACKENDS and result["node_rss_mb"] is not None:
             result["goals"]["node_rss_mb"] = RSS_GOAL_MB
             result["meets_goals"]["node_rss_mb"] = result["node_rss_mb"] <= RSS_GOAL_MB
-        result["machine"] = {"load": load, "loaded": load["loaded"]}
-        try:
-            from depth_node.bench.machine import machine_info
-
-            result["machine"].update(machine_info())
-        except Exception:  # machine details are a nicety
-            pass
+        result["machine"] = machine_with_load(load)
         ok = True
     finally:
         raw.close()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from depth_node.bench.load import LoadMonitor
-from depth_node.bench.machine import machine_info, write_report
+from depth_node.bench.machine import machine_with_load, write_report
 from depth_node.cpu_info import cpu_model
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def run_train_bench(args: Any = None) -> dict[str, Any]:
     load = monitor.summary()
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_model()
     return {"device": dev, "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results,
-            "machine": {**machine_info(), "load": load, "loaded": load["loaded"]}}
+            "machine": machine_with_load(load)}
 
 
 def add_arguments(p: Any) -> None:
