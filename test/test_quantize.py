@@ -143,6 +143,10 @@ def test_quantize_command(env, tmp_path, capsys):
     assert is_quantized(out) and "QuantizeLinear" in r.stdout and "abs_rel" in r.stdout
     assert "per-layer sensitivity" in r.stdout and "held-out frames" in r.stdout
     report = json.loads(next(env["cache"].glob("int8/*-a*/quantize.json")).read_text())
+    # every candidate conv's input was evened out first: one Mul in front of each, and the command says so
+    assert report["smoothing"]["convs"] == len(report["sensitivity"]) and "evened out" in r.stdout
+    assert sum(n.op_type == "Mul" and n.name.endswith("_smooth") for n in onnx.load(str(out)).graph.node) == \
+        report["smoothing"]["convs"]
     convs = [n for n in folded_model(env["depth"]).graph.node if n.op_type == "Conv"]
     always = set(report["kept_fp32"]) - set(report["float_layers"])
     assert set(report["sensitivity"]) == {n.name for n in convs} - always  # every int8 candidate was measured

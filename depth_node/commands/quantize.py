@@ -94,6 +94,10 @@ def print_report(out: Path, report: dict, d: dict) -> None:
         f"DequantizeLinear nodes, {report.get('calibration_method', '?')} calibration on "
         f"{report.get('calibration_inputs', '?')} inputs, {report.get('weights', '')}"
     )
+    smooth = report.get("smoothing")
+    if smooth:
+        print(f"inputs of {smooth['convs']} convs evened out per channel first (alpha {smooth['alpha']}): "
+              "an exact fp32 rewrite that lets one int8 scale fit every channel")
     sens = report.get("sensitivity") or {}
     if sens:
         print(f"per-layer sensitivity (depth abs_rel with only that conv int8, ONNX Runtime), "
