@@ -11,7 +11,10 @@ s_c = sqrt(max|x_c| / max|w_c|) (alpha 0.5) splits the spread between activation
 per output channel and absorb it. Measured on the trained default model at 640x192 (18 calibration frames of six
 scene types, drift on 6 held-out ones): decoder.8 alone 1.50 % -> 0.29 %, decoder.6 1.08 % -> 0.23 %, decoder.4
 0.82 % -> 0.12 %, every conv but the first and the head int8 with the ops between float 1.42 % -> 0.96 %
-(alpha 0.7: 0.92 %, 0.85: 0.87 %; 0.5 kept: it leaves the weights the most room).
+(alpha 0.7: 0.92 %, 0.85: 0.87 %; 0.5, SmoothQuant's default, kept: it gave the lowest single-layer drift on
+two of the three most sensitive convs, decoder.8 0.29 % against 0.38 % and 0.30 %, decoder.4 0.12 % against
+0.15 % and 0.21 % (decoder.6: 0.23 % against 0.26 % and 0.22 %), and those decide which convs the search can
+make int8).
 
 The division is an explicit `Mul` by a per-channel constant in front of each convolution (the producer, often an
 ELU or a reflection pad, is not scale-equivariant, so it cannot absorb it); it runs in float, on the tensor the
@@ -65,10 +68,15 @@ def channel_scales(act_max: np.ndarray, weight: np.ndarray, alpha: float = ALPHA
 
 def smooth_convs(model: onnx.ModelProto, convs: list[str], inputs: list[np.ndarray], alpha: float = ALPHA
                  ) -> dict[str, list[float]]:
-    """Rewrite `model` in place: each named Conv (plain group-1 convolutions with an initializer weight) reads its
-    input through a per-channel `Mul` by 1/s, its weights scaled by s. Returns {conv: scales} for the report."""
+    """Rewrite `model` in place: each named Conv (plain group-1 convolutions with a weight initializer of their own)
+    reads its input through a per-channel `Mul` by 1/s, its weights scaled by s. Returns {conv: scales}."""
     inits = {i.name: i for i in model.graph.initializer}
+    uses: dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
     chosen = [n for n in model.graph.node if n.name in set(convs) and n.op_type == "Conv" and n.input[1] in inits
+              and uses[n.input[1]] == 1  # a weight shared with another node cannot take this conv's scales
               and all(a.name != "group" or a.i == 1 for a in n.attribute)]
     maxima = channel_maxima(model, sorted({n.input[0] for n in chosen}), inputs)
     muls: dict[str, onnx.NodeProto] = {}
