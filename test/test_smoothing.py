@@ -98,3 +98,15 @@ def test_int8_reproduces_the_conv_better_after_smoothing():
         e_plain = int8_conv_error(*conv_input_and_weight(plain, conv, x))
         e_smooth = int8_conv_error(*conv_input_and_weight(smoothed, conv, x))
         assert e_smooth < 0.8 * e_plain, (conv, e_plain, e_smooth)  # measured 0.0070 -> 0.0045 on conv_a
+
+
+def test_a_weight_shared_by_two_convs_is_left_alone():
+    m = graph()
+    b = next(n for n in m.graph.node if n.name == "conv_b")
+    b.input[1], b.input[2] = "w_a", "b_a"  # conv_b now reads conv_a's weights
+    plain = onnx.ModelProto()
+    plain.CopyFrom(m)
+    assert smooth_convs(m, ["conv_a", "conv_b"], inputs()) == {}
+    x = inputs(3)[2]
+    for want, got in zip(run(plain, x), run(m, x)):
+        np.testing.assert_array_equal(got, want)
