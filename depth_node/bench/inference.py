@@ -558,8 +558,11 @@ def format_table(report: dict) -> str:
         lines.append(f"fastest CPU regardless of drift: {fastest['backend']} {fastest['median_ms']:.1f} ms "
                      f"({fastest['speedup_vs_eager']:.2f}x), abs_rel drift {fastest['abs_rel_drift']:.2%}")
     g = report["goals"]
+    parts = {True: "met", False: "not met", None: "-"}
     lines.append(f"goal (≥ {g['speedup_vs_eager']:g}x within {DRIFT_GOAL:.0%} drift, int8 ≥ "
-                 f"{INT8_PEAK_GOAL:.0%} of peak): {g['verdict']}")
+                 f"{INT8_PEAK_GOAL:.0%} of peak): {g['verdict']}"
+                 + ("" if g["speedup_met"] is None else f" (speedup {parts[g['speedup_met']]}, int8 peak "
+                                                         f"{parts[g['int8_peak_met']]})"))
     lines += [f"note: {n}" for n in report["notes"]]
     m = report["machine"]
     load = m["load"]
