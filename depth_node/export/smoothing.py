@@ -9,7 +9,8 @@ moved it by nothing measurable). A convolution is linear in each input channel, 
 by s_c and multiplying the weights' input channel c by s_c changes nothing in exact arithmetic; choosing
 s_c = sqrt(max|x_c| / max|w_c|) (alpha 0.5) splits the spread between activations and weights, whose scales are
 per output channel and absorb it. Measured on the trained default model at 640x192 (18 calibration frames of six
-scene types, drift on 6 held-out ones): decoder.8 alone 1.50 % -> 0.29 %, decoder.6 1.08 % -> 0.23 %, decoder.4
+scene types, drift on 6 held-out ones; the per-layer figures are also in the quantize.json of `depth-node bench`'s
+int8 graph, recipe 7 against 8): decoder.8 alone 1.50 % -> 0.29 %, decoder.6 1.08 % -> 0.23 %, decoder.4
 0.82 % -> 0.12 %, every conv but the first and the head int8 with the ops between float 1.42 % -> 0.96 %
 (alpha 0.7: 0.92 %, 0.85: 0.87 %; 0.5, SmoothQuant's default, kept: it gave the lowest single-layer drift on
 two of the three most sensitive convs, decoder.8 0.29 % against 0.38 % and 0.30 %, decoder.4 0.12 % against
