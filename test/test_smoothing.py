@@ -68,8 +68,7 @@ def int8_conv_error(act: np.ndarray, w: np.ndarray) -> float:
 
 def test_outputs_unchanged_and_each_conv_gets_its_own_mul():
     plain, smoothed = graph(), graph()
-    scales = smooth_convs(smoothed, ["conv_a", "conv_b"], inputs())
-    assert sorted(scales) == ["conv_a", "conv_b"]
+    assert sorted(smooth_convs(smoothed, ["conv_a", "conv_b"], inputs())) == ["conv_a", "conv_b"]
     muls = [n for n in smoothed.graph.node if n.name.endswith(SUFFIX)]
     assert len(muls) == 2 and all(m.op_type == "Mul" and m.input[0] == "uneven" for m in muls)
     for x in inputs(3):
@@ -106,7 +105,7 @@ def test_a_weight_shared_by_two_convs_is_left_alone():
     b.input[1], b.input[2] = "w_a", "b_a"  # conv_b now reads conv_a's weights
     plain = onnx.ModelProto()
     plain.CopyFrom(m)
-    assert smooth_convs(m, ["conv_a", "conv_b"], inputs()) == {}
+    assert smooth_convs(m, ["conv_a", "conv_b"], inputs()) == []
     x = inputs(3)[2]
     for want, got in zip(run(plain, x), run(m, x)):
         np.testing.assert_array_equal(got, want)

@@ -68,20 +68,22 @@ def channel_scales(act_max: np.ndarray, weight: np.ndarray, alpha: float = ALPHA
 
 
 def smooth_convs(model: onnx.ModelProto, convs: list[str], inputs: list[np.ndarray], alpha: float = ALPHA
-                 ) -> dict[str, list[float]]:
+                 ) -> list[str]:
     """Rewrite `model` in place: each named Conv (plain group-1 convolutions with a weight initializer of their own)
-    reads its input through a per-channel `Mul` by 1/s, its weights scaled by s. Returns {conv: scales}."""
+    reads its input through a per-channel `Mul` by 1/s, its weights scaled by s. Returns the convs rewritten."""
     inits = {i.name: i for i in model.graph.initializer}
     uses: dict[str, int] = {}
     for n in model.graph.node:
         for i in n.input:
             uses[i] = uses.get(i, 0) + 1
-    chosen = [n for n in model.graph.node if n.name in set(convs) and n.op_type == "Conv" and n.input[1] in inits
+    wanted = set(convs)
+    chosen = [n for n in model.graph.node if n.name in wanted and n.op_type == "Conv" and n.input[1] in inits
               and uses[n.input[1]] == 1  # a weight shared with another node cannot take this conv's scales
               and all(a.name != "group" or a.i == 1 for a in n.attribute)]
+    if not chosen:  # nothing to measure: no probe session
+        return []
     maxima = channel_maxima(model, sorted({n.input[0] for n in chosen}), inputs)
     muls: dict[str, onnx.NodeProto] = {}
-    scales = {}
     for n in chosen:
         w = numpy_helper.to_array(inits[n.input[1]])
         s = channel_scales(maxima[n.input[0]], w, alpha)
@@ -92,7 +94,6 @@ def smooth_convs(model: onnx.ModelProto, convs: list[str], inputs: list[np.ndarr
         out = f"{n.name}{SUFFIX}_output"
         muls[n.name] = helper.make_node("Mul", [n.input[0], inv], [out], name=f"{n.name}{SUFFIX}")
         n.input[0] = out
-        scales[n.name] = [round(float(v), 4) for v in s]
     nodes = []
     for n in model.graph.node:  # each Mul right before its conv: the list stays topologically sorted
         if n.name in muls:
@@ -100,4 +101,4 @@ def smooth_convs(model: onnx.ModelProto, convs: list[str], inputs: list[np.ndarr
         nodes.append(n)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    return scales
+    return list(muls)
