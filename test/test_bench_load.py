@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from depth_node.bench.load import _own_ticks, cpu_times, is_loaded, other_share
-from depth_node.bench.peak import cpu_ops_per_cycle, gpu_peak, peak_fraction
+from depth_node.bench.peak import cpu_ops_per_cycle, cpu_peak, gemm_proven_ghz, gpu_peak, peak_fraction
 
 TICK = os.sysconf("SC_CLK_TCK")
 BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
@@ -67,6 +68,33 @@ def test_other_share_arithmetic():
 ])
 def test_peak_model(flags, vendor, expected):
     assert cpu_ops_per_cycle(flags, vendor) == expected
+
+
+def _numpy_sgemm_gflops(n: int = 1024, runs: int = 4) -> float:
+    a = np.ones((n, n), np.float32)
+    a @ a
+    best = float("inf")
+    for _ in range(runs):
+        t = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def test_the_peak_is_never_below_a_measured_gemm():
+    """A VM reports its nominal clock while the host boosts: the peak must still be at least what a GEMM reaches,
+    else every '% of peak' is inflated (the 2-core EPYC VM: 166 GOP/s modelled, 209 measured)."""
+    rate = _numpy_sgemm_gflops()
+    peak = cpu_peak(gemm_gflops=rate)
+    per_cycle, cores = peak["ops_per_cycle_per_core"], peak["cores"]
+    assert peak["gops"]["fp32"] >= rate * 0.999  # rounding of the clock to 1 MHz
+    assert peak["ghz"] >= (peak["reported_ghz"] or 0.0)  # never below what the CPU reports
+    for precision, ops in per_cycle.items():  # the precisions keep their ratios to fp32
+        assert peak["gops"][precision] == pytest.approx(ops * cores * peak["ghz"], rel=1e-3)
+    assert gemm_proven_ghz(209.0, 32, 2) == pytest.approx(209.0 / 64)
+    low = cpu_peak(gemm_gflops=1.0)  # a GEMM far under the reported clock's peak proves nothing: reported clock
+    if low["reported_ghz"]:
+        assert low["ghz"] == low["reported_ghz"] and low["clock_source"] == low["reported_clock_source"]
 
 
 def test_peak_fraction_uses_the_rows_precision_and_device():

@@ -567,7 +567,9 @@ def format_table(report: dict) -> str:
     m = report["machine"]
     load = m["load"]
     lines.append(f"machine: {m['cpu']}, {m['usable_cores']} usable cores, flags {' '.join(m['cpu_flags'])}, "
-                 f"gpu {m['gpu']}; peak GOP/s {m['peak']['gops']}")
+                 f"gpu {m['gpu']}; peak GOP/s {m['peak']['gops']} at {m['peak']['ghz']} GHz "
+                 f"({m['peak']['clock_source']}; reported {m['peak']['reported_ghz']}, fp32 GEMM "
+                 f"{m['peak']['gemm_fp32_gflops']} GFLOP/s)")
     lines.append(f"load: {'LOADED' if m['loaded'] else 'idle'} — other processes used "
                  f"{_fmt(load['other_cpu_mean'], '.0%')} of the CPUs on average (p90 "
                  f"{_fmt(load['other_cpu_p90'], '.0%')}, max {_fmt(load['other_cpu_max'], '.0%')})")
