@@ -9,6 +9,7 @@ without /proc/cpuinfo (macOS, some containers) degrades the same way everywhere:
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -58,3 +59,12 @@ def has_native_bf16() -> bool:
 def has_int8_dot() -> bool:
     """int8 dot-product instructions (VNNI, AMX): u8×s8 products accumulate in int32 without int16 saturation."""
     return bool(cpu_flags() & INT8_DOT)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (taskset, cgroup cpusets on robots and in containers), not
+    the machine's count — a runtime told to use 16 threads on 2 allowed cores runs several times slower."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

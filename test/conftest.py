@@ -123,7 +123,7 @@ def write_small_drive(out: Path, seed: int, frames: int, fmt: str = "kitti", wid
 # subprocesses). Two workers fill it, but two processes that each size their thread pools to the whole machine
 # (torch, ONNX Runtime, OpenVINO) spin against each other and run several times slower. So each worker, and every
 # process it starts, is pinned to its own share of the CPUs: the runtimes read the affinity mask
-# (inference.base.usable_cpus, OpenMP) and size their pools to it.
+# (cpu_info.usable_cpus, OpenMP) and size their pools to it.
 # Scheduling (`pytest_xdist_make_scheduler`) keeps a file's tests (and its module-scoped fixtures) on one worker.
 # Files with ROS tests may run beside each other: each uses its own ROS_DOMAIN_ID (`test_domains_are_unique`),
 # and a worker's processes keep to its CPU. (xdist's own `--dist loadgroup` renames node IDs, which pytest 9 no

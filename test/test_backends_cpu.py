@@ -15,11 +15,12 @@ import torch
 from depth_node.checkpoints.model_file import ModelFile, save_model
 from depth_node.evaluate.drift import drift
 from depth_node.export.cache import onnx_for
+from depth_node.export.openvino_cpu import cpu_has_bf16
 from depth_node.export.quantize import network_inputs, quantized_onnx
 from depth_node.inference.base import BackendError, ModelInfo
 from depth_node.inference.factory import create_backend, resolve
 from depth_node.inference.onnxruntime_backend import OnnxRuntimeBackend
-from depth_node.inference.openvino_backend import OpenVinoBackend, cpu_has_bf16
+from depth_node.inference.openvino_backend import OpenVinoBackend
 from depth_node.networks.monodepth2 import DepthNet, PoseNet
 from depth_node.sim.calibration import drive_frames
 

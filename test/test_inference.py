@@ -165,6 +165,6 @@ def test_usable_cpus_follow_the_affinity_mask():
     import sys
 
     code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
-            "from depth_node.inference.base import usable_cpus; print(usable_cpus())")
+            "from depth_node.cpu_info import usable_cpus; print(usable_cpus())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1"

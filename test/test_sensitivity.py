@@ -69,13 +69,13 @@ def ort_depth(path, xs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def ov_depth(path, xs: list[np.ndarray]) -> list[np.ndarray]:
-    """OpenVINO's own int8 kernels on the same file, the float layers at the precision the openvino backend gives
-    them (bf16 where the CPU has it natively, else f32)."""
+    """OpenVINO's own int8 kernels on the same file, compiled with the openvino backend's settings (the float
+    layers in bf16 where the CPU has it natively, else f32)."""
     ov = pytest.importorskip("openvino")
-    from depth_node.inference.openvino_backend import float_hint
+    from depth_node.export.openvino_cpu import cpu_config
 
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": float_hint("int8")})
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", cpu_config("int8"))
     return [compiled([x])[compiled.output("depth")].copy() for x in xs]
 
 

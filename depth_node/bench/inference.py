@@ -193,7 +193,7 @@ def at_resolution(model: ModelFile, width: int, height: int) -> ModelFile:
 
 def cpu_bf16() -> bool:
     try:
-        from depth_node.inference.openvino_backend import cpu_has_bf16
+        from depth_node.export.openvino_cpu import cpu_has_bf16
 
         return cpu_has_bf16()
     except Exception:

@@ -59,7 +59,7 @@ def cpu_busy_fraction(seconds: float = 1.0) -> float | None:
 
 
 def machine_info() -> dict:
-    from depth_node.inference.base import usable_cpus
+    from depth_node.cpu_info import usable_cpus
 
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

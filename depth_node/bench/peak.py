@@ -107,11 +107,9 @@ def cpu_ops_per_cycle(flags: set[str], vendor: str) -> dict[str, int]:
 def cpu_peak(gemm_gflops: float | None = None) -> dict:
     """The CPU's peak GOP/s per precision, with every input of the model so a reader can redo the arithmetic.
     `gemm_gflops`: a measured fp32 GEMM rate to prove the clock with (default: `gemm_fp32_gflops()`)."""
-    from depth_node.inference.base import usable_cpus
-
     vendor, flags = cpu_info.cpu_vendor(), set(cpu_info.cpu_flags())
     nominal, nominal_source = cpu_ghz()
-    cores = usable_cpus()
+    cores = cpu_info.usable_cpus()
     per_cycle = cpu_ops_per_cycle(flags, vendor)
     gemm = gemm_fp32_gflops() if gemm_gflops is None else gemm_gflops
     proven = gemm_proven_ghz(gemm, per_cycle["fp32"], cores)

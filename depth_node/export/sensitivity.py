@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_node.cpu_info import has_native_bf16
+from depth_node.export.openvino_cpu import core, cpu_config
 
 # (out, nodes kept float, nodes to quantize or None for all others, convs with 7-bit weights)
 Build = Callable[[Path, list[str], list[str] | None, list[str]], None]
@@ -55,15 +55,11 @@ def run_graph(path: Path, input_name: str, output: str, inputs: list[np.ndarray]
 
 
 def run_openvino(path: Path, output: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The graph through OpenVINO's CPU plugin as the openvino backend runs an int8 graph: its int8 kernels for the
-    Q/DQ parts, the float layers in bf16 where the CPU computes bf16 natively (`float_hint` there), else f32; so
-    the drift budget holds for what runs."""
-    import openvino as ov
-    import openvino.properties.hint as hints
-
-    core = ov.Core()
-    precision = "bf16" if has_native_bf16() else "f32"
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {hints.inference_precision: precision})
+    """The graph through OpenVINO's CPU plugin with the openvino backend's settings for an int8 graph
+    (`export.openvino_cpu`): its int8 kernels for the Q/DQ parts, the float layers in bf16 where the CPU computes
+    bf16 natively, else f32; so the drift budget holds for what runs."""
+    ov = core()
+    compiled = ov.compile_model(ov.read_model(str(path)), "CPU", cpu_config("int8"))
     request = compiled.create_infer_request()
     index = next(i for i, p in enumerate(compiled.outputs) if output in p.get_names())
     out = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,18 +18,9 @@ import numpy as np
 from depth_node.checkpoints.camera_record import derive_camera_record
 from depth_node.errors import BackendError
 
-__all__ = ["Backend", "BackendError", "GraphRunner", "ModelInfo", "usable_cpus"]
+__all__ = ["Backend", "BackendError", "GraphRunner", "ModelInfo"]
 
 log = logging.getLogger(__name__)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity mask (taskset, cgroup cpusets on robots and in containers), not
-    the machine's count — a runtime told to use 16 threads on 2 allowed cores runs several times slower."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def resolve(backend: str = "auto", precision: str = "auto", device: str = "auto"
         raise BackendError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
     if precision == "auto":
         if backend == "openvino":
-            from depth_node.inference.openvino_backend import cpu_has_bf16
+            from depth_node.export.openvino_cpu import cpu_has_bf16
 
             precision = "bf16" if cpu_has_bf16() else "fp32"
         elif backend == "torch" and device.startswith("cuda"):

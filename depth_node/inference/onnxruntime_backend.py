@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_node.inference.base import Backend, BackendError, ModelInfo, usable_cpus
+from depth_node.cpu_info import usable_cpus
+from depth_node.inference.base import Backend, BackendError, ModelInfo
 
 
 def _ort():

@@ -3,8 +3,8 @@ VNNI/AMX), and Intel integrated GPUs.
 
 Reads the same ONNX files as ONNX Runtime; precision is a compile-time hint, so fp32 and bf16 share one file.
 A Q/DQ ONNX (from `depth-node quantize`) runs as int8: OpenVINO turns its Q/DQ pairs into FakeQuantize and
-picks int8 kernels; what the graph keeps in float runs at f32 (not the CPU's default bf16), so int8 adds no
-bf16 error of its own to the fp32 head.
+picks int8 kernels; what the graph keeps in float runs in bf16 where the CPU computes bf16 natively, else f32.
+The compile settings are written once in `export.openvino_cpu`, where the int8 search also reads them.
 
 On the CPU a graph is compiled once and cached (OpenVINO's CACHE_DIR, in a folder of the project's cache keyed
 by the file's content, the compile settings, OpenVINO's version and the CPU); later loads import the compiled
@@ -16,7 +16,6 @@ process, so that compile's peak memory is not the node's either, then imports it
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -29,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from depth_node.cpu_info import has_native_bf16
-from depth_node.inference.base import Backend, BackendError, ModelInfo, usable_cpus
+from depth_node.export.openvino_cpu import HINTS, cpu_config, cpu_has_bf16
+from depth_node.export.openvino_cpu import core as _shared_core
+from depth_node.inference.base import Backend, BackendError, ModelInfo
 from depth_node.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)
 
 DEVICES = {"cpu": "CPU", "gpu": "GPU", "igpu": "GPU"}
-HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: the precision of the layers left float
 FOLDER = "openvino"
 
 
@@ -49,31 +48,9 @@ def _ov():
         raise BackendError("OpenVINO is not installed: pip install openvino (or use backend onnxruntime)") from exc
 
 
-@functools.lru_cache(maxsize=1)
 def _core():
-    return _ov().Core()
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """True where bf16 is a native compute type (AVX512_BF16 or AMX), so bf16 is faster, not emulated."""
-    try:
-        caps = _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-        return "BF16" in [str(c).upper() for c in caps]
-    except Exception:
-        return has_native_bf16()
-
-
-def float_hint(precision: str) -> str:
-    """OpenVINO's CPU inference precision for `precision`. In an int8 graph it is the precision of the layers the
-    quantizer left float (first conv, heads, the convolutions the drift-budgeted search kept float): bf16 where
-    the CPU computes it natively. Measured on a 2-core AMD EPYC (AVX-512 BF16/VNNI, no AMX), trained default
-    model at 640x192: its 7 float convolutions (2 of 8 GMAC) took 23 ms in f32 and 12 ms in bf16, the whole
-    graph 41 -> 28 ms, with the depth drift against fp32 unchanged (0.65 % -> 0.64 % on 8 held-out frames): bf16
-    moves depth ~0.2 % where it runs everywhere, less on a quarter of the work."""
-    if precision == "int8" and cpu_has_bf16():
-        return "bf16"
-    return HINTS[precision]
+    _ov()  # a clear error where OpenVINO is missing
+    return _shared_core()
 
 
 def ov_device(device: str) -> str:
@@ -166,15 +143,8 @@ class _Graph:
         if ov_dev.startswith("GPU") and ov_dev.split(".")[0] not in {d.split(".")[0] for d in core.available_devices}:
             raise BackendError(f"OpenVINO sees no GPU here (devices: {', '.join(core.available_devices)}); use cpu")
         # plain strings: the same settings reach a child process compiling into the cache (`_fill_cache`)
-        config = {"PERFORMANCE_HINT": "LATENCY"}
-        if ov_dev == "CPU":
-            config["INFERENCE_NUM_THREADS"] = str(usable_cpus())
-            config["INFERENCE_PRECISION_HINT"] = float_hint(precision)
-            # unpinned: a worker pinned to one core waits there while other threads (the node's executor, the
-            # DDS transport, other processes) hold that core, though another is free (interleaved on this 2-core
-            # machine under load: depth median 144 vs 150, 150 vs 157, 194 vs 216 ms)
-            config["ENABLE_CPU_PINNING"] = "False"
-        elif precision == "fp32":
+        config = cpu_config(precision) if ov_dev == "CPU" else {"PERFORMANCE_HINT": "LATENCY"}
+        if ov_dev != "CPU" and precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"  # GPUs default to f16
         try:
             # only int8 asks (whether the graph has Q/DQ): reading it costs a transient copy of its weights
