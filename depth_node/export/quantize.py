@@ -331,12 +331,17 @@ def split_validation(inputs: list[np.ndarray]) -> tuple[list[np.ndarray], list[n
     return inputs[:-n], inputs[-n:]
 
 
-def mixed_precision(build, pre: Path, model: onnx.ModelProto, always: list[str], val: list[np.ndarray],
-                    target: float | None, analyze: bool | None, progress) -> dict:
-    """The float layers and weight widths of a depth graph (per-layer sensitivity, then `budgeted_int8`), or for
-    another graph (pose) int8 everywhere but `always`; with the drift of every trial on the validation inputs."""
+def candidate_convs(model: onnx.ModelProto, always: list[str]) -> list[str]:
+    """The convolutions that may run int8: all but those always kept float (first conv, heads)."""
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in always]
+
+
+def mixed_precision(build, pre: Path, model: onnx.ModelProto, always: list[str], convs: list[str],
+                    val: list[np.ndarray], target: float | None, analyze: bool | None, progress) -> dict:
+    """The float layers and weight widths of a depth graph (per-layer sensitivity of `convs`, then
+    `budgeted_int8`), or for another graph (pose) int8 everywhere but `always`; with the drift of every trial on
+    the validation inputs."""
     names = [o.name for o in model.graph.output]
-    convs = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in always]
     seven_all = convs if seven_bit_weights() else []
     out = {"keep": always, "seven": seven_all, "sensitivity": {}, "trials": [], "validation_abs_rel": None}
     if "depth" not in names or not target:
@@ -380,15 +385,15 @@ def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetri
         always = sorted(set(head_nodes(model)) | set(first_conv_nodes(model)))
         searched = bool(target_drift) and "depth" in [o.name for o in model.graph.output]
         cal, val = split_validation(inputs) if searched else (inputs, [])
-        smoothed = smooth_convs(model, [n.name for n in model.graph.node if n.op_type == "Conv"
-                                        and n.name not in always], cal) if searched else {}
+        convs = candidate_convs(model, always)
+        smoothed = smooth_convs(model, convs, cal) if searched else []
         onnx.save(model, str(pre))
         build, method = _calibrated_builder(pre, tmp, model, cal, symmetric)
-        mixed = mixed_precision(build, pre, model, always, val, target_drift, analyze, progress)
+        mixed = mixed_precision(build, pre, model, always, convs, val, target_drift, analyze, progress)
         final = tmp / "q.onnx"
         build(final, mixed["keep"], None, mixed["seven"])
         q = onnx.load(str(final))
-    convs = {n.name for n in model.graph.node if n.op_type == "Conv"}
+    all_convs = {n.name for n in model.graph.node if n.op_type == "Conv"}
     report = {
         "recipe_version": RECIPE_VERSION,
         "calibration_method": method,
@@ -401,8 +406,8 @@ def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetri
         "validation_inputs": len(val),
         "target_drift": target_drift,
         "validation_abs_rel": mixed["validation_abs_rel"],
-        "float_layers": [n for n in mixed["keep"] if n not in always and n in convs],  # convs the search kept float
-        "float_ops_between": any(n not in convs and n not in always for n in mixed["keep"]),
+        "float_layers": [n for n in mixed["keep"] if n in convs],  # the convs the search kept float
+        "float_ops_between": any(n not in all_convs and n not in always for n in mixed["keep"]),
         "kept_fp32": mixed["keep"],
         "sensitivity": {k: round(v, 5) for k, v in mixed["sensitivity"].items()},
         "trials": mixed["trials"],
