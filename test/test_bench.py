@@ -22,7 +22,7 @@ from depth_node.errors import DepthNodeError
 from depth_node.networks.monodepth2 import DepthNet
 
 ROW_KEYS = {"backend", "precision", "device", "net", "resolution", "median_ms", "p90_ms", "gops", "peak_fraction",
-            "abs_rel_drift", "other_cpu", "loaded"}
+            "abs_rel_drift", "other_cpu", "loaded", "cpu_speed", "slow_blocks_left_out", "throttled"}
 HOG_SECONDS = 400  # upper bound on the busy loops' life: they are killed when the run ends
 HOG = """
 import subprocess, sys
@@ -114,7 +114,9 @@ def test_quick_bench_writes_the_contract(loaded_run, model_file):
         assert key in r, key
     assert r["eager_fp32_ms_640x192"] > 0
     m = r["machine"]
-    assert {"cpu", "cores", "usable_cores", "cpu_flags", "versions", "date", "peak", "load", "loaded"} <= set(m)
+    assert {"cpu", "cores", "usable_cores", "cpu_flags", "versions", "date", "peak", "load", "loaded", "speed",
+            "throttled"} <= set(m)
+    assert m["speed"]["best_gflops"] > 0 and m["speed"]["slow_blocks_left_out"] >= 0
     assert m["versions"]["torch"] and m["versions"]["onnxruntime"]
     assert m["peak"]["cores"] == m["usable_cores"] and m["peak"]["gops"]["int8"] >= m["peak"]["gops"]["fp32"] > 0
     pp = r["pre_post"]["640x192"]

@@ -25,7 +25,8 @@ import torch
 from depth_node.bench.flops import count_flops
 from depth_node.bench.load import LoadMonitor
 from depth_node.bench.machine import machine_info, machine_with_load, write_report
-from depth_node.bench.peak import cpu_peak, peak_fraction
+from depth_node.bench.peak import cpu_peak, gemm_fp32_gflops, peak_fraction
+from depth_node.bench.speed import FULL_SPEED, SpeedProbe
 from depth_node.bench.timing import Timing, interleaved
 from depth_node.checkpoints.model_file import ModelFile, build_depth_net, build_pose_net, load_model
 from depth_node.errors import DepthNodeError
@@ -301,20 +302,25 @@ def pose_drift(run: Callable[[np.ndarray], dict], inputs: Inputs) -> dict:
     return {"max_abs_err": worst, "translation_rel_err": float(np.mean(rel)) if rel else None}
 
 
-def _row(cand: Candidate, net: str, res: str, timing: Timing | None, flops: int | None, peaks: dict | None = None,
-         **extra) -> dict:
+def _row(cand: Candidate, net: str, res: str, timing: Timing | None, flops: int | None, **extra) -> dict:
     row = {"backend": cand.backend, "precision": cand.precision, "device": cand.device, "net": net, "resolution": res}
     if timing is not None:
         row.update(timing.as_dict())
         gops = round(flops / 1e9 / (timing.median_ms / 1e3), 2) if flops and timing.median_ms > 0 else None
         row["gflop"] = round(flops / 1e9, 3) if flops else None
         row["gops"] = gops  # achieved: the graph's multiply-adds × 2 over the median latency
-        row["peak_fraction"] = peak_fraction(gops, cand.device, cand.precision, peaks["cpu"], peaks["gpu"]) \
-            if peaks else None
+        row["peak_fraction"] = None  # `add_peak_fractions`, once the run's fastest GEMM is known
     else:
         row.update({"median_ms": None, "p90_ms": None, "gops": None, "peak_fraction": None})
     row.update(extra)
     return row
+
+
+def add_peak_fractions(rows: list[dict], peaks: dict) -> None:
+    """Each timed row's achieved rate over the peak of its device and precision."""
+    for r in rows:
+        if r.get("gops"):
+            r["peak_fraction"] = peak_fraction(r["gops"], r["device"], r["precision"], peaks["cpu"], peaks["gpu"])
 
 
 def _error_message(exc: Exception) -> str:
@@ -343,7 +349,8 @@ def open_backend(cand: Candidate, model: ModelFile, inputs: Inputs, settings: Se
 
 
 def resolution_rows(model: ModelFile, inputs: Inputs, settings: Settings, res: str, flops: dict,
-                    plan: list[Candidate], calibration, peaks: dict, progress: Callable[[str], None]) -> list[dict]:
+                    plan: list[Candidate], calibration, probe: SpeedProbe, progress: Callable[[str], None]
+                    ) -> list[dict]:
     """Eager fp32 and every candidate at one resolution, timed in alternating blocks (`timing.interleaved`), then
     each candidate's drift on the held-out frames. The eager baseline is the reference implementation's
     inference: DepthNet forward with all 4 decoder scales, fp32, NCHW, no_grad (PoseNet likewise)."""
@@ -374,18 +381,18 @@ def resolution_rows(model: ModelFile, inputs: Inputs, settings: Settings, res: s
                     syncs[(cand.label, n)] = torch.cuda.synchronize
     try:
         progress(f"{res} timing {len(fns)} candidates interleaved")
-        timings = interleaved(fns, settings.iters, settings.warmup, ROUNDS, syncs)
+        timings = interleaved(fns, settings.iters, settings.warmup, ROUNDS, syncs, probe)
         for key, t in timings.items():
             cand, backend = owners[key]
             n = key[1]
             if backend is None:  # the eager baseline: drift 0 by definition
                 extra = {"abs_rel_drift": 0.0, "max_abs_err": 0.0} if n == "depth" else {"max_abs_err": 0.0}
                 extra["note"] = "baseline: all 4 scales, NCHW, no_grad" if n == "depth" else "baseline"
-                rows.append(_row(cand, n, res, t, flops["eager_depth" if n == "depth" else "pose"], peaks, **extra))
+                rows.append(_row(cand, n, res, t, flops["eager_depth" if n == "depth" else "pose"], **extra))
             elif n == "depth":
-                rows.append(_row(cand, n, res, t, flops["depth"], peaks, **depth_drift(backend.run_depth, inputs)))
+                rows.append(_row(cand, n, res, t, flops["depth"], **depth_drift(backend.run_depth, inputs)))
             else:
-                rows.append(_row(cand, n, res, t, flops["pose"], peaks, **pose_drift(backend.run_pose, inputs)))
+                rows.append(_row(cand, n, res, t, flops["pose"], **pose_drift(backend.run_pose, inputs)))
     finally:
         for backend in opened:
             backend.close()
@@ -398,13 +405,15 @@ def _no_grad(net: torch.nn.Module, x: torch.Tensor):
         return net(x)
 
 
-def prepost_timing(frame: np.ndarray, width: int, height: int, settings: Settings) -> dict:
+def prepost_timing(frame: np.ndarray, width: int, height: int, settings: Settings, probe: SpeedProbe | None = None
+                   ) -> dict:
     """The per-frame work around the network: camera frame → network input, network depth → camera size."""
     from depth_node.inference.preprocess import resize_depth, to_network_input
 
     depth = np.random.default_rng(0).uniform(1.0, 80.0, (height, width)).astype(np.float32)
     t = interleaved({"pre": lambda: to_network_input(frame, height, width),
-                     "post": lambda: resize_depth(depth, *CAMERA_SIZE)}, settings.iters, settings.warmup, ROUNDS)
+                     "post": lambda: resize_depth(depth, *CAMERA_SIZE)}, settings.iters, settings.warmup, ROUNDS,
+                    probe=probe)
     return {
         "frame": f"{frame.shape[1]}x{frame.shape[0]}",
         "preprocess": {"median_ms": round(t["pre"].median_ms, 3), "p90_ms": round(t["pre"].p90_ms, 3)},
@@ -481,6 +490,10 @@ def goals(ref: dict, machine: dict) -> dict:
     if machine["loaded"]:
         out["verdict"] = "not judged: other processes used the CPU during the run (machine.load); re-run when idle"
         return out
+    if machine.get("throttled"):
+        out["verdict"] = ("not judged: a candidate ran only while the CPU was slow (machine.speed); re-run when "
+                          "the machine is quiet")
+        return out
     out["speedup_met"] = bool(speedup is not None and speedup >= target)
     peak = ref.get("best_int8_peak_fraction")
     out["int8_peak_met"] = None if peak is None else bool(peak >= INT8_PEAK_GOAL)
@@ -533,6 +546,7 @@ def format_row(r: dict) -> str:
     drift = r.get("abs_rel_drift")
     flag = "" if r.get("meets_drift_goal") in (None, True) else f"  > {DRIFT_GOAL:.0%} drift"
     flag += "  LOADED" if r.get("loaded") else ""
+    flag += "  SLOW CPU" if r.get("throttled") else ""
     return (f"{head} {_fmt(r['median_ms'], '8.1f')} {_fmt(r['p90_ms'], '8.1f')} {_fmt(r.get('gops'), '7.0f')} "
             f"{_fmt(r.get('peak_fraction'), '6.1%')} {_fmt(r.get('speedup_vs_eager'), '6.2f')}x "
             f"{_fmt(drift, '8.2%')} {_fmt(r.get('max_abs_err'), '8.2g')}{flag}")
@@ -573,6 +587,11 @@ def format_table(report: dict) -> str:
     lines.append(f"load: {'LOADED' if m['loaded'] else 'idle'} — other processes used "
                  f"{_fmt(load['other_cpu_mean'], '.0%')} of the CPUs on average (p90 "
                  f"{_fmt(load['other_cpu_p90'], '.0%')}, max {_fmt(load['other_cpu_max'], '.0%')})")
+    speed = m.get("speed")
+    if speed:
+        lines.append(f"cpu speed: {'SLOW' if m.get('throttled') else 'full'} — fastest probe {speed['best_gflops']} "
+                     f"GFLOP/s; {speed['slow_blocks_left_out']} timing blocks run under "
+                     f"{speed['full_speed_fraction']:.0%} of it were left out and timed again")
     return "\n".join(lines)
 
 
@@ -604,7 +623,7 @@ def run(args: argparse.Namespace) -> int:
                      "drift is pessimistic (this net amplifies input noise: ±1/255 moves its depth ~0.8 %)")
     # held-out frames (scenes and seeds the calibration never saw) at the camera's size, resized like live frames
     frames = scene_frames(max(2, settings.drift_frames), *CAMERA_SIZE, held_out=True)
-    peaks = {"cpu": cpu_peak(), "gpu": machine_info()["gpu"]}
+    probe = SpeedProbe()
     rows: list[dict] = []
     prepost: dict[str, dict] = {}
     bar = tqdm(total=len(settings.resolutions), desc="bench", unit="res", disable=args.no_progress, file=sys.stderr)
@@ -616,16 +635,25 @@ def run(args: argparse.Namespace) -> int:
             reference_outputs(m, inputs, settings.nets)
             calibration = calibration_set(settings, m) if any(c.precision == "int8" for c in plan) else None
             rows += resolution_rows(m, inputs, settings, res, count_all_flops(m, width, height), plan, calibration,
-                                    peaks, bar.set_postfix_str)
-            prepost[res] = prepost_timing(frames[0], width, height, settings)
+                                    probe, bar.set_postfix_str)
+            prepost[res] = prepost_timing(frames[0], width, height, settings, probe)
             bar.update()
     bar.close()
     load = monitor.summary()
     loaded = load["loaded"] or any(r.get("loaded") for r in rows)
-    machine = {**machine_with_load(load), "peak": peaks["cpu"], "loaded": bool(loaded)}  # rows' own load too
+    # the clock the fastest GEMM of the run proves: at start (2048x2048) or any speed probe (512x512)
+    peaks = {"cpu": cpu_peak(max(gemm_fp32_gflops(), probe.best)), "gpu": machine_info()["gpu"]}
+    add_peak_fractions(rows, peaks)
+    machine = {**machine_with_load(load), "peak": peaks["cpu"], "loaded": bool(loaded),  # rows' own load too
+               "speed": {**probe.summary(), "slow_blocks_left_out": sum(r.get("slow_blocks_left_out") or 0
+                                                                        for r in rows)},
+               "throttled": any(r.get("throttled") for r in rows)}
     if loaded:
         notes.append("LOADED machine: other processes used the CPU during the run (machine.load); latencies are "
                      "inflated, eager PyTorch's most, so speedups are overstated and no goal verdict is given")
+    if machine["throttled"]:
+        notes.append("SLOW CPU: some candidate was timed only while the CPU ran under "
+                     f"{FULL_SPEED:.0%} of its fastest speed in this run (machine.speed); no goal verdict is given")
     report = build_report(rows, prepost, settings, weights, model, notes, time.perf_counter() - started, machine)
     print(format_table(report))
     write_report(report, getattr(args, "json", None))

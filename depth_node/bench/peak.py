@@ -64,21 +64,27 @@ def cpu_ghz() -> tuple[float | None, str]:
     return None, "unknown"
 
 
+def gemm_gflops(a, b, runs: int, budget_s: float = float("inf")) -> float:
+    """The best rate (GFLOP/s) of `a @ b` (NumPy arrays or PyTorch tensors) over `runs` products, or fewer once
+    `budget_s` has passed."""
+    best, start = float("inf"), time.perf_counter()
+    for _ in range(runs):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+        if time.perf_counter() - start > budget_s:
+            break
+    return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / best / 1e9
+
+
 @functools.cache
 def gemm_fp32_gflops(n: int = GEMM_N, runs: int = 6) -> float:
     """The best rate (GFLOP/s) of NumPy's fp32 matrix product on this process's CPUs, after two warm-up products.
     Cached: measured once per process. A busy machine only lowers it, which keeps it a lower bound of the peak."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
-    best, start = float("inf"), time.perf_counter()
-    for i in range(runs + 2):
-        t = time.perf_counter()
-        a @ b
-        if i >= 2:
-            best = min(best, time.perf_counter() - t)
-        if time.perf_counter() - start > GEMM_BUDGET_S and best < float("inf"):
-            break
-    return 2.0 * n**3 / best / 1e9
+    gemm_gflops(a, b, 2)
+    return gemm_gflops(a, b, runs, GEMM_BUDGET_S)
 
 
 def gemm_proven_ghz(gemm_gflops: float, fp32_ops_per_cycle: int, cores: int) -> float:
