@@ -185,6 +185,19 @@ def test_no_goal_verdict_from_a_loaded_run():
     assert loaded["verdict"].startswith("not judged")
 
 
+def test_no_goal_verdict_when_a_compared_row_ran_only_on_a_slow_cpu():
+    rows = [_row(EAGER, "fp32", 100.0, 0.0), _row("openvino", "int8", 20.0, 0.005),
+            _row("onnxruntime", "int8", 30.0, 0.005, net="pose", res="1024x320")]
+    rows[1]["peak_fraction"] = 0.6
+    rows[2]["throttled"] = True  # outside the verdict: another net and resolution
+    mark_rows(rows)
+    machine = {"loaded": False, "cpu_flags": ["avx512_vnni"], "throttled": True}
+    assert goals(summarize(rows, "640x192"), machine)["verdict"] == "met"
+    rows[1]["throttled"] = True  # the candidate the verdict compares
+    slow = goals(summarize(rows, "640x192"), machine)
+    assert slow["speedup_met"] is None and slow["verdict"].startswith("not judged")
+
+
 def test_resolution_parsing():
     assert parse_resolutions("640x192, 1024x320") == [(640, 192), (1024, 320)]
     for bad in ("640", "100x50", "axb"):

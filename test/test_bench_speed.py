@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from depth_node.bench.speed import FULL_SPEED, SpeedProbe
+from depth_node.bench.speed import FULL_SPEED, MAKEUP_PASSES, SpeedProbe
 from depth_node.bench.timing import interleaved
 
 FAST_S, SLOW_S = 0.002, 0.006
@@ -67,9 +67,10 @@ def test_a_candidate_that_never_ran_at_full_speed_is_marked_throttled():
     m = ScriptedMachine(lambda k: k > 0)  # one fast reading first, slow ever after
     t = interleaved({"a": m.work}, iters=6, warmup=0, rounds=3, probe=m)["a"]
     assert t.throttled and t.cpu_speed == 0.5
-    # all blocks kept: the three first ones and three make-up passes of three blocks each (each pass asks for the
+    # all blocks kept: the three first ones and MAKEUP_PASSES passes of three blocks each (each pass asks for the
     # three full-speed blocks still missing), two calls a block
-    assert t.iters == (3 + 3 * 3) * 2 and t.slow_blocks == 12
+    blocks = 3 + MAKEUP_PASSES * 3
+    assert t.iters == blocks * 2 and t.slow_blocks == blocks
     assert t.median_ms > 1000 * (FAST_S + SLOW_S) / 2  # its figures are the slow CPU's, and say so
 
 

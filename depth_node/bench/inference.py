@@ -469,6 +469,8 @@ def summarize(rows: list[dict], resolution: str) -> dict:
 
     return {
         "eager_fp32_ms": eager["median_ms"] if eager else None,
+        # a row the verdict compares was timed only on a slow CPU (`bench.speed`)
+        "throttled": any(r.get("throttled") for r in [eager, *cpu] if r),
         "best_cpu": brief(best),
         "fastest_cpu_any_drift": brief(fastest),
         "best_int8_peak_fraction": max(int8) if int8 else None,
@@ -490,9 +492,9 @@ def goals(ref: dict, machine: dict) -> dict:
     if machine["loaded"]:
         out["verdict"] = "not judged: other processes used the CPU during the run (machine.load); re-run when idle"
         return out
-    if machine.get("throttled"):
-        out["verdict"] = ("not judged: a candidate ran only while the CPU was slow (machine.speed); re-run when "
-                          "the machine is quiet")
+    if ref.get("throttled"):
+        out["verdict"] = (f"not judged: a {REFERENCE_RESOLUTION} depth row ran only while the CPU was slow "
+                          "(machine.speed); re-run when the machine is quiet")
         return out
     out["speedup_met"] = bool(speedup is not None and speedup >= target)
     peak = ref.get("best_int8_peak_fraction")
@@ -652,8 +654,9 @@ def run(args: argparse.Namespace) -> int:
         notes.append("LOADED machine: other processes used the CPU during the run (machine.load); latencies are "
                      "inflated, eager PyTorch's most, so speedups are overstated and no goal verdict is given")
     if machine["throttled"]:
-        notes.append("SLOW CPU: some candidate was timed only while the CPU ran under "
-                     f"{FULL_SPEED:.0%} of its fastest speed in this run (machine.speed); no goal verdict is given")
+        notes.append("SLOW CPU: a row marked so was timed only while the CPU ran under "
+                     f"{FULL_SPEED:.0%} of its fastest speed in this run (machine.speed): its figures are the slow "
+                     "CPU's; no goal verdict is given where it is one the verdict compares")
     report = build_report(rows, prepost, settings, weights, model, notes, time.perf_counter() - started, machine)
     print(format_table(report))
     write_report(report, getattr(args, "json", None))

@@ -24,6 +24,9 @@ from depth_node.bench.peak import gemm_gflops
 PROBE_N = 512  # 0.27 GFLOP: ~1.6 ms on two Zen 4 cores (~170 GFLOP/s)
 PROBE_RUNS = 3
 FULL_SPEED = 0.9  # a block whose probe read under 90 % of the run's fastest ran in a slow stretch
+# passes that time again the blocks run slow: two bound the cost (the default bench, 7.5 min with three on a VM
+# in a slow spell, 146 blocks timed again) while a slow stretch of 5-20 s is usually over by the second
+MAKEUP_PASSES = 2
 
 
 class SpeedProbe:

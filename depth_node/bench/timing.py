@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from depth_node.bench.load import CpuTimes, cpu_times, is_loaded
-from depth_node.bench.speed import SpeedProbe
+from depth_node.bench.speed import MAKEUP_PASSES, SpeedProbe
 
 
 @dataclass
@@ -77,7 +77,7 @@ def measure(fn: Callable[[], object], iters: int, warmup: int, sync: Callable[[]
 class _Block:
     times: list[float]
     speed: float | None  # the probe's slower reading around the block (None without a probe)
-    window: tuple[CpuTimes, CpuTimes] | None = field(default=None)
+    window: tuple[CpuTimes, CpuTimes] | None = None
 
 
 def _block(fn: Callable[[], object], n: int, sync: Callable[[], None] | None, probe: SpeedProbe | None) -> _Block:
@@ -99,8 +99,8 @@ def interleaved(fns: dict[Hashable, Callable[[], object]], iters: int, warmup: i
                 ) -> dict[Hashable, Timing]:
     """`iters` timed calls of each fn, split over `rounds` alternating blocks. With a `probe`, a block timed while
     the CPU ran slow (`SpeedProbe.is_slow` against the whole run's fastest reading) is left out and a new block
-    is timed in its place, for up to `rounds` passes; a candidate left with no full-speed block keeps all of
-    its blocks and is marked `throttled`."""
+    is timed in its place, for up to MAKEUP_PASSES passes; a candidate left with no full-speed block keeps all
+    of its blocks and is marked `throttled`."""
     syncs = syncs or {}
     for key, fn in fns.items():
         for _ in range(max(0, warmup)):
@@ -113,7 +113,7 @@ def interleaved(fns: dict[Hashable, Callable[[], object]], iters: int, warmup: i
     for n in sizes:
         for key, fn in fns.items():
             blocks[key].append(_block(fn, n, syncs.get(key), probe))
-    for _ in range(rounds if probe else 0):  # make-up passes, interleaved like the first ones
+    for _ in range(MAKEUP_PASSES if probe else 0):  # make-up passes, interleaved like the first ones
         missing = {k: sum(1 for b in bs if probe.is_slow(b.speed)) for k, bs in blocks.items()}
         for k, bs in blocks.items():  # what each candidate still lacks of `rounds` full-speed blocks
             missing[k] = min(missing[k], rounds - (len(bs) - missing[k]))
