@@ -87,9 +87,9 @@ def gemm_fp32_gflops(n: int = GEMM_N, runs: int = 6) -> float:
     return gemm_gflops(a, b, runs, GEMM_BUDGET_S)
 
 
-def gemm_proven_ghz(gemm_gflops: float, fp32_ops_per_cycle: int, cores: int) -> float:
+def gemm_proven_ghz(rate_gflops: float, fp32_ops_per_cycle: int, cores: int) -> float:
     """The lowest clock at which `cores` cores doing `fp32_ops_per_cycle` could reach a measured fp32 rate."""
-    return gemm_gflops / (fp32_ops_per_cycle * cores)
+    return rate_gflops / (fp32_ops_per_cycle * cores)
 
 
 def datapath_bits(flags: set[str], vendor: str) -> int:

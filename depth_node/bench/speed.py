@@ -8,7 +8,7 @@ depth graph went from 26-29 ms to 34-38 ms in exactly those stretches; a 32 MB c
 the same physical cores. `LoadMonitor` cannot see that, and interleaving only spreads it at random over the
 candidates, so a candidate timed mostly in slow stretches looked slower than it is.
 
-`SpeedProbe` runs a small fixed GEMM (three products of ~1.6 ms) before and after every timed block; the slower of
+`SpeedProbe` runs a small fixed GEMM (three products of 1.3-1.6 ms) before and after every timed block; the slower of
 the two readings is the block's speed. It runs through PyTorch, whose OpenMP threads stop spinning within about a
 millisecond; NumPy's OpenBLAS threads spin for up to ~0.1 s after a product and took the cores from the next
 timed calls (a first version with NumPy put every row's p90 at 1.5x its median). `timing.interleaved` then
@@ -21,7 +21,7 @@ import torch
 
 from depth_node.bench.peak import gemm_gflops
 
-PROBE_N = 512  # 0.27 GFLOP: ~1.6 ms on two Zen 4 cores (~170 GFLOP/s)
+PROBE_N = 512  # 0.27 GFLOP: 1.3-1.6 ms on two Zen 4 cores (170-207 GFLOP/s)
 PROBE_RUNS = 3
 FULL_SPEED = 0.9  # a block whose probe read under 90 % of the run's fastest ran in a slow stretch
 # passes that time again the blocks run slow: two bound the cost (the default bench, 7.5 min with three on a VM
