@@ -114,9 +114,9 @@ def interleaved(fns: dict[Hashable, Callable[[], object]], iters: int, warmup: i
         for key, fn in fns.items():
             blocks[key].append(_block(fn, n, syncs.get(key), probe))
     for _ in range(MAKEUP_PASSES if probe else 0):  # make-up passes, interleaved like the first ones
-        missing = {k: sum(1 for b in bs if probe.is_slow(b.speed)) for k, bs in blocks.items()}
-        for k, bs in blocks.items():  # what each candidate still lacks of `rounds` full-speed blocks
-            missing[k] = min(missing[k], rounds - (len(bs) - missing[k]))
+        # each candidate's slow blocks, as many as it still lacks of `rounds` full-speed ones
+        fast = {k: sum(not probe.is_slow(b.speed) for b in bs) for k, bs in blocks.items()}
+        missing = {k: min(len(bs) - fast[k], rounds - fast[k]) for k, bs in blocks.items()}
         if max(missing.values(), default=0) <= 0:
             break
         for i in range(max(missing.values())):

@@ -24,6 +24,7 @@ from torch import nn
 import depth_node
 from depth_node.checkpoints.model_file import ModelFile, load_model
 from depth_node.errors import DepthNodeError
+from depth_node.export.ort_cpu import cpu_session
 from depth_node.export.wrappers import DEPTH_INPUT, POSE_INPUT, depth_graph, graph_output_names, pose_graph
 
 log = logging.getLogger(__name__)
@@ -141,11 +142,7 @@ def export_graph(
 
 def onnx_parity(path: Path, graph: nn.Module, example: torch.Tensor) -> dict[str, float]:
     """Max abs difference per output between ONNX Runtime (CPU, fp32) and PyTorch on the same input."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = cpu_session(path)
     onnx_out = sess.run(None, {sess.get_inputs()[0].name: example.numpy()})
     with torch.no_grad():
         torch_out = graph(example)

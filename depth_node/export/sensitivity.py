@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_node.export.openvino_cpu import core, cpu_config
+from depth_node.export.ort_cpu import cpu_session
 
 # (out, nodes kept float, nodes to quantize or None for all others, convs with 7-bit weights)
 Build = Callable[[Path, list[str], list[str] | None, list[str]], None]
@@ -46,11 +47,7 @@ def abs_rel(candidate: list[np.ndarray], reference: list[np.ndarray]) -> float:
 
 
 def run_graph(path: Path, input_name: str, output: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = cpu_session(path)
     return [sess.run([output], {input_name: x})[0] for x in inputs]
 
 

@@ -31,6 +31,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from depth_node.export.ort_cpu import cpu_session
+
 ALPHA = 0.5
 SPREAD = 100.0  # scales clipped to [1/SPREAD, SPREAD] x their geometric mean: dead channels get no wild factor
 SUFFIX = "_smooth"
@@ -38,8 +40,6 @@ SUFFIX = "_smooth"
 
 def channel_maxima(model: onnx.ModelProto, tensors: list[str], inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
     """max |x| per channel (axis 1) of each named [1,C,H,W] tensor over the inputs, through ONNX Runtime."""
-    import onnxruntime as ort
-
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     for t in tensors:
@@ -47,9 +47,7 @@ def channel_maxima(model: onnx.ModelProto, tensors: list[str], inputs: list[np.n
     with tempfile.TemporaryDirectory(prefix="dn-smooth-") as tmp:
         path = Path(tmp) / "probe.onnx"
         onnx.save(probe, str(path))
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = cpu_session(path)
         name = model.graph.input[0].name
         out = {t: np.zeros(0, np.float32) for t in tensors}
         for x in inputs:  # one input at a time: every conv input of a 640x192 frame is ~100 MB
