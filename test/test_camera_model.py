@@ -13,6 +13,7 @@ import pytest
 from depth_node.geometry.camera import Intrinsics
 from depth_node.runtime.intrinsics import camera_model
 from depth_node.runtime.rectify import Rectifier
+from depth_node.runtime.topics import is_rectified_topic
 from depth_node.sim.writers import Distorter
 
 K = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
@@ -67,6 +68,20 @@ def test_distortion_choice_follows_rectify_and_the_model() -> None:
     assert fish.undistort and fish.distortion_model == "equidistant"
     bad, why = camera_model(info(d=d), 320, 240, "auto")  # an undistorted image needs its own camera_info
     assert bad is None and "320x240" in why
+
+
+def test_an_image_rect_topic_is_not_undistorted_again() -> None:
+    """image_proc publishes image_rect with the camera's own camera_info (raw D included); its consumers take P."""
+    d = (-0.3, 0.1, 0.0, 0.0, 0.0)
+    cam, why = camera_model(info(d=d, p=P), 640, 480, "rectified")
+    assert why == "" and not cam.undistort and not cam.ignored_distortion
+    assert intr(cam) == (450.0, 455.0, 310.0, 235.0, 640, 480)
+    cam, _ = camera_model(info(d=d), 640, 480, "rectified")  # P unset: K
+    assert intr(cam) == (500.0, 500.0, 320.0, 240.0, 640, 480)
+    for topic in ("/cam/image_rect", "image_rect_color", "/front/image_rect/compressed", "/a/b/image_rect_mono"):
+        assert is_rectified_topic(topic), topic
+    for topic in ("image", "/cam/image_raw", "/cam/image_color/compressed", "/image_rect/raw", "/rect/image", ""):
+        assert not is_rectified_topic(topic), topic
 
 
 def _scene(w: int, h: int) -> np.ndarray:

@@ -26,7 +26,7 @@ MODULE_KEYS = {
     "yaml": "python3-yaml", "tqdm": "python3-tqdm", "PIL": "python3-pil", "matplotlib": "python3-matplotlib",
     "torch": "python3-pytorch-pip", "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
 }
-# imported, but rosdep has no key for them: optional extras installed with pip (README "Install")
+# imported, but rosdep has no key for them: optional extras installed with pip (README "The ROS 2 node" → "Start it")
 NO_ROSDEP_KEY = {"onnx", "onnxscript", "openvino", "tensorrt", "cuda", "av", "evo"}  # cuda: cuda-python
 
 

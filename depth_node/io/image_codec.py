@@ -72,15 +72,33 @@ def decode_image(msg: Any) -> np.ndarray:
     mono16/16UC1 → (H, W) uint16; 32FC1 → (H, W) float32."""
     encoding = getattr(msg, "encoding", None)
     base, channels = _layout(encoding)
+    height, width, step, buf = _image_buffer(msg, channels * np.dtype(base).itemsize)
+    itemsize = np.dtype(base).itemsize
+    big = bool(getattr(msg, "is_bigendian", 0))
+    dtype = np.dtype(base).newbyteorder(">" if big else "<") if itemsize > 1 else np.dtype(base)
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    strides = (step, channels * itemsize, itemsize) if channels > 1 else (step, itemsize)
+    arr = np.ndarray(shape, dtype=dtype, buffer=buf, offset=0, strides=strides)
+    if itemsize > 1 and not dtype.isnative:
+        arr = arr.astype(dtype.newbyteorder("="))
+    if encoding in ("bgr8", "bgra8", "bgr16"):
+        return np.ascontiguousarray(arr[..., 2::-1])
+    if encoding == "rgba8":
+        return np.ascontiguousarray(arr[..., :3])
+    return arr
+
+
+def _image_buffer(msg: Any, pixel_bytes: int) -> tuple[int, int, int, np.ndarray]:
+    """(height, width, step, bytes) of a sensor_msgs/Image-like object, its size fields checked against each
+    other and against the data before any pixel is read."""
     height, width, step = _int_field(msg, "height"), _int_field(msg, "width"), _int_field(msg, "step")
     if height <= 0 or width <= 0:
         raise ImageFormatError(f"image has zero size: height={height}, width={width}; both must be > 0")
-    itemsize = np.dtype(base).itemsize
-    row_bytes = width * channels * itemsize
+    row_bytes = width * pixel_bytes
     if step < row_bytes:
         raise ImageFormatError(
-            f"image step={step} is less than width·bytes_per_pixel = {width}·{channels * itemsize} = {row_bytes} "
-            f"for encoding {encoding}"
+            f"image step={step} is less than width·bytes_per_pixel = {width}·{pixel_bytes} = {row_bytes} "
+            f"for encoding {getattr(msg, 'encoding', None)}"
         )
     data = getattr(msg, "data", None)
     if data is None:
@@ -95,18 +113,7 @@ def decode_image(msg: Any) -> np.ndarray:
         raise ImageFormatError(
             f"image data is truncated: {buf.size} bytes, expected step·height = {step}·{height} = {step * height}"
         )
-    big = bool(getattr(msg, "is_bigendian", 0))
-    dtype = np.dtype(base).newbyteorder(">" if big else "<") if itemsize > 1 else np.dtype(base)
-    shape = (height, width, channels) if channels > 1 else (height, width)
-    strides = (step, channels * itemsize, itemsize) if channels > 1 else (step, itemsize)
-    arr = np.ndarray(shape, dtype=dtype, buffer=buf, offset=0, strides=strides)
-    if itemsize > 1 and not dtype.isnative:
-        arr = arr.astype(dtype.newbyteorder("="))
-    if encoding in ("bgr8", "bgra8", "bgr16"):
-        return np.ascontiguousarray(arr[..., 2::-1])
-    if encoding == "rgba8":
-        return np.ascontiguousarray(arr[..., :3])
-    return arr
+    return height, width, step, buf
 
 
 def _int_field(msg: Any, name: str) -> int:
@@ -207,19 +214,13 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 def decode_rgb(msg: Any) -> np.ndarray:
     """A camera frame as (H, W, 3) uint8 RGB: a sensor_msgs/Image in any CAMERA_ENCODINGS, or a
     sensor_msgs/CompressedImage (told apart by its `format` field)."""
-    if not hasattr(msg, "encoding") and hasattr(msg, "format"):
+    if _is_compressed(msg):
         return decode_compressed(msg.format, msg.data)
-    encoding = getattr(msg, "encoding", None)
-    if encoding not in CAMERA_ENCODINGS:
-        raise unsupported_encoding(encoding)
+    encoding = _camera_encoding(msg)
     arr = decode_image(msg)
     if arr.dtype == np.uint16:
         arr = _to_uint8(arr)
-    if encoding in _BAYER_TO_RGB or encoding in _YUV_TO_RGB:
-        h, w = arr.shape[:2]
-        if h < 2 or w < 2 or w % 2 or (encoding in _BAYER_TO_RGB and h % 2):
-            raise ImageFormatError(f"{encoding} image of {w}×{h}: {encoding} needs an even width"
-                                   f"{' and height' if encoding in _BAYER_TO_RGB else ''} of at least 2")
+    _check_chroma_size(encoding, arr.shape[0], arr.shape[1])
     if encoding in _BAYER_TO_RGB:
         return _cv2().cvtColor(np.ascontiguousarray(arr), getattr(_cv2(), _BAYER_TO_RGB[encoding]))
     if encoding in _YUV_TO_RGB:
@@ -227,6 +228,39 @@ def decode_rgb(msg: Any) -> np.ndarray:
     if arr.ndim == 2:
         return np.repeat(arr[..., None], 3, axis=2)
     return arr
+
+
+def check_camera_frame(msg: Any) -> None:
+    """Raise the ImageFormatError `decode_rgb` would raise for a frame whose fields make it unreadable
+    (encoding, size, step, data length; a compressed frame's format and magic bytes), without reading a pixel:
+    microseconds, so a receiver can refuse such a frame as it arrives. (A compressed frame whose data is corrupt
+    past its first bytes is found only when decoded.)"""
+    if _is_compressed(msg):
+        _compressed_kind(msg.format, _compressed_bytes(msg.data)[:8].tobytes())
+        return
+    encoding = _camera_encoding(msg)
+    base, channels = _layout(encoding)
+    height, width, _, _ = _image_buffer(msg, channels * np.dtype(base).itemsize)
+    _check_chroma_size(encoding, height, width)
+
+
+def _is_compressed(msg: Any) -> bool:
+    return not hasattr(msg, "encoding") and hasattr(msg, "format")
+
+
+def _camera_encoding(msg: Any) -> str:
+    encoding = getattr(msg, "encoding", None)
+    if encoding not in CAMERA_ENCODINGS:
+        raise unsupported_encoding(encoding)
+    return encoding
+
+
+def _check_chroma_size(encoding: str, height: int, width: int) -> None:
+    """Bayer mosaics need an even width and height, YUV 4:2:2 an even width (2-pixel macro-pixels)."""
+    if encoding in _BAYER_TO_RGB or encoding in _YUV_TO_RGB:
+        if height < 2 or width < 2 or width % 2 or (encoding in _BAYER_TO_RGB and height % 2):
+            raise ImageFormatError(f"{encoding} image of {width}×{height}: {encoding} needs an even width"
+                                   f"{' and height' if encoding in _BAYER_TO_RGB else ''} of at least 2")
 
 
 # ------------------------------------------------------------------------------------------ CompressedImage
@@ -248,15 +282,20 @@ def _compressed_kind(fmt: str, data: bytes) -> str:
     return magic
 
 
-def decode_compressed(fmt: str, data: Any) -> np.ndarray:
-    """sensor_msgs/CompressedImage (format, data) → (H, W, 3) uint8 RGB. 16-bit PNGs are scaled to 8 bits,
-    grey images replicated, alpha dropped."""
+def _compressed_bytes(data: Any) -> np.ndarray:
     try:
         buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
     except (TypeError, ValueError) as exc:
         raise ImageFormatError(f"CompressedImage data is not a byte buffer ({type(data).__name__}): {exc}") from None
     if buf.dtype != np.uint8 or buf.size == 0:
         raise ImageFormatError(f"CompressedImage data must be non-empty bytes, got {buf.size} of dtype {buf.dtype}")
+    return buf
+
+
+def decode_compressed(fmt: str, data: Any) -> np.ndarray:
+    """sensor_msgs/CompressedImage (format, data) → (H, W, 3) uint8 RGB. 16-bit PNGs are scaled to 8 bits,
+    grey images replicated, alpha dropped."""
+    buf = _compressed_bytes(data)
     kind = _compressed_kind(fmt, buf[:8].tobytes())
     cv2 = _cv2()
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)

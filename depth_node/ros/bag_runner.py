@@ -157,6 +157,7 @@ def run_offline(bag_path: str | Path, out_bag: str | Path, *, image: str, camera
 
     from depth_node.runtime.core import FrameCore, Wants
     from depth_node.runtime.params import params_from_yaml, validate
+    from depth_node.runtime.topics import is_rectified_topic
 
     t0 = time.monotonic()
     with BagReader(bag_path) as bag:  # bad topics fail before the model loads
@@ -164,6 +165,7 @@ def run_offline(bag_path: str | Path, out_bag: str | Path, *, image: str, camera
         total = bag.topics[image].count
     cfg = validate(params_from_yaml({"/**": {"ros__parameters": params}}))
     core = FrameCore.open(cfg)
+    core.rectified_input = is_rectified_topic(image)
     wants = Wants(depth=True, depth_info=True, points=True, colored=False, odom=core.pipe.has_pose)
     seconds: list[float] = []
     out_bag = Path(out_bag)

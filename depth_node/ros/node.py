@@ -43,7 +43,7 @@ from depth_node.ros.node_stats import Stats, core_values, level_and_text, period
 from depth_node.ros.qos import qos_profile
 from depth_node.ros.tf_mounting import TfMounting
 from depth_node.runtime import topics as T
-from depth_node.runtime.core import FrameCore, FrameOutputs, Wants
+from depth_node.runtime.core import FrameCore, FrameOutputs, Wants, refusal
 from depth_node.runtime.params import NodeConfig
 from depth_node.runtime.sync import LatestSlot, stamp_to_ns
 
@@ -78,7 +78,8 @@ class DepthNode(LifecycleNode):
         P.declare(self)
         self.cfg, self.param_error = _initial_config(P.read(self))
         self.configure_error = ""
-        self.configured = self.active = False
+        self.configured = self.active = self.finalized = False
+        self.odom_started = False  # odometry was wanted in this activation: it keeps running (REP 105 continuity)
         self.stats = Stats()
         self.slot = LatestSlot()
         self.core: FrameCore | None = None
@@ -100,10 +101,20 @@ class DepthNode(LifecycleNode):
         self.seq: dict[str, int] = {}
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # steady clock: diagnostics keep coming under use_sim_time even when /clock stops (bag paused)
-        self.diag_timer = self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics,
-                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.diag_timer: Any = None
+        self._diagnostics_timer(self.cfg.diagnostics_period)
         self.t_period = time.monotonic()
+
+    def _diagnostics_timer(self, period: float) -> None:
+        """(Re)start the /diagnostics timer at `period` s, on the steady clock: diagnostics keep coming under
+        use_sim_time even when /clock stops (bag paused). Configure calls it again: the period is a reload
+        parameter."""
+        if self.diag_timer is not None:
+            if abs(self.diag_timer.timer_period_ns - period * 1e9) < 1e3:
+                return
+            self.destroy_timer(self.diag_timer)
+        self.diag_timer = self.create_timer(period, self._publish_diagnostics,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     @property
     def cloud_builder(self) -> Any:
@@ -146,6 +157,7 @@ class DepthNode(LifecycleNode):
             if self.param_error:
                 raise P.ParamError(self.param_error)
             self.cfg = P.validate(P.read(self))
+            self._diagnostics_timer(self.cfg.diagnostics_period)
             self._load_model()
             self._make_outputs()
         except Exception as exc:
@@ -209,6 +221,10 @@ class DepthNode(LifecycleNode):
                                      qi, raw=True),
             self.create_subscription(CameraInfo, T.CAMERA_INFO, self._on_camera_info, qc),
         ]
+        self.core.rectified_input = T.is_rectified_topic(self.subs[0].topic_name)
+        if self.core.rectified_input and cfg.rectify == "auto":
+            self.get_logger().info(f"{self.subs[0].topic_name} is a rectified image topic: camera_info's P is used "
+                                   "and its D ignored (set rectify true to undistort anyway)")
         self.slot.reopen()
         self.running = True
         self.worker = threading.Thread(target=self._work, name="depth_inference", daemon=True)
@@ -230,10 +246,7 @@ class DepthNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_worker()
-        for s in self.subs:
-            self.destroy_subscription(s)
-        self.subs = []
-        self.active = False
+        self._drop_inputs()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -241,9 +254,19 @@ class DepthNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """From any state (a lifecycle manager's shutdown, Ctrl-C): no more input, outputs and model released;
+        the node stays in the graph, finalized, and /diagnostics says so."""
         self._stop_worker()
+        self._drop_inputs()
         self._release()
+        self.finalized = True
         return TransitionCallbackReturn.SUCCESS
+
+    def _drop_inputs(self) -> None:
+        for s in self.subs:
+            self.destroy_subscription(s)
+        self.subs = []
+        self.active = self.odom_started = False
 
     def _stop_worker(self) -> None:
         self.running = False
@@ -278,6 +301,10 @@ class DepthNode(LifecycleNode):
             self.throttled("image_malformed", f"dropped a malformed image message ({len(raw)} bytes are not a "
                            f"{kind}: {type(exc).__name__}: {exc}); check what publishes on "
                            f"{self.subs[0].topic_name if self.subs else 'image'}")
+            return
+        refused = refusal(msg)  # refused here, not in the worker: it must not displace a frame waiting there
+        if refused is not None:
+            self.throttled(refused.kind, refused.text, refused.level, refused.counted)
             return
         try:
             if info:
@@ -334,8 +361,10 @@ class DepthNode(LifecycleNode):
                     "publish_tf is set but tf2_ros is not importable here: odom → base TF is not broadcast "
                     "(install the tf2_ros package of your ROS distribution); odom is still published")
         tf = has_pose and self.cfg.publish_tf and self.tf is not None
-        wants = Wants(subs["depth"], subs["depth_info"], subs["points"], subs["colored"],
-                      has_pose and (subs["odom"] or tf))
+        # once started, odometry runs on every frame until deactivation, read or not: an odom subscriber that
+        # leaves and comes back (a bag recorder, a filter restarting) must find the motion of the whole gap in it
+        self.odom_started = has_pose and (subs["odom"] or tf or self.odom_started)
+        wants = Wants(subs["depth"], subs["depth_info"], subs["points"], subs["colored"], self.odom_started)
         return wants, tf
 
     def _frame(self, msg: Any, t_recv: float, prev_received_ns: int | None) -> None:
@@ -401,12 +430,15 @@ class DepthNode(LifecycleNode):
     def diagnostics(self) -> DiagnosticArray:
         now = time.monotonic()
         period, self.t_period = max(1e-3, now - self.t_period), now
-        state = "active" if self.active else "inactive" if self.configured else "unconfigured"
-        values, n_in, n_out = period_values(self.stats, period, self.slot.dropped)
+        state = ("finalized" if self.finalized else "active" if self.active else "inactive" if self.configured
+                 else "unconfigured")
+        values, counts = period_values(self.stats, period, self.slot.dropped)
         values = {"state": state, **values, "model": self.model_path or "(not loaded)", **core_values(self.core),
                   "camera_mounting": self.mounting.source if self.mounting is not None else "parameters"}
-        level, text = level_and_text(state, self.param_error or self.configure_error, n_in, n_out,
-                                     self.slot.dropped, self.scale)
+        guessed = (self.stats.intrinsics_source == "configured"
+                   and list(self.cfg.intrinsics) == P.defaults()["intrinsics"] and self.cfg.intrinsics_normalized)
+        level, text = level_and_text(state, self.param_error or self.configure_error, counts, self.slot.dropped,
+                                     self.scale, self.stats.last_error, guessed)
         status = M.diagnostic_status(f"{self.get_fully_qualified_name()}: depth", "depth_node", level, text, values)
         return M.diagnostics_msg(self.get_clock().now().to_msg(), [status])
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from depth_node.ros import messages as M
+
+
+class Counts(NamedTuple):
+    """What one diagnostics period saw."""
+
+    images_in: int
+    frames_out: int
+    errors: int
 
 
 class Stats:
@@ -28,11 +36,13 @@ class Stats:
         self.period: list[tuple[float, float, float, float, float]] = []
         self.period_received = 0
         self.period_published = 0
+        self.period_errors = 0
         self.latency_window: deque[float] = deque(maxlen=1000)
 
     def error(self, kind: str, text: str) -> None:
         with self.lock:
             self.errors[kind] = self.errors.get(kind, 0) + 1
+            self.period_errors += 1
             self.last_error = f"{kind}: {text}"
 
     def got_image(self) -> None:
@@ -52,18 +62,20 @@ class Stats:
             if len(self.period) > 10000:  # diagnostics stopped being read: keep memory flat
                 del self.period[:5000]
 
-    def take_period(self) -> tuple[int, int, np.ndarray]:
-        """(images received, frames published, (n, 5) timings in seconds) since the last call."""
+    def take_period(self) -> tuple[Counts, np.ndarray]:
+        """(images received, frames published, input errors; (n, 5) timings in seconds) since the last call."""
         with self.lock:
-            out = (self.period_received, self.period_published, np.asarray(self.period, dtype=np.float64))
-            self.period_received = self.period_published = 0
+            out = (Counts(self.period_received, self.period_published, self.period_errors),
+                   np.asarray(self.period, dtype=np.float64))
+            self.period_received = self.period_published = self.period_errors = 0
             self.period = []
             return out
 
 
-def period_values(st: Stats, period_s: float, dropped: int) -> tuple[dict[str, Any], int, int]:
-    """Rates, latencies and counters of the period just ended: (values, images in, frames out)."""
-    n_in, n_out, per = st.take_period()
+def period_values(st: Stats, period_s: float, dropped: int) -> tuple[dict[str, Any], Counts]:
+    """Rates, latencies and counters of the period just ended, and its counts."""
+    counts, per = st.take_period()
+    n_in, n_out = counts.images_in, counts.frames_out
 
     def ms(col: int, fn) -> float:
         return 1e3 * float(fn(per[:, col])) if per.size else 0.0
@@ -89,7 +101,7 @@ def period_values(st: Stats, period_s: float, dropped: int) -> tuple[dict[str, A
         "camera_info_fallbacks": st.camera_info_fallbacks,
     }
     values.update({f"errors.{k}": v for k, v in sorted(st.errors.items())})
-    return values, n_in, n_out
+    return values, counts
 
 
 def core_values(core: Any) -> dict[str, Any]:
@@ -106,20 +118,29 @@ def core_values(core: Any) -> dict[str, Any]:
     return values
 
 
-def level_and_text(state: str, error: str, n_in: int, n_out: int, dropped: int,
-                   scale: Any) -> tuple[int, str]:
-    """The status level and message: configuration and activity first, then the scale source's readiness.
-    Unconfigured is ERROR only with a reason (bad parameters, a failed configure); a node waiting for its
-    lifecycle manager is WARN "waiting for configure"."""
+def level_and_text(state: str, error: str, counts: Counts, dropped: int, scale: Any, last_error: str = "",
+                   guessed_intrinsics: bool = False) -> tuple[int, str]:
+    """The status level and message: configuration and activity first, then what the outputs rest on (camera
+    intrinsics, the scale source). Unconfigured is ERROR only with a reason (bad parameters, a failed configure);
+    a node waiting for its lifecycle manager is WARN "waiting for configure". Images arriving while none is
+    published and errors are counted is ERROR: every frame is refused or fails (the last error says why).
+    `guessed_intrinsics`: the outputs use the `intrinsics` parameter's default, not the camera's (no usable
+    camera_info and none configured): WARN, since depth scale and cloud geometry then rest on a guess."""
     level, text = M.OK, "ok"
+    n_in, n_out = counts.images_in, counts.frames_out
     if state == "unconfigured":
         level, text = (M.ERROR, error) if error else (M.WARN, "waiting for configure")
-    elif state == "inactive":
-        level, text = M.WARN, "inactive"
+    elif state in ("inactive", "finalized"):
+        level, text = M.WARN, state
     elif n_in == 0:
         level, text = M.WARN, "no images"
+    elif n_out == 0 and counts.errors:
+        level, text = M.ERROR, f"images arrive but none is published; last error: {last_error or 'unknown'}"
     elif 0 < n_out < 0.5 * n_in and dropped:
         text = "dropping stale frames (input faster than inference)"
-    if state != "unconfigured" and scale is not None and not scale.ready:
+    if state == "active" and guessed_intrinsics:
+        level = max(level, M.WARN)
+        text = f"{text}; no usable camera_info: default intrinsics (a guess; remap camera_info or set intrinsics)"
+    if state not in ("unconfigured", "finalized") and scale is not None and not scale.ready:
         level, text = max(level, M.WARN), f"{text}; scale: {scale.state().get('state')}"
     return level, text

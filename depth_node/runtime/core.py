@@ -23,7 +23,7 @@ from depth_node.geometry.pointcloud import OrganizedCloudBuilder
 from depth_node.geometry.poses import invert_se3
 from depth_node.geometry.scale import ScaleError
 from depth_node.io.image_codec import ImageFormatError
-from depth_node.runtime.frames import decode_rgb, error_kind
+from depth_node.runtime.frames import check_camera_frame, decode_rgb, error_kind
 from depth_node.runtime.intrinsics import CameraModel, camera_model, configured_intrinsics
 from depth_node.runtime.params import ParamError
 from depth_node.runtime.pipeline import DepthFrame, FramePipeline, odometry_noise, resolve_model_path
@@ -56,6 +56,28 @@ class Event:
     text: str
     level: str = "error"  # error | warning | info
     counted: bool = True
+
+
+def refusal(msg: Any) -> Event | None:
+    """Why an image message can never be processed (unreadable fields, a zero or negative stamp), found without
+    decoding its pixels; None when it may be. The node asks in its image callback, so that such a frame is refused
+    as it arrives and never takes the place of a good one still waiting for the inference thread; `process`
+    applies the same rules to what reaches it."""
+    try:
+        check_camera_frame(msg)
+    except ImageFormatError as exc:
+        return _format_event(exc)
+    stamp_ns = stamp_to_ns(msg.header.stamp)
+    return _bad_stamp_event(stamp_ns) if stamp_ns <= 0 else None
+
+
+def _format_event(exc: ImageFormatError) -> Event:
+    return Event(f"image_{error_kind(str(exc))}", f"dropped image: {exc}")
+
+
+def _bad_stamp_event(stamp_ns: int) -> Event:
+    return Event("invalid_stamp", f"dropped image: stamp {stamp_ns / 1e9:.9f} s is zero or negative (is the camera "
+                 "driver stamping its images?)")
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,9 @@ class FrameCore:
         self.last_size: tuple[int, int] | None = None
         self.suspect_ns: int | None = None  # a jumped stamp waiting for the next frame to confirm it
         self._pending: tuple[DepthFrame, FrameOutputs] | None = None  # a frame whose odometry step was deferred
+        # the images come from a rectified topic (`topics.is_rectified_topic`): `rectify: auto` takes camera_info's
+        # P and does not undistort them again; set by the adapter that knows the topic
+        self.rectified_input = False
 
     @classmethod
     def open(cls, cfg: Any) -> FrameCore:
@@ -188,7 +213,7 @@ class FrameCore:
         try:
             rgb = decode_rgb(msg)
         except ImageFormatError as exc:
-            out.events.append(Event(f"image_{error_kind(str(exc))}", f"dropped image: {exc}"))
+            out.events.append(_format_event(exc))
             out.status = "dropped"
             return out
         verdict = self._stamp_rules(stamp_ns, prev_received_ns, out)
@@ -245,8 +270,7 @@ class FrameCore:
         timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
         stamp, max_gap = stamp_ns / 1e9, self.cfg.odom.max_gap
         if stamp_ns <= 0:
-            out.events.append(Event("invalid_stamp", f"dropped image: stamp {stamp:.9f} s is zero or negative (is "
-                                    "the camera driver stamping its images?)"))
+            out.events.append(_bad_stamp_event(stamp_ns))
             return "drop"
         check = classify_stamp(self.last_stamp, stamp, max_gap)
         if check.kind == "duplicate":
@@ -300,7 +324,8 @@ class FrameCore:
         slop = self.cfg.sync_slop
         info, dt = self.infos.match(stamp_ns, slop, wait_s=wait_s)
         if info is not None:
-            cam, problem = camera_model(info, w, h, self.cfg.rectify)
+            rectify = "rectified" if self.rectified_input and self.cfg.rectify == "auto" else self.cfg.rectify
+            cam, problem = camera_model(info, w, h, rectify)
             if cam is None:
                 what = problem if problem.startswith("camera_info") else f"camera_info has an invalid K ({problem})"
                 out.events.append(Event("camera_info_invalid", f"{what}: using the configured intrinsics; fix the "

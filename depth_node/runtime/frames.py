@@ -1,11 +1,12 @@
-"""What the node accepts as a camera frame: the codec's one list (`CAMERA_ENCODINGS`, or a CompressedImage) and
-its `decode_rgb`; here only the short /diagnostics names of its errors."""
+"""What the node accepts as a camera frame: the codec's one list (`CAMERA_ENCODINGS`, or a CompressedImage), its
+`decode_rgb` and `check_camera_frame` (the same checks without the pixels); here only the short /diagnostics
+names of its errors."""
 
 from __future__ import annotations
 
-from depth_node.io.image_codec import CAMERA_ENCODINGS, decode_rgb
+from depth_node.io.image_codec import CAMERA_ENCODINGS, check_camera_frame, decode_rgb
 
-__all__ = ["CAMERA_ENCODINGS", "decode_rgb", "error_kind"]
+__all__ = ["CAMERA_ENCODINGS", "check_camera_frame", "decode_rgb", "error_kind"]
 
 
 def error_kind(text: str) -> str:

@@ -87,7 +87,9 @@ def _on_image_grid(M: np.ndarray, bx: int, by: int, x0: float, y0: float) -> np.
 def camera_model(info: Any, w: int, h: int, rectify: str = "auto") -> tuple[CameraModel | None, str]:
     """The camera of a (duck-typed) sensor_msgs/CameraInfo for a w×h image: (model, "") when usable,
     (None, why) for a bad K. Rectified input (D zero or empty, P set) uses P's fx fy cx cy; raw input with
-    a known non-zero D is undistorted (rectify auto|true) onto P's grid (K's when P is unset)."""
+    a known non-zero D is undistorted (rectify auto|true) onto P's grid (K's when P is unset).
+    `rectify` "rectified": the image is known to be rectified already (an `image_rect` topic, whose camera_info
+    still carries the raw D): P's (K's when P is unset) whatever D says, as image_proc's consumers do."""
     K = np.asarray(info.k, dtype=np.float64).reshape(-1)
     P, D = _floats(info, "p"), _floats(info, "d")
     dist_model = str(getattr(info, "distortion_model", "") or "")
@@ -101,7 +103,7 @@ def camera_model(info: Any, w: int, h: int, rectify: str = "auto") -> tuple[Came
     P3 = P.reshape(3, 4)[:, :3] if has_p else None
     K_img = _on_image_grid(K.reshape(3, 3), bx, by, x0, y0)
     ignored = ""
-    if not distorted:
+    if not distorted or rectify == "rectified":
         M = _on_image_grid(P3, bx, by, x0, y0) if has_p else K_img
         model = CameraModel(Intrinsics.from_K(M, iw, ih))
     elif rectify == "false" or dist_model not in DISTORTION_MODELS:

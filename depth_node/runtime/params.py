@@ -62,8 +62,9 @@ SPECS: tuple[ParamSpec, ...] = (
     # input
     ParamSpec("transport", "raw", "image transport of the camera: raw (sensor_msgs/Image on image) or compressed "
               "(sensor_msgs/CompressedImage JPEG/PNG on image/compressed, image_transport naming)", False, TRANSPORTS),
-    ParamSpec("rectify", "auto", "undistort the camera image with camera_info's D (auto: when D is non-zero and the "
-              "model is plumb_bob, rational_polynomial or equidistant; false: use the image as it is)", True,
+    ParamSpec("rectify", "auto", "undistort the camera image with camera_info's D (auto: when D is non-zero, the "
+              "model is plumb_bob, rational_polynomial or equidistant and the image topic is not an image_rect* one; "
+              "false: use the image as it is)", True,
               RECTIFY_CHOICES),
     ParamSpec("image_qos", "sensor_data", "QoS of the image subscription (REP 2003: sensor_data)", False, QOS_CHOICES),
     ParamSpec("image_qos_depth", 1, "history depth of the image subscription; 1 = latest frame only", False),

@@ -17,6 +17,18 @@ DEPTH_COLORED = "depth/colored"
 POINTS = "points"
 ODOM = "odom"
 
+
+
+def is_rectified_topic(topic: str) -> bool:
+    """True for image_pipeline's rectified image topics (`image_rect`, `image_rect_color`, also under a transport
+    such as `/compressed`): their camera_info is the camera's own, still carrying the raw image's D, and consumers
+    take P and ignore D (image_proc, depth_image_proc), so `rectify: auto` must not undistort them again."""
+    parts = [p for p in topic.split("/") if p]
+    if parts and parts[-1] in ("compressed", "theora", "zstd"):
+        parts = parts[:-1]
+    return bool(parts) and parts[-1].startswith("image_rect")
+
+
 # short keys (node publishers, bench probe, tests) → topic
 OUTPUT_TOPICS = {"depth": DEPTH_IMAGE, "depth_info": DEPTH_INFO, "colored": DEPTH_COLORED, "points": POINTS,
                  "odom": ODOM}
