@@ -42,7 +42,10 @@ def _load(module: str):
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="depth-node", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="depth-node", description=__doc__.split("\n")[0],
+                                     epilog="depth-node node [--ros-args ...]: the ROS 2 node itself (as "
+                                            "mono_depth_node; `ros2 launch depth_node mono_depth.launch.py` starts it "
+                                            "with the package's parameter file)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -76,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DepthNodeError as exc:
         print(f"depth-node {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path given on the command line: a file where a folder goes, no permission, disk full
+        if args.verbose:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"depth-node {args.command}: error: {exc.strerror or exc}{where} (check the path and its permissions; "
+              "-v shows where it happened)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -34,6 +34,7 @@ def pack_model(model: Path, out: Path, name: str = "model", storage: str = "int8
     from depth_node.checkpoints.model_file import load_model, save_model
     from depth_node.export.onnx_export import export_model
 
+    held_out = _metrics(metrics) if metrics else None  # before anything is written: no half-packed folder
     ref = load_model(model)
     if ref.arch not in ("monodepth2", "depth_pro"):
         raise DepthNodeError(f"pack handles monodepth2 and depth_pro models; {model} is {ref.arch}")
@@ -42,11 +43,21 @@ def pack_model(model: Path, out: Path, name: str = "model", storage: str = "int8
     packed = load_model(pt)
     res = export_model(packed, out / f"{name}_onnx", weights="fp16")
     drift = storage_drift(ref, packed)
-    held_out = json.loads(metrics.read_text()) if metrics else None
     sizes = {p.relative_to(out).as_posix(): p.stat().st_size for p in (pt, *res.files().values())}
     card = out / f"{name}.md"
     card.write_text(model_card(name, packed, sizes, drift, storage, held_out, licence))
     return PackResult(pt, out / f"{name}_onnx", card, sizes, drift)
+
+
+def _metrics(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DepthNodeError(f"--metrics {path}: cannot read a metrics JSON ({exc}); give the --json of eval-bag or "
+                             "demo") from exc
+    if not isinstance(data, dict):
+        raise DepthNodeError(f"--metrics {path}: expected a JSON object (eval-bag's or demo's --json)")
+    return data
 
 
 def storage_drift(ref, packed, seed: int = 9001, frames: int = 8) -> dict[str, float]:

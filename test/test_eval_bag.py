@@ -15,7 +15,8 @@ from conftest import write_small_drive
 
 pytest.importorskip("rclpy")
 
-from depth_node.evaluate.bag_score import ScoreSettings, gt_depth_metres, score_run
+from depth_node.errors import DepthNodeError
+from depth_node.evaluate.bag_score import ScoreSettings, check_ground_truth_topics, gt_depth_metres, score_run
 from depth_node.io.bags import BagReader, BagWriter, stamp_to_ns, typestore
 from depth_node.io.image_codec import decode_image, encode_image
 from depth_node.runtime.bag_run import OUTPUTS, RunResult, output_topic
@@ -182,6 +183,16 @@ def test_eval_bag_rejects_a_missing_topic_with_the_topics_it_has(drive_bag, tmp_
                         "--offline", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120, cwd=REPO, env=_env(161))
     assert p.returncode == 2 and "stride" in p.stderr
+
+
+def test_ground_truth_topics_are_checked_before_the_run(drive_bag) -> None:
+    check_ground_truth_topics(drive_bag, "/ground_truth/depth", "/ground_truth/odom")
+    with pytest.raises(DepthNodeError, match=r"no topic /ground_truth/dpeth \(--gt-depth\).*/ground_truth/depth"):
+        check_ground_truth_topics(drive_bag, "/ground_truth/dpeth", None)
+    with pytest.raises(DepthNodeError, match=r"/ground_truth/odom \(--gt-depth\) is nav_msgs/msg/Odometry"):
+        check_ground_truth_topics(drive_bag, "/ground_truth/odom", None)
+    with pytest.raises(DepthNodeError, match=r"/camera/image_raw \(--gt-odom\) is sensor_msgs/msg/Image"):
+        check_ground_truth_topics(drive_bag, None, "/camera/image_raw")
 
 
 @pytest.mark.slow

@@ -41,6 +41,16 @@ def test_pack_depth_pro(tmp_path):
     assert load_model(tmp_path / "out" / "metric.pt").arch == "depth_pro"
 
 
+def test_pack_refuses_unreadable_metrics_before_writing(small_model_path, tmp_path, capsys):
+    for metrics, why in ((tmp_path / "missing.json", "cannot read"), (tmp_path / "list.json", "JSON object")):
+        if metrics.name == "list.json":
+            metrics.write_text("[1, 2]")
+        out = tmp_path / f"o_{metrics.stem}"
+        assert main(["pack", str(small_model_path), "-o", str(out), "--metrics", str(metrics)]) == 2
+        assert why in capsys.readouterr().err
+        assert not out.exists(), "a half-packed folder was left behind"
+
+
 def test_pack_rejects_a_non_model(tmp_path, capsys):
     bad = tmp_path / "x.pt"
     bad.write_bytes(b"not a model")

@@ -190,3 +190,13 @@ def test_asymmetric_variant_for_onnxruntime(env):
     sess = make_session(u8)
     x = np.random.default_rng(0).uniform(0, 1, (1, 3, H, W)).astype(np.float32)
     assert np.isfinite(sess.run(["depth"], {sess.get_inputs()[0].name: x})[0]).all()
+
+
+def test_a_file_that_is_not_onnx_is_one_clear_error(tmp_path, capsys) -> None:
+    from depth_node.cli import main
+
+    fake = tmp_path / "depth.onnx"
+    fake.write_text("not a graph\n")
+    assert main(["quantize", str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert "is not an ONNX model" in err and "depth-node export" in err and "Traceback" not in err

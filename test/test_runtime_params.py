@@ -55,3 +55,21 @@ def test_vocabularies_are_written_once() -> None:
     assert P.SPEC_BY_NAME["backend"].choices == ("auto", *names.BACKENDS) and factory.BACKENDS is names.BACKENDS
     assert P.SPEC_BY_NAME["precision"].choices == ("auto", *names.PRECISIONS)
     assert P.SPEC_BY_NAME["scale_source"].choices == ("auto", *SCALE_SOURCES)
+
+
+def test_unknown_parameters_are_named_with_the_nearest_known_one() -> None:
+    with pytest.raises(P.ParamError) as e:
+        P.validate({"scale_sorce": "fixed", "stride": 2, "zzz_unrelated": 1})
+    text = str(e.value)
+    assert "unknown parameter 'scale_sorce' (did you mean scale_source?)" in text
+    assert "unknown parameter 'zzz_unrelated'" in text and "did you mean" not in text.split("zzz_unrelated")[1]
+    # parameters every rclpy node has are valid in a params file beside the node's own
+    assert P.validate({"use_sim_time": True, "qos_overrides./image.subscription.depth": 5}).stride == 1
+
+
+def test_a_file_that_is_not_a_ros_params_file_is_refused() -> None:
+    for data in ({"scale_source": "fixed"}, ["scale_source"], None, {"node": {"params": {}}}):
+        with pytest.raises(P.ParamError, match="ros__parameters"):
+            P.params_from_yaml(data)
+    found = P.params_from_yaml({"/**": {"ros__parameters": {"odom": {"max_gap": 2.0}}}})
+    assert found == {"odom.max_gap": 2.0}

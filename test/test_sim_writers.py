@@ -184,6 +184,10 @@ def test_synth_cli_config_overrides_and_errors(tmp_path, capsys):
     assert "unknown drive config field 'scene.nope'" in capsys.readouterr().err
     assert cli_main(["synth", "--out", str(tmp_path / "y"), "--width", "96", "--no-progress"]) == 2
     assert "both --width and --height" in capsys.readouterr().err
+    out = tmp_path / "wide"  # camera.aspect sets the height: --width alone is enough (README's examples)
+    assert cli_main(["synth", "--out", str(out), "--frames", "1", "--width", "96", "--set", "camera.aspect=16:9",
+                     "--no-progress", "--workers", "1", "--no-labels"]) == 0
+    assert "1 frames at 96×54" in capsys.readouterr().out
 
 
 def test_parallel_rendering_gives_the_same_frames(tmp_path):

@@ -67,7 +67,10 @@ def node_params(args: argparse.Namespace, base: dict[str, Any] | None = None) ->
             data = yaml.safe_load(Path(args.params_file).read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise DepthNodeError(f"cannot read --params-file {args.params_file}: {exc}") from exc
-        values.update(P.params_from_yaml(data or {}))
+        try:
+            values.update(P.params_from_yaml(data))
+        except P.ParamError as exc:
+            raise DepthNodeError(f"--params-file {args.params_file}: {exc}") from exc
     values.update(P.params_from_cli(args.param))
     if args.model:
         values["model"] = str(Path(args.model).expanduser().resolve())
@@ -88,9 +91,10 @@ def isolated_ros_env(domain_id: int | None = None) -> int:
 def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image: str, camera_info: str | None,
                  gt_depth: str | None, gt_odom: str | None, params: dict[str, Any], title: str,
                  notes: tuple[str, ...] = (), limits: dict[str, float] | None = None) -> dict:
-    from depth_node.evaluate.bag_score import ScoreSettings, score_run
+    from depth_node.evaluate.bag_score import ScoreSettings, check_ground_truth_topics, score_run
     from depth_node.ros.bag_runner import run_offline, run_online
 
+    check_ground_truth_topics(bag, gt_depth, gt_odom)
     out.mkdir(parents=True, exist_ok=True)
     outputs = out / "outputs"
     if args.offline:

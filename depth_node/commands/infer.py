@@ -11,7 +11,8 @@ def register(sub, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
     p.add_argument("--model", type=Path, default=None, help="model file (default: the package's default model)")
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output folder: <name>.npy (depth) and <name>_depth.png per image")
     p.add_argument("--backend", default="auto")
     p.add_argument("--precision", default="auto")
     p.add_argument("--device", default="auto")

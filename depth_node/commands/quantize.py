@@ -53,13 +53,12 @@ def held_out_drift(fp32: Path, int8: Path) -> dict:
 def calibration_frames(onnx_path: Path, images: Path | None, frames: int):
     """A folder as it is (quantize reads it), else rendered scene frames at the graph's size (one more for a pose
     net's pairs)."""
-    import onnx
-
     if images is not None:
         return images
+    from depth_node.export.quantize import load_graph
     from depth_node.sim.calibration import scene_frames
 
-    dims = [d.dim_value for d in onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type
+    dims = [d.dim_value for d in load_graph(onnx_path, load_external_data=False).graph.input[0].type.tensor_type
             .shape.dim]
     if len(dims) != 4 or min(dims) <= 0:
         return None  # quantize explains what is wrong with the graph

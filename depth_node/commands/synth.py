@@ -25,7 +25,8 @@ def register(sub, name: str, help_text: str) -> None:
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
     p.add_argument("--width", type=int, help="image width (intrinsics scale from KITTI's 1242 × 375 unless "
                    "camera.hfov_deg or camera.aspect is set)")
-    p.add_argument("--height", type=int, help="image height (camera.aspect, when set, overrides it)")
+    p.add_argument("--height", type=int, help="image height (camera.aspect, when set, overrides it, and --width "
+                   "alone is enough)")
     p.add_argument("--config", help="YAML drive config (sections camera, trajectory, scene, traffic, lighting)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override one config field, e.g. --set traffic.oncoming_cars=0 (repeatable)")
@@ -51,8 +52,10 @@ def build_config(args: argparse.Namespace):
     cfg.frames = int(args.frames)
     if args.stereo:
         cfg.camera.stereo = True
+    if args.height is None and args.width is not None and cfg.camera.aspect:
+        args.height = args.width  # camera.aspect sets the height from the width
     if (args.width is None) != (args.height is None):
-        raise DepthNodeError("give both --width and --height, or neither")
+        raise DepthNodeError("give both --width and --height, or neither (or --width with --set camera.aspect=W:H)")
     if args.width is not None:
         if args.width < 8 or args.height < 8:
             raise DepthNodeError(f"image size {args.width}×{args.height} is too small (at least 8×8)")

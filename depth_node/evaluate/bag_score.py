@@ -43,6 +43,23 @@ class ScoreSettings:
     scale_warmup_s: float = 2.0  # depth-scale error is judged after this much bag time (scale sources settle)
 
 
+def check_ground_truth_topics(bag_path: str | Path, gt_depth: str | None, gt_odom: str | None) -> None:
+    """The ground-truth topics exist and have a type the scorer reads: checked before a run, which takes as long
+    as the bag (online) or its inference (offline), not after it."""
+    with BagReader(bag_path) as bag:
+        for topic, option, types in ((gt_depth, "--gt-depth", ("sensor_msgs/msg/Image",)),
+                                     (gt_odom, "--gt-odom", POSE_TYPES)):
+            if not topic:
+                continue
+            if topic not in bag.topics:
+                fitting = [t for t, s in bag.topics.items() if s.msgtype in types]
+                raise DepthNodeError(f"{bag.path} has no topic {topic} ({option}); topics of a fitting type: "
+                                     f"{', '.join(fitting) or 'none'}")
+            msgtype = bag.topics[topic].msgtype
+            if msgtype not in types:
+                raise DepthNodeError(f"{topic} ({option}) is {msgtype}; it must be {' or '.join(types)}")
+
+
 def gt_depth_metres(msg: Any) -> np.ndarray:
     """32FC1 metres (REP 118) or 16UC1/mono16 millimetres → float32 metres, NaN where invalid."""
     arr = decode_image(msg)

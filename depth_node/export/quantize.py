@@ -152,10 +152,19 @@ def network_inputs(frames: Sequence[np.ndarray], shape: Sequence[int]) -> list[n
 # ---------------------------------------------------------------------------------------------- graph
 
 
+def load_graph(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
+    """onnx.load with an error that says what the file should be."""
+    try:
+        return onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as exc:  # DecodeError and friends: a text file, a truncated download, a .pt
+        raise QuantizeError(f"{path} is not an ONNX model ({type(exc).__name__}: {exc}); give the fp32 depth.onnx "
+                            "or pose.onnx that `depth-node export` writes") from exc
+
+
 def is_quantized(path_or_model: str | os.PathLike | onnx.ModelProto) -> bool:
     m = path_or_model
     if not isinstance(m, onnx.ModelProto):
-        m = onnx.load(str(m), load_external_data=False)
+        m = load_graph(m, load_external_data=False)
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in m.graph.node)
 
 
@@ -371,7 +380,7 @@ def quantize_file(fp32_onnx: Path, out: Path, inputs: list[np.ndarray], symmetri
                   target_drift: float | None = TARGET_DRIFT, analyze: bool | None = None, progress=None) -> dict:
     """The Q/DQ rewrite itself (uncached); returns what was done, for the report beside the file.
     `analyze`: None = per-layer sensitivity only when needed, True = always (the `quantize` command)."""
-    src = onnx.load(str(fp32_onnx))
+    src = load_graph(fp32_onnx)
     if is_quantized(src):
         raise QuantizeError(f"{fp32_onnx} is already quantized (it has QuantizeLinear/DequantizeLinear nodes)")
     if len(src.graph.input) != 1:
@@ -450,7 +459,7 @@ def quantized_onnx(
     out = folder / f"{fp32_onnx.stem}.int8.onnx"
     if out.is_file():
         return out
-    src = onnx.load(str(fp32_onnx), load_external_data=False)
+    src = load_graph(fp32_onnx, load_external_data=False)
     if is_quantized(src):
         return fp32_onnx  # already a Q/DQ graph (e.g. from `depth-node quantize`): use it as it is
     dims = [d.dim_value for d in src.graph.input[0].type.tensor_type.shape.dim]

@@ -3,6 +3,7 @@ metric models, else the model's relative units) and a colourised PNG beside it."
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +43,28 @@ def depth_for_images(inputs: list[Path], output: Path, model: Path | None = None
     from depth_node.inference.estimator import DepthEstimator
     from depth_node.inference.factory import create_backend
 
+    if fx is not None and not (np.isfinite(fx) and fx > 0):
+        raise DepthNodeError(f"--fx must be a focal length in pixels > 0, got {fx}")
+    files = image_paths(inputs)
+    names = output_names(files)
     est = DepthEstimator(create_backend(model or default_model(), backend, precision, device))
     output.mkdir(parents=True, exist_ok=True)
-    files = image_paths(inputs)
-    for path in tqdm(files, desc="depth", unit="img"):
+    for path, name in tqdm(list(zip(files, names)), desc="depth", unit="img"):
         rgb = load_rgb(path)
         h, w = rgb.shape[:2]
         intr = Intrinsics(fx, fx, w / 2, h / 2, w, h) if fx else None
         res = est.depth(rgb, intr, out_size=(h, w) if input_size else None)
-        np.save(output / f"{path.stem}.npy", res.depth)
-        Image.fromarray(colorize(res.depth, bgr=False)).save(output / f"{path.stem}_depth.png")
+        np.save(output / f"{name}.npy", res.depth)
+        Image.fromarray(colorize(res.depth, bgr=False)).save(output / f"{name}_depth.png")
     return ImageDepthResult(len(files), est.metric, output)
+
+
+def output_names(files: list[Path]) -> list[str]:
+    """Each image's output name: its stem, or, where stems repeat (frame 0000000000.png of several drives), its
+    path below the inputs' common folder with `__` for `/`, so no result overwrites another."""
+    stems = [p.stem for p in files]
+    if len(set(stems)) == len(stems):
+        return stems
+    resolved = [p.resolve() for p in files]
+    root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+    return ["__".join(p.relative_to(root).with_suffix("").parts) for p in resolved]

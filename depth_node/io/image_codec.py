@@ -206,7 +206,7 @@ def unsupported_encoding(encoding: Any) -> ImageFormatError:
                             f"({', '.join(COMPRESSED_FORMATS)})")
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
+def to_uint8(arr: np.ndarray) -> np.ndarray:
     """16-bit → 8-bit by 255/65535 (full-range, rounded), as cv_bridge converts mono16 to mono8."""
     return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
@@ -219,7 +219,7 @@ def decode_rgb(msg: Any) -> np.ndarray:
     encoding = _camera_encoding(msg)
     arr = decode_image(msg)
     if arr.dtype == np.uint16:
-        arr = _to_uint8(arr)
+        arr = to_uint8(arr)
     _check_chroma_size(encoding, arr.shape[0], arr.shape[1])
     if encoding in _BAYER_TO_RGB:
         return _cv2().cvtColor(np.ascontiguousarray(arr), getattr(_cv2(), _BAYER_TO_RGB[encoding]))
@@ -303,7 +303,7 @@ def decode_compressed(fmt: str, data: Any) -> np.ndarray:
         raise ImageFormatError(f"CompressedImage ({kind}, {buf.size} bytes) could not be decoded: corrupt or "
                                "truncated data")
     if img.dtype == np.uint16:
-        img = _to_uint8(img)
+        img = to_uint8(img)
     elif img.dtype != np.uint8:
         raise ImageFormatError(f"CompressedImage ({kind}) decodes to {img.dtype} pixels; need 8- or 16-bit")
     if img.ndim == 2:

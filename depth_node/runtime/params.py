@@ -11,6 +11,7 @@ Numeric parameters are declared with dynamic typing and coerced here, so `stride
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
@@ -167,12 +168,17 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def params_from_yaml(data: dict[str, Any]) -> dict[str, Any]:
-    """The node's parameters out of a ROS params file ({node or /**: {ros__parameters: {...}}})."""
+def params_from_yaml(data: Any) -> dict[str, Any]:
+    """The node's parameters out of a ROS params file ({node or /**: {ros__parameters: {...}}}). A file without
+    any such section is refused rather than read as "no parameters": its settings would be silently ignored."""
+    sections = [s["ros__parameters"] for s in data.values() if isinstance(s, dict)
+                and isinstance(s.get("ros__parameters"), dict)] if isinstance(data, dict) else []
+    if not sections:
+        raise ParamError("not a ROS 2 parameter file: it needs a node section with ros__parameters, e.g. "
+                         "`/**: {ros__parameters: {scale_source: fixed}}` (see config/mono_depth.yaml)")
     found: dict[str, Any] = {}
-    for section in data.values():
-        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict):
-            found.update(flatten(section["ros__parameters"]))
+    for section in sections:
+        found.update(flatten(section))
     return found
 
 
@@ -277,7 +283,7 @@ def config_from_values(values: dict[str, Any]) -> Any:
 
 def validate(raw: dict[str, Any]) -> NodeConfig:
     """Type-coerce and check every parameter; raise ParamError listing all problems at once."""
-    errors: list[str] = []
+    errors = [_unknown(k) for k in raw if k not in SPEC_BY_NAME and not _ros_own(k)]
     vals = defaults()
     vals.update({k: v for k, v in raw.items() if k in SPEC_BY_NAME})
     out = _coerced(vals, errors)
@@ -285,6 +291,16 @@ def validate(raw: dict[str, Any]) -> NodeConfig:
     if errors:
         raise ParamError("invalid parameters: " + "; ".join(errors))
     return config_from_values(out)
+
+
+def _ros_own(name: str) -> bool:
+    """Parameters every ROS 2 node has (rclpy declares them), valid in a params file beside the node's own."""
+    return name in ("use_sim_time", "start_type_description_service") or name.startswith("qos_overrides.")
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, list(SPEC_BY_NAME), n=1)
+    return f"unknown parameter {name!r}" + (f" (did you mean {close[0]}?)" if close else "")
 
 
 def _coerced(vals: dict[str, Any], errors: list[str]) -> dict[str, Any]:
