@@ -225,6 +225,106 @@ def test_straight_line_and_static_trajectories_still_align():
     assert np.allclose(P, still)
 
 
+LINE_DIR = np.array([1.0, 2.0, -0.5]) / np.linalg.norm([1.0, 2.0, -0.5])  # not along an axis: no exact zeros
+
+
+def _line_poses(n: int = 30, seed: int = 0) -> np.ndarray:
+    """A straight drive (positions exactly collinear up to rounding) whose orientations wobble around a heading."""
+    rng = np.random.default_rng(seed)
+    T = np.tile(np.eye(4), (n, 1, 1))
+    T[:, :3, 3] = [3.0, -1.0, 0.5] + np.arange(n)[:, None] * 1.3 * LINE_DIR
+    base = matrix_from_quaternion([0.2, -0.1, 0.4, 0.9])
+    for i in range(n):
+        T[i, :3, :3] = _rodrigues(rng.normal(0, 0.05, 3)) @ base
+    return T
+
+
+def _rigid(R: np.ndarray, t) -> np.ndarray:
+    A = np.eye(4)
+    A[:3, :3], A[:3, 3] = R, t
+    return A
+
+
+def _direct_umeyama(x: np.ndarray, y: np.ndarray, with_scale: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Umeyama (1991) eqs. 38-42 written out independently: the expected alignment of well-conditioned points."""
+    mx, my = x.mean(0), y.mean(0)
+    cov = (y - my).T @ (x - mx) / len(x)
+    U, D, Vt = np.linalg.svd(cov)
+    S = np.diag([1.0, 1.0, np.sign(np.linalg.det(U) * np.linalg.det(Vt))])
+    R = U @ S @ Vt
+    s = float(np.trace(np.diag(D) @ S) / np.mean(np.sum((x - mx) ** 2, axis=1))) if with_scale else 1.0
+    return R, my - s * R @ mx, s
+
+
+@pytest.mark.parametrize("mode", ["se3", "sim3"])
+def test_straight_line_against_itself_has_no_rotation_error(mode):
+    # positions alone leave the roll about the line free, and the SVD's arbitrary roll used to show up as ~86°
+    # of ATE rotation (`eval-pose` on a synthetic straight drive against itself); the orientations settle it
+    gt = _line_poses()
+    P, al = pm.align(gt, gt, mode)
+    e = pm.ate(P, gt)
+    assert e.rot_deg.max() < 1e-9 and e.trans.max() < 1e-9
+    np.testing.assert_allclose(al.R, np.eye(3), atol=1e-12)
+    assert al.scale == pytest.approx(1.0, abs=1e-12)
+    s = pm.evaluate_trajectory(Trajectory(gt), Trajectory(gt), alignments=(mode,)).summary
+    assert s["ate"][mode]["rot_deg"]["max"] < 1e-9 and s["ate"][mode]["trans"]["max"] < 1e-9
+
+
+@pytest.mark.parametrize("mode", ["se3", "sim3"])
+@pytest.mark.parametrize("roll", [0.0, 0.7, -2.0, 3.1])
+def test_straight_line_recovers_a_rigid_transform_with_roll_about_the_line(mode, roll):
+    gt = _line_poses()
+    # the estimate's world: GT's rotated about the line (the part positions cannot see) and about another axis
+    B = _rigid(_rodrigues(np.array([0.3, -0.4, 0.2])) @ _rodrigues(roll * LINE_DIR), [5.0, -2.0, 1.0])
+    pred = B @ gt
+    scale = 0.4 if mode == "sim3" else 1.0
+    pred[:, :3, 3] *= scale
+    P, al = pm.align(pred, gt, mode)
+    e = pm.ate(P, gt)
+    assert e.rot_deg.max() < 1e-9 and e.trans.max() < 1e-9
+    np.testing.assert_allclose(al.R, B[:3, :3].T, atol=1e-12)
+    assert al.scale == pytest.approx(1.0 / scale, rel=1e-12)
+    # positions rounded to 12 digits, as in a KITTI/TUM file: nearly collinear, the roll still from orientations
+    rounded = np.vectorize(lambda v: float(f"{v:.12e}"))(pred)
+    P, al = pm.align(rounded, gt, mode)
+    e = pm.ate(P, gt)
+    assert e.rot_deg.max() < 1e-8 and e.trans.max() < 1e-9
+    np.testing.assert_allclose(al.R, B[:3, :3].T, atol=1e-10)
+
+
+def test_static_trajectory_takes_rotation_from_orientations():
+    gt = _line_poses(8)
+    gt[:, :3, 3] = [1.0, 2.0, 3.0]  # identical positions: no rotation from them at all
+    B = _rigid(_rodrigues(np.array([0.5, 0.1, -0.7])), [0.0, 4.0, 0.0])
+    P, al = pm.align(B @ gt, gt, "se3")
+    e = pm.ate(P, gt)
+    assert e.rot_deg.max() < 1e-9 and e.trans.max() < 1e-12
+    np.testing.assert_allclose(al.R, B[:3, :3].T, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["se3", "sim3"])
+@pytest.mark.parametrize("bend", [1.0, 1e-3])  # a curve, and a nearly straight but still well-conditioned drive
+def test_well_conditioned_alignment_is_plain_umeyama(mode, bend):
+    # orientations must not move the alignment off Umeyama's (evo's) when the positions determine it
+    rng = np.random.default_rng(7)
+    n = 40
+    gt = _line_poses(n, seed=1)
+    u = np.arange(n) / n
+    gt[:, :3, 3] += bend * np.stack([np.sin(3 * u), u**2, np.cos(2 * u) - 1], axis=1) * 5.0
+    pred = _rigid(_rodrigues(np.array([0.2, 0.9, -0.3])), [1.0, 2.0, 3.0]) @ gt
+    pred[:, :3, 3] = 0.7 * pred[:, :3, 3] + rng.normal(0, 0.01, (n, 3))
+    for i in range(n):  # orientations far off: they would pull any orientation-based alignment away
+        pred[i, :3, :3] = _rodrigues(rng.normal(0, 0.5, 3)) @ pred[i, :3, :3]
+    R, t, s = _direct_umeyama(pred[:, :3, 3], gt[:, :3, 3], with_scale=mode == "sim3")
+    P, al = pm.align(pred, gt, mode)
+    np.testing.assert_allclose(al.R, R, atol=1e-12)
+    np.testing.assert_allclose(al.t, t, atol=1e-12)
+    assert al.scale == pytest.approx(s, rel=1e-12)
+    R2, t2, s2 = pm.umeyama(pred[:, :3, 3], gt[:, :3, 3], mode == "sim3")  # positions only: the same numbers
+    assert np.array_equal(R2, al.R) and np.array_equal(t2, al.t) and s2 == al.scale
+    np.testing.assert_allclose(P, pm.apply_sim3(pred, R, t, s), atol=1e-12)
+
+
 # ---------------------------------------------------------------- agreement with evo
 
 

@@ -43,16 +43,57 @@ def rotation_angles(R: np.ndarray) -> np.ndarray:
     return np.arctan2(s, c)
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+# Below this ratio of the cross-covariance's second to first singular value the rotation about the dominant
+# direction counts as undetermined by the positions. d1/d0 (≈ the product of the two clouds' off-line spreads
+# relative to their lengths, so an exact-line GT against a noisy estimate falls below too) is the roll's
+# sensitivity to the points: a relative position error δ moves it by about δ·d0/d1. Exact straight lines sit at
+# rounding level (1e-15…1e-19, the synthetic drives included), real trajectories far above (whole KITTI, TUM and
+# EuRoC GT ≥ 3e-3, 30-frame KITTI windows ≥ 1e-7), so 1e-9 splits the two with margin each way; at 1e-9 even
+# 12-digit positions leave the roll uncertain by ~1e-3 rad, so positions no longer make a meaningful roll.
+RANK_TOL = 1e-9
+
+
+def _project_so3(M: np.ndarray) -> np.ndarray:
+    """The rotation nearest to M (maximizing trace(Rᵀ·M)): SVD with the determinant sign fixed."""
+    u, _, vt = np.linalg.svd(M)
+    S = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0.0:
+        S[2, 2] = -1.0
+    return u @ S @ vt
+
+
+def _roll_about(axis: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Rot(axis, θ) maximizing trace(Rot·M): trace(Rot·M) = a·cosθ + b·sinθ + c, so θ = atan2(b, a)."""
+    k = axis / np.linalg.norm(axis)
+    K = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    kk = np.outer(k, k)
+    a = float(np.trace(M) - k @ M @ k)
+    b = float(np.trace(K @ M))
+    th = math.atan2(b, a) if (a != 0.0 or b != 0.0) else 0.0
+    return math.cos(th) * np.eye(3) + math.sin(th) * K + (1.0 - math.cos(th)) * kk
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = False, src_rot: np.ndarray | None = None,
+            dst_rot: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Least-squares (R, t, s) with dst ≈ s·R·src + t for (N, 3) point sets (Umeyama 1991, as evo computes it).
 
-    evo refuses rank-deficient cases; here a straight-line drive (rank 1) still aligns (the roll about the line
-    is arbitrary but does not change the error), and identical points fall back to a pure translation.
+    evo refuses rank-deficient cases; here they still align. On a (nearly) straight line (cross-covariance
+    d1 ≤ RANK_TOL·d0) the positions fix R only up to a roll about the line: that roll leaves the position error
+    unchanged but not the orientation error, so with the (N, 3, 3) orientations `src_rot`/`dst_rot` it is the one
+    that best aligns R·src_rot to dst_rot (chordal least squares, closed form); without them it is whatever the
+    SVD gives. Identical points fall back to a pure translation, with R likewise from the orientations when
+    given (else the identity). Well-conditioned point sets ignore the orientations: plain Umeyama, evo's result.
     """
     x = np.asarray(src, dtype=np.float64)
     y = np.asarray(dst, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 2 or x.shape[1] != 3 or x.shape[0] == 0:
         raise ValueError(f"umeyama needs two (N, 3) arrays of equal shape, got {x.shape} and {y.shape}")
+    rots = None
+    if src_rot is not None and dst_rot is not None:
+        rots = (np.asarray(src_rot, dtype=np.float64), np.asarray(dst_rot, dtype=np.float64))
+        if rots[0].shape != (x.shape[0], 3, 3) or rots[1].shape != (x.shape[0], 3, 3):
+            raise ValueError(f"umeyama orientations must be ({x.shape[0]}, 3, 3), got {rots[0].shape}, "
+                             f"{rots[1].shape}")
     n = x.shape[0]
     mx, my = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - mx, y - my
@@ -60,12 +101,18 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = False) -> tuple
     cov = yc.T @ xc / n
     u, d, vt = np.linalg.svd(cov)
     if np.count_nonzero(d > np.finfo(float).eps) == 0 or sigma_x == 0.0:
-        return np.eye(3), my - mx, 1.0
+        R = np.eye(3) if rots is None else _project_so3(np.sum(rots[1] @ np.swapaxes(rots[0], 1, 2), axis=0))
+        return R, my - R @ mx, 1.0
     S = np.eye(3)
     if np.linalg.det(u) * np.linalg.det(vt) < 0.0:
         S[2, 2] = -1.0
     R = u @ S @ vt
-    s = float(np.trace(np.diag(d) @ S) / sigma_x) if with_scale else 1.0
+    if rots is not None and d[1] <= RANK_TOL * d[0]:
+        # R maps the estimate's line direction vt[0] onto GT's u[:, 0]; so does Rot(u[:, 0], θ)·R for every θ
+        R = _roll_about(u[:, 0], np.sum(R @ rots[0] @ np.swapaxes(rots[1], 1, 2), axis=0)) @ R
+        s = float(np.sum(cov * R) / sigma_x) if with_scale else 1.0  # the best scale for this R: tr(Rᵀ·cov)/σx²
+    else:
+        s = float(np.trace(np.diag(d) @ S) / sigma_x) if with_scale else 1.0
     t = my - s * (R @ mx)
     return R, t, s
 
@@ -93,7 +140,9 @@ class Alignment:
 def align(pred: np.ndarray, gt: np.ndarray, mode: str = "se3", n: int = -1) -> tuple[np.ndarray, Alignment]:
     """Align predicted poses to GT. `se3`: rigid (the estimate's frame is arbitrary), `sim3`: rigid + scale
     (monocular VO without a metric scale source), `scale`: scale only, `origin`: first poses coincide,
-    `none`. `n` > 0 fits on the first n poses only (evo's `--n_to_align`)."""
+    `none`. `n` > 0 fits on the first n poses only (evo's `--n_to_align`). Umeyama on the positions (evo's
+    alignment); where they leave the rotation open (a straight drive's roll about the line, a static one) the
+    orientations settle it, else that free roll would show up as rotation error (see `umeyama`)."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if mode not in ALIGNMENTS:
@@ -104,7 +153,8 @@ def align(pred: np.ndarray, gt: np.ndarray, mode: str = "se3", n: int = -1) -> t
         T = gt[0] @ invert_se3(pred[0])
         return T @ pred, Alignment(mode, T[:3, :3], T[:3, 3], 1.0)
     k = len(pred) if n is None or n <= 0 else min(n, len(pred))
-    R, t, s = umeyama(pred[:k, :3, 3], gt[:k, :3, 3], with_scale=mode in ("sim3", "scale"))
+    R, t, s = umeyama(pred[:k, :3, 3], gt[:k, :3, 3], with_scale=mode in ("sim3", "scale"),
+                      src_rot=pred[:k, :3, :3], dst_rot=gt[:k, :3, :3])
     if mode == "scale":
         out = pred.copy()
         out[:, :3, 3] *= s
