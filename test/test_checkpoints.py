@@ -129,6 +129,11 @@ def test_model_file_roundtrip_and_foreign_files(tmp_path):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(ModelFileError, match="not found"):
         load_model(tmp_path / "absent.pt")
+    with pytest.raises(ModelFileError, match=r"is a folder; give the \.pt file .*depth-node import monodepth2"):
+        load_model(folder)
+    (tmp_path / "depth.onnx").write_bytes(b"\x08\x07graph")
+    with pytest.raises(ModelFileError, match="an ONNX graph, not a PyTorch file"):
+        load_model(tmp_path / "depth.onnx")
 
 
 def test_cli_reports_errors_without_traceback(tmp_path):

@@ -172,15 +172,19 @@ def save_model(path: str | os.PathLike, model: ModelFile, storage: str = "fp32")
 def load_torch_file(path: str | os.PathLike, what: str = "file") -> Any:
     """torch.load with safe unpickling and errors that say what went wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{what} {path} is a folder; give the .pt file (a folder of Monodepth2 weights is "
+                             "imported once with `depth-node import monodepth2`)")
     if not path.is_file():
         raise ModelFileError(f"{what} not found: {path}")
     try:
         data = path.read_bytes()
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/truncated pickles and zips
+        hint = ("an ONNX graph, not a PyTorch file: give the .pt model file it was exported from"
+                if path.suffix.lower() == ".onnx" else "truncated or corrupt download? re-copy the file")
         raise ModelFileError(
-            f"cannot read {what} {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]} "
-            "(truncated or corrupt download? re-copy the file)"
+            f"cannot read {what} {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]} ({hint})"
         ) from exc
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from depth_node.errors import DepthNodeError
+
 DESCRIPTION = """\
 Scores a model on the real frames with depth ground truth in ../shared/realdata (KITTI raw with LiDAR, KITTI
 annotated depth, TRI DGP cameras with LiDAR, TUM fr3 and NYU indoor frames), each with its own intrinsics,
@@ -36,6 +38,8 @@ def register(sub, name: str, help_text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from depth_node.evaluate.real_data import EvalRealOptions, eval_real, format_table
 
+    if args.limit < 0:
+        raise DepthNodeError(f"--limit must be ≥ 0 (0 = every frame), got {args.limit}")
     result = eval_real(EvalRealOptions(args.model, args.json, args.html, args.data_root, args.sets, args.limit,
                                        args.samples, args.backend, args.precision, args.device))
     print(format_table(result))

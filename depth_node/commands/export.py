@@ -12,7 +12,9 @@ def register(sub, name: str, help_text: str) -> None:
     p.add_argument("model", type=Path, help="depth_node model file (.pt)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (≥ 17)")
-    p.add_argument("--tol", type=float, default=1e-4, help="max abs error allowed against PyTorch (fp32)")
+    p.add_argument("--tol", type=float, default=1e-4,
+                   help="max abs error allowed against PyTorch (fp32), for `depth` as a fraction of its largest "
+                        "value (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
     p.add_argument("--weights", choices=("fp32", "fp16"), default="fp32",
                    help="fp16: store large weights as fp16 (+ Cast), half the file, fp32 arithmetic (default fp32)")
