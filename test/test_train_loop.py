@@ -339,3 +339,115 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_in_bf16(caplog):
     with caplog.at_level("WARNING", logger="depth_node.train.loop"):
         assert autocast_settings(tiny_cfg(system__amp="bf16"), cpu) == (torch.bfloat16, False)
     assert ("without native bf16" in caplog.text) == (not native)
+
+
+# ------------------------------------------------------------------------------- --resume from the saved config
+
+
+def _train_cli(*args: str) -> int:
+    """`depth-node train ...` in this process (the real argument parsing and `train_from_files`)."""
+    from depth_node.cli import main
+
+    return main(["train", *args])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 1-step CLI run at 64×64 (the smallest valid input) on a 6-frame drive; tests resume copies of it."""
+    from depth_node.sim.config import DriveConfig
+    from depth_node.sim.drive import Drive
+    from depth_node.sim.writers import write_drive
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    cfg = DriveConfig(seed=4, frames=6)
+    cfg.camera.width, cfg.camera.height = 64, 64
+    write_drive(Drive(cfg), root / "data", "kitti")
+    rc = _train_cli("--config", str(REPO / "config" / "train_mono.yaml"), "--data", str(root / "data"),
+                    "--out", str(root / "run"), "--no-export", "data.width=64", "data.height=64",
+                    "data.num_workers=0", "data.filter_static=false", "optim.batch_size=2", "system.device=cpu",
+                    "system.amp=off", "system.progress=false", "--max-steps", "1")
+    assert rc == 0
+    return root / "data", root / "run"
+
+
+def _copy_run(run: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, dest)
+    return dest
+
+
+def test_cli_resume_continues_from_the_runs_saved_config(tmp_path, tiny_run, caplog):
+    """`train --out RUN --resume` with neither --data nor --config: the run's own config.yaml (data, 64×64 size,
+    batch size) is the base, --max-steps changes only the budget, and the step count continues. A --config given
+    with --resume is checked, not applied: its other keys keep the run's values (with a warning naming them)."""
+    import yaml
+
+    from depth_node.checkpoints.model_file import load_model
+    from depth_node.train.checkpoint import load_checkpoint
+
+    data, run = tiny_run
+    out = _copy_run(run, tmp_path / "run")
+    assert _train_cli("--out", str(out), "--resume", "--max-steps", "2") == 0
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["step"] == 2 and ck["input"] == {"height": 64, "width": 64}
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert (saved["data"]["width"], saved["data"]["height"], saved["data"]["train"]) == (64, 64, [str(data)])
+    assert saved["optim"]["batch_size"] == 2 and saved["optim"]["max_steps"] == 2
+    mf = load_model(out / "model.pt")
+    assert (mf.width, mf.height) == (64, 64) and mf.meta["provenance"]["steps"] == 2
+
+    # the file (train_mono.yaml: batch 12, no data) agrees on the size once told; its other values are not applied
+    with caplog.at_level("WARNING", logger="depth_node.train.run"):
+        assert _train_cli("--config", str(REPO / "config" / "train_mono.yaml"), "--out", str(out), "--resume",
+                          "data.width=64", "data.height=64", "--max-steps", "3") == 0
+    assert "data.train" in caplog.text and "optim.batch_size" in caplog.text
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["data"]["train"] == [str(data)] and saved["optim"]["batch_size"] == 2
+
+
+def test_resume_refuses_a_change_of_input_size(tmp_path, tiny_run, capsys, mono_seqs):
+    """A size the checkpoint was not trained at is refused before any data is touched, naming the key, the
+    saved and the new value; the run is left as it was. The same through --config (train_mono.yaml is 640×192)
+    and through the Python API (the checkpoint's own config)."""
+    from depth_node.train.checkpoint import load_checkpoint
+    from depth_node.train.config import ConfigError
+
+    _, run = tiny_run
+    out = _copy_run(run, tmp_path / "run")
+    before = (out / "config.yaml").read_text()
+    assert _train_cli("--out", str(out), "--resume", "data.height=128") == 2
+    err = capsys.readouterr().err
+    assert "data.height=128" in err and "data.height=64" in err and "data.width" not in err, err
+    assert _train_cli("--config", str(REPO / "config" / "train_mono.yaml"), "--out", str(out), "--resume") == 2
+    err = capsys.readouterr().err
+    assert "data.width=640, data.height=192" in err and "data.width=64, data.height=64" in err, err
+    assert (out / "config.yaml").read_text() == before
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 1
+    tr = Trainer(tiny_cfg("M"), out, resume=True, train_sequences=mono_seqs[0], val_sequences=[])  # 192×64
+    with pytest.raises(ConfigError, match=r"data\.width=192.*trained with data\.width=64"):
+        tr.setup()
+
+
+@pytest.mark.parametrize("side", [0, 32, 40, 48, 80])
+def test_input_sides_below_64_are_refused_with_a_valid_suggestion(side):
+    """The 1/32 feature map of a 32-px side is 1 px, which the encoder's reflect padding cannot take: such sides
+    are refused, and the suggested nearest size is itself valid (≥ 64, a multiple of 32)."""
+    import re
+
+    from depth_node.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 64") as exc:
+        tiny_cfg("M", data__height=side)
+    nearest = int(re.search(r"nearest: (\d+)", str(exc.value)).group(1))
+    assert nearest >= 64 and nearest % 32 == 0
+    tiny_cfg("M", data__height=nearest)  # the suggestion passes validation
+
+
+def test_a_64x64_input_trains(tmp_path):
+    """64 px, the smallest side accepted, really trains (the encoder's reflect padding at 1/32 needs 2 px)."""
+    seqs = sim_sequences(False, frames=4, size=(64, 64))
+    res = Trainer(tiny_cfg("M", data__width=64, data__height=64, optim__max_steps=1), tmp_path,
+                  train_sequences=seqs, val_sequences=[]).train()
+    assert res.steps == 1 and np.isfinite(res.losses).all()

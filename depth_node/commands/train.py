@@ -1,9 +1,16 @@
-"""`depth-node train --config FILE | --preset NAME [--data DIR_OR_BAG] [--out DIR] [--resume] [key=value ...]`.
+"""`depth-node train --config FILE | --preset NAME [--data DIR_OR_BAG] [--out DIR] [key=value ...]`,
+`depth-node train --out DIR --resume [--max-steps N] [key=value ...]`.
 
 Trains a Monodepth2 model (M, S or MS) or the metric ViT (mode metric) and writes the best epoch as a model
 file plus ONNX and a report. `--preset adapt --data my.mcap --camera-height H` fine-tunes the bundled model
 on a robot's own recording (config/train_adapt.yaml).
-Runs under `torchrun --nproc_per_node=N` for multi-process (DDP) training unchanged."""
+Runs under `torchrun --nproc_per_node=N` for multi-process (DDP) training unchanged.
+
+`--resume` continues the run in --out as it was configured: its saved <out>/config.yaml (data included) is the
+base, and only what this command line gives explicitly (key=value, --data, --max-steps, ...) changes it. Changes
+of the input size, the networks or the mode are refused (the checkpoint was trained with them). --config /
+--preset are optional then; when given they are only checked against the run on those keys (refused if they
+differ); on other keys the run's saved values stay (a warning names the keys where the file differs)."""
 
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ def _passive_openmp() -> None:
 
 def register(sub, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description=__doc__.split("\n\n")[1].strip())
-    p.add_argument("--config", type=Path, help="training YAML (see config/train_mono.yaml)")
+    p.add_argument("--config", type=Path, help="training YAML (see config/train_mono.yaml); optional with --resume")
     p.add_argument("--preset", metavar="NAME",
                    help="a bundled config by name: config/train_NAME.yaml, e.g. adapt, mono, default_ms")
     p.add_argument("--init", metavar="MODEL",
@@ -48,7 +55,10 @@ def register(sub, name: str, help_text: str) -> None:
     p.add_argument("--val-data", action="append", metavar="DIR_OR_BAG",
                    help="held-out data with GT depth for validation each epoch (repeatable)")
     p.add_argument("--out", type=Path, default=Path("out/train"), help="output folder (default out/train)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from checkpoints/last.pt with its saved <out>/config.yaml (data "
+                        "included); only key=value and options given here change it, input size / networks / mode "
+                        "cannot change. --config/--preset are optional and only checked against the run")
     p.add_argument("--max-steps", type=int, help="shortcut for optim.max_steps=N")
     p.add_argument("--max-minutes", "--budget-min", type=float, dest="max_minutes",
                    help="training-time budget in minutes (optim.max_minutes); export follows")
@@ -66,12 +76,17 @@ def run(args: argparse.Namespace) -> int:
     return train_from_files(config_path(args), overrides(args), args.out, resume=args.resume)
 
 
-def config_path(args: argparse.Namespace) -> Path:
-    """--config, or the bundled config/train_<preset>.yaml."""
+def config_path(args: argparse.Namespace) -> Path | None:
+    """--config, or the bundled config/train_<preset>.yaml; None with --resume when neither is given (the run's
+    saved config is used)."""
     from depth_node.errors import DepthNodeError
     from depth_node.paths import config_file
 
-    if (args.config is None) == (args.preset is None):
+    if args.config is not None and args.preset is not None:
+        raise DepthNodeError("give only one of --config FILE or --preset NAME")
+    if args.config is None and args.preset is None:
+        if getattr(args, "resume", False):
+            return None
         raise DepthNodeError("give exactly one of --config FILE or --preset NAME (e.g. --preset adapt)")
     if args.config is not None:
         return args.config

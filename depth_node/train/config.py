@@ -362,6 +362,14 @@ def _coerce(current: Any, tp: Any, value: Any, path: str) -> Any:
     return value
 
 
+MIN_INPUT_SIZE = 64  # smallest network input side: the 1/32 feature map must be ≥ 2 px for reflect padding
+
+
+def nearest_input_size(v: int) -> int:
+    """The valid input side (multiple of 32, ≥ MIN_INPUT_SIZE) nearest to `v`."""
+    return max(MIN_INPUT_SIZE, round(v / 32) * 32)
+
+
 def validate(cfg: TrainConfig) -> None:
     """Range and consistency checks; raises ConfigError naming the key."""
 
@@ -373,8 +381,9 @@ def validate(cfg: TrainConfig) -> None:
          f"MS = both, metric = supervised metric ViT on ground-truth depth), got {cfg.mode!r}")
     d, m, o, s, a = cfg.data, cfg.model, cfg.optim, cfg.system, cfg.augment
     for key, v in (("data.width", d.width), ("data.height", d.height)):
-        need(v > 0 and v % 32 == 0, key, f"must be a positive multiple of 32 (the encoder downsamples 32×), got {v}"
-             + (f"; nearest: {max(32, round(v / 32) * 32)}" if v > 0 else ""))
+        need(v >= MIN_INPUT_SIZE and v % 32 == 0, key,
+             f"must be a multiple of 32 and at least {MIN_INPUT_SIZE} (the encoder downsamples 32× and its reflect "
+             f"padding needs a feature map of ≥ 2 px), got {v}; nearest: {nearest_input_size(v)}")
     need(m.num_layers in (18, 34, 50, 101, 152), "model.num_layers",
          f"must be 18, 34, 50, 101 or 152, got {m.num_layers}")
     need(m.pose_num_layers in (18, 50), "model.pose_num_layers", f"must be 18 or 50, got {m.pose_num_layers}")
@@ -467,3 +476,46 @@ def _validate_randomization(r: CameraRandomization, where: str) -> None:
     bad = [a for a in r.aspects if a not in ASPECTS]
     if bad:
         raise ConfigError(f"config key {where}.aspects: unknown aspect ratios {bad}; known: {', '.join(ASPECTS)}")
+
+
+# ============================================================================================== resume
+
+# Settings a checkpoint is tied to: the weights, the optimiser state and the cached frames were made for them, so a
+# resumed run must keep them (`resume_conflicts`). Everything else (budget, LR schedule length, data, logging...)
+# may change on --resume.
+RESUME_FIXED_KEYS = ("mode", "data.width", "data.height", "model.num_layers", "model.pose_num_layers")
+# mode metric: the ViT comes from metric.preset/network, or from the model.init file when one is given
+RESUME_FIXED_KEYS_METRIC = ("mode", "data.width", "data.height", "metric.preset", "metric.network", "model.init")
+
+
+def _dotted(d: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def resume_conflicts(saved: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, new value) for each checkpoint-bound setting (`RESUME_FIXED_KEYS`) that `new` changes;
+    both are `TrainConfig.to_dict()` mappings (the saved one may come from a checkpoint)."""
+    keys = RESUME_FIXED_KEYS_METRIC if "metric" in (saved.get("mode"), new.get("mode")) else RESUME_FIXED_KEYS
+    return [(k, _dotted(saved, k), _dotted(new, k)) for k in keys if _dotted(saved, k) != _dotted(new, k)]
+
+
+def check_resume_compatible(saved: dict[str, Any], new: dict[str, Any], *, run: str, source: str) -> None:
+    """Raise one ConfigError naming every checkpoint-bound key `new` changes, with the run's value and the new one.
+    `run` names the saved run (e.g. its config.yaml), `source` where the new values come from."""
+    bad = resume_conflicts(saved, new)
+    if not bad:
+        return
+    fmt = ", ".join
+    raise ConfigError(
+        f"--resume: {source} sets {fmt(f'{k}={_show(n)}' for k, _, n in bad)}, but the run was trained with "
+        f"{fmt(f'{k}={_show(s)}' for k, s, _ in bad)} ({run}); its checkpoint continues only with the input size, "
+        "networks and mode it was trained with. To continue, keep them as the run has them (--resume needs no "
+        "--config: the run's own config is used); to change them, start a new run in another --out "
+        "(--init <out>/model.pt starts from this run's weights)")
+
+
+def _show(v: Any) -> str:
+    return "null" if v is None else str(v)
+

@@ -35,7 +35,7 @@ from depth_node.cpu_info import has_native_bf16
 from depth_node.errors import DepthNodeError
 from depth_node.train import distributed as ddp
 from depth_node.train.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint, set_rng_state
-from depth_node.train.config import TrainConfig
+from depth_node.train.config import TrainConfig, check_resume_compatible
 from depth_node.train.data import (
     CachedSequence,
     EpochBatchSampler,
@@ -294,6 +294,8 @@ class TrainingLoop(ABC):
         if not path.is_file():
             raise DepthNodeError(f"--resume: no checkpoint at {path}")
         ck = load_checkpoint(path)
+        if ck.get("config") is not None:  # the CLI checked <out>/config.yaml already; this guards every caller
+            check_resume_compatible(ck["config"], self.cfg.to_dict(), run=str(path), source="this configuration")
         ddp.unwrap(self.depth).load_state_dict(ck["depth"])
         if self.pose is not None:
             if ck.get("pose") is None:
