@@ -113,3 +113,39 @@ def test_play_publishes_the_compressed_topic(bags) -> None:
         if sub.poll() is None:
             sub.kill()
     assert json.loads(out.strip().splitlines()[-1]) == {COMPRESSED: FRAMES, "/camera/camera_info": FRAMES}
+
+
+def test_training_decodes_bag_frames_as_the_node_does(tmp_path: Path) -> None:
+    """mono16 scaled by 255/65535 (cv_bridge's mono16 → mono8, as the node does: not by each frame's maximum), a
+    Bayer mosaic demosaiced (not repeated as grey): the pixels training sees are the ones the node will see."""
+    from depth_node.geometry.camera import Intrinsics
+    from depth_node.io.bags import BagWriter, typestore
+    from depth_node.io.image_codec import encode_image
+    from depth_node.train import bag_frames
+
+    ts = typestore().types
+    grey = (np.arange(48 * 64, dtype=np.uint32).reshape(48, 64) * 7).astype(np.uint16)  # max 21497: not 65535
+    mosaic = np.random.default_rng(3).integers(0, 256, (48, 64), dtype=np.uint8)
+    frames = {"/mono/image_raw": ("mono16", grey), "/bayer/image_raw": ("bayer_rggb8", mosaic)}
+    with BagWriter(tmp_path / "b") as w:
+        for k, (topic, (encoding, array)) in enumerate(frames.items()):
+            enc = encode_image(array, encoding)
+            stamp = ts["builtin_interfaces/msg/Time"](sec=1, nanosec=k)
+            header = ts["std_msgs/msg/Header"](stamp=stamp, frame_id="cam")
+            w.add_topic(topic, "sensor_msgs/msg/Image")
+            w.write(topic, 10**9 + k, ts["sensor_msgs/msg/Image"](
+                header=header, height=enc.height, width=enc.width, encoding=enc.encoding, is_bigendian=0,
+                step=enc.step, data=enc.data))
+    cfg = SimpleNamespace(max_sync_dt=0.005)
+    got = {}
+    for topic in frames:
+        plan = bag_frames.BagPlan(topic, None, None, None, Intrinsics(50, 50, 32, 24, 64, 48), None, 1)
+        (got[topic], _), = list(bag_frames.iterate(tmp_path / "b", plan, cfg))  # the whole bag read, then closed
+    expected = np.round(grey.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    for c in range(3):
+        np.testing.assert_array_equal(got["/mono/image_raw"][..., c], expected)
+    bayer = got["/bayer/image_raw"]
+    assert bayer.shape == (48, 64, 3)
+    # demosaiced: the red channel at a red site (even row, even column of RGGB) is the mosaic's own value
+    np.testing.assert_array_equal(bayer[2:-2:2, 2:-2:2, 0], mosaic[2:-2:2, 2:-2:2])
+    assert not np.array_equal(bayer[..., 0], bayer[..., 1])  # not the raw mosaic repeated as grey

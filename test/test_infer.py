@@ -71,7 +71,7 @@ def test_bad_fx_and_unwritable_output_are_one_clear_error(tmp_path, flat_model, 
 
 
 def test_16_bit_grey_images_are_scaled_not_clipped(tmp_path) -> None:
-    from depth_node.image_files import ImageFileError, load_rgb
+    from depth_node.io.image_files import ImageFileError, load_rgb
 
     grey = np.arange(0, 65536, 16, dtype=np.uint16).reshape(64, 64)
     Image.fromarray(grey).save(tmp_path / "g16.png")

@@ -22,7 +22,6 @@ RANKS: dict[str, int] = {
     "networks": 1,
     "geometry": 1,
     "colormap": 1,
-    "image_files": 1,
     "checkpoints": 2,
     "io": 2,  # pure data formats; above geometry, whose intrinsics and poses the KITTI folder reader returns
     "export": 3,
@@ -38,7 +37,9 @@ RANKS: dict[str, int] = {
     "commands": 8,
     "cli": 9,
 }
-ROS_ONLY = ("rclpy", "tf2_ros", "tf2_py", "rosidl_runtime_py", "launch", "launch_ros")
+ROS_ONLY = ("rclpy", "tf2_ros", "tf2_py", "rosidl_runtime_py", "launch", "launch_ros", "std_msgs", "sensor_msgs",
+            "nav_msgs", "geometry_msgs", "diagnostic_msgs", "builtin_interfaces", "rosgraph_msgs", "lifecycle_msgs",
+            "rcl_interfaces")
 
 
 def _module_name(path: Path) -> str:

@@ -118,6 +118,33 @@ def test_odometry_keeps_integrating_while_no_one_reads_it(data) -> None:
     assert restarts == 0
 
 
+def test_odometry_only_while_read_restarts_from_the_last_pose(data) -> None:
+    """odom.continuous false (less CPU): the pose net runs only while someone reads odom; a reader coming back gets
+    a chain restarted from the last pose, its first twist "unknown", not one that silently skipped motion."""
+    model, f = data
+    ln = H.LiveNode(DOMAIN, {"model": str(model), **PARAMS, "odom.continuous": False})
+    try:
+        ln.subscribe("depth")
+        ln.subscribe("odom")
+        for k in range(3):
+            ln.send(f["rgb"][k], int(f["stamps"][k]), f["K"], wait_for="odom", timeout=30,
+                    retry_step=1000 if k == 0 else 0)
+        steps = ln.node.vo.steps
+        ln.unsubscribe("odom")
+        assert _wait(lambda: ln.node.pubs["odom"].get_subscription_count() == 0)
+        for k in range(3, 5):
+            ln.send(f["rgb"][k], int(f["stamps"][k]), f["K"], timeout=30)
+        assert ln.node.vo.steps == steps, "odometry ran with no one reading it"
+        ln.subscribe("odom")
+        assert _wait(lambda: ln.node.pubs["odom"].get_subscription_count() == 1)
+        restarts = ln.node.vo.restarts
+        first, _ = ln.send(f["rgb"][5], int(f["stamps"][5]), f["K"], wait_for="odom", timeout=30)
+        assert ln.node.vo.restarts == restarts + 1
+        assert np.all(np.diag(np.array(first.twist.covariance).reshape(6, 6)) >= 1e3)  # "unknown": a new chain
+    finally:
+        ln.close()
+
+
 def test_default_intrinsics_warn_and_shutdown_from_active_finalizes(data) -> None:
     from rclpy.lifecycle import TransitionCallbackReturn as R
 

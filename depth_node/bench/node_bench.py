@@ -128,11 +128,9 @@ def pointcloud_timing(iters: int = 50) -> dict[str, Any]:
     out["pointcloud_ms_640x192"] = med(lambda: b.build(depth, intr, 1, rgb))
     out["pointcloud_xyz_ms_640x192"] = med(lambda: b.build(depth, intr, 1, None))
     try:
-        from std_msgs.msg import Header
+        from depth_node.ros.messages import empty_header, pointcloud_msg
 
-        from depth_node.ros.messages import pointcloud_msg
-
-        h = Header()
+        h = empty_header()
         out["pointcloud_msg_ms_640x192"] = med(lambda: pointcloud_msg(b.build(depth, intr, 1, rgb), h))
     except ImportError:
         out["pointcloud_msg_ms_640x192"] = None
@@ -293,7 +291,9 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     node_params = {"model": str(model_path), "backend": info["backend"], "precision": info["precision"],
                    "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
-                   "output_qos": "reliable", "output_qos_depth": 5, **extra}
+                   "output_qos": "reliable", "output_qos_depth": 5,
+                   "odom.continuous": False,  # configurations are chosen by subscribing: odometry only while read
+                   **extra}
     P.validate(node_params)  # a typo in --node-param fails here, naming the parameter, before a node starts
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": P.nested(node_params)}}))
     node_log = tmp / "node.log"

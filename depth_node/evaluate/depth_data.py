@@ -12,7 +12,7 @@ import numpy as np
 
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
-from depth_node.image_files import image_files, load_rgb
+from depth_node.io.image_files import image_files, load_rgb
 
 
 @dataclass

@@ -38,7 +38,6 @@ import numpy as np
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics, project
 from depth_node.geometry.poses import invert_se3, matrix_from_quaternion
-from depth_node.image_files import load_rgb
 from depth_node.io.depth_files import (
     KITTI_DEPTH_SCALE,
     NYU_DEPTH_SCALE,
@@ -46,6 +45,7 @@ from depth_node.io.depth_files import (
     read_calib_file,
     read_depth_png,
 )
+from depth_node.io.image_files import load_rgb
 
 REALDATA_ENV = "DEPTH_NODE_REALDATA"
 KITTI_DIR = "kitti_raw_2011_09_26_drive_0001"

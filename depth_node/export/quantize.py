@@ -55,7 +55,7 @@ from depth_node.export.graph_input import stack_pair, to_network_input
 from depth_node.export.sensitivity import budgeted_int8, graph_drift, layer_sensitivity, run_graph
 from depth_node.export.smoothing import ALPHA as SMOOTH_ALPHA
 from depth_node.export.smoothing import smooth_convs
-from depth_node.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
+from depth_node.io.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
 from depth_node.paths import cache_root, file_sha256
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from depth_node.errors import DepthNodeError
-from depth_node.image_files import image_paths, load_rgb
+from depth_node.io.image_files import image_paths, load_rgb
 
 
 def default_model() -> Path:

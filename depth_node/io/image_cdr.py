@@ -10,6 +10,7 @@ result never differs from a regular subscription: same fields, same errors for b
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,9 @@ _CDR_BE, _CDR_LE = b"\x00\x00", b"\x00\x01"
 
 @dataclass
 class CdrImage:
-    """The fields of a sensor_msgs/Image that the node reads; `header` is a real std_msgs/Header (it is
-    reused on the outputs), `data` a read-only view of the received bytes."""
+    """The fields of a sensor_msgs/Image that the node reads; `header` is an instance of the header type the
+    caller passed (the node passes std_msgs/Header and reuses it on its outputs; io imports no ROS package),
+    `data` a read-only view of the received bytes."""
 
     header: Any
     height: int
@@ -31,8 +33,9 @@ class CdrImage:
     data: memoryview
 
 
-def parse_image(raw: bytes) -> CdrImage | None:
-    """CdrImage from one serialized sensor_msgs/Image, or None when the bytes are not plain CDR as expected."""
+def parse_image(raw: bytes, header_type: Callable[[], Any]) -> CdrImage | None:
+    """CdrImage from one serialized sensor_msgs/Image, or None when the bytes are not plain CDR as expected.
+    `header_type`: makes the header (std_msgs.msg.Header: `stamp.sec`, `stamp.nanosec`, `frame_id`)."""
     mv = memoryview(raw)
     enc = bytes(mv[:2])
     if len(mv) < 8 or enc not in (_CDR_BE, _CDR_LE):
@@ -73,9 +76,7 @@ def parse_image(raw: bytes) -> CdrImage | None:
         return None
     if pos + n > len(body):
         return None
-    from std_msgs.msg import Header
-
-    header = Header()
+    header = header_type()
     header.stamp.sec, header.stamp.nanosec = sec, nanosec
     header.frame_id = frame_id
     return CdrImage(header, height, width, encoding, is_bigendian, step, body[pos:pos + n])

@@ -189,7 +189,7 @@ def run_offline(bag_path: str | Path, out_bag: str | Path, *, image: str, camera
 def _images_after_their_infos(messages: Any, image: str, core: Any) -> Any:
     """(image message, stamp of the image before it) in log order, each yielded after the camera_info
     messages logged before the next image went into the core."""
-    from depth_node.runtime.sync import stamp_to_ns
+    from depth_node.io.bags import stamp_to_ns
 
     pending, prev_ns, before = None, None, None
     for m in messages:

@@ -39,6 +39,13 @@ def set_data(msg: Any, data: array.array) -> None:
         msg.data = data
 
 
+def empty_header():
+    """A std_msgs/Header with a zero stamp and no frame_id."""
+    from std_msgs.msg import Header
+
+    return Header()
+
+
 def copy_header(src: Any, frame_id: str | None = None):
     """A new std_msgs/Header with src's stamp and frame_id (or the given frame_id)."""
     from std_msgs.msg import Header

@@ -31,10 +31,12 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
 
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import transform_from_xyz_quat
+from depth_node.io.bags import stamp_to_ns
 from depth_node.io.image_cdr import parse_image
 from depth_node.ros import messages as M
 from depth_node.ros import params as P
@@ -45,7 +47,7 @@ from depth_node.ros.tf_mounting import TfMounting
 from depth_node.runtime import topics as T
 from depth_node.runtime.core import FrameCore, FrameOutputs, Wants, refusal
 from depth_node.runtime.params import NodeConfig
-from depth_node.runtime.sync import LatestSlot, stamp_to_ns
+from depth_node.runtime.sync import LatestSlot
 
 NODE_NAME = "mono_depth_node"
 USAGE = """usage: depth-node node [--ros-args --params-file FILE -p NAME:=VALUE -r image:=TOPIC ...]
@@ -293,7 +295,7 @@ class DepthNode(LifecycleNode):
         self.stats.got_image()
         compressed = self.cfg.transport == "compressed"
         try:
-            msg = deserialize_message(raw, CompressedImage) if compressed else parse_image(raw)
+            msg = deserialize_message(raw, CompressedImage) if compressed else parse_image(raw, Header)
             if msg is None:  # not plain CDR: rclpy's deserializer reads what ours does not
                 msg = deserialize_message(raw, Image)
         except Exception as exc:  # garbage bytes on the image topic: count them, keep going
@@ -361,11 +363,24 @@ class DepthNode(LifecycleNode):
                     "publish_tf is set but tf2_ros is not importable here: odom → base TF is not broadcast "
                     "(install the tf2_ros package of your ROS distribution); odom is still published")
         tf = has_pose and self.cfg.publish_tf and self.tf is not None
-        # once started, odometry runs on every frame until deactivation, read or not: an odom subscriber that
-        # leaves and comes back (a bag recorder, a filter restarting) must find the motion of the whole gap in it
-        self.odom_started = has_pose and (subs["odom"] or tf or self.odom_started)
-        wants = Wants(subs["depth"], subs["depth_info"], subs["points"], subs["colored"], self.odom_started)
+        wants = Wants(subs["depth"], subs["depth_info"], subs["points"], subs["colored"],
+                      self._wants_odometry(has_pose and (subs["odom"] or tf)))
         return wants, tf
+
+    def _wants_odometry(self, read: bool) -> bool:
+        """odom.continuous: once started, odometry runs on every frame until deactivation, read or not, so an odom
+        subscriber that leaves and comes back (a bag recorder, a filter restarting) finds the whole gap's motion in
+        it. Otherwise it runs while read, and a reader coming back gets a chain restarted from the last pose (its
+        first twist "unknown", odom.restarts counted), never one that silently skips the motion it missed."""
+        if self.cfg.odom.continuous:
+            self.odom_started = self.odom_started or read
+            return self.odom_started
+        if read and self.odom_started is False and self.pipe.vo.steps:
+            self.pipe.restart_odometry(keep_pose=True)
+            self.get_logger().info("odom has a reader again: odometry restarted from the last pose (the motion while "
+                                   "no one read it is not in it; odom.continuous true keeps it)")
+        self.odom_started = read
+        return read
 
     def _frame(self, msg: Any, t_recv: float, prev_received_ns: int | None) -> None:
         t_start = time.monotonic()

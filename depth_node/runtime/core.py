@@ -22,6 +22,7 @@ from depth_node.geometry.odometry import classify_stamp
 from depth_node.geometry.pointcloud import OrganizedCloudBuilder
 from depth_node.geometry.poses import invert_se3
 from depth_node.geometry.scale import ScaleError
+from depth_node.io.bags import stamp_to_ns
 from depth_node.io.image_codec import ImageFormatError
 from depth_node.runtime.frames import check_camera_frame, decode_rgb, error_kind
 from depth_node.runtime.intrinsics import CameraModel, camera_model, configured_intrinsics
@@ -29,7 +30,7 @@ from depth_node.runtime.params import ParamError
 from depth_node.runtime.pipeline import DepthFrame, FramePipeline, odometry_noise, resolve_model_path
 from depth_node.runtime.rectify import Rectifier
 from depth_node.runtime.scale_sources import group_values
-from depth_node.runtime.sync import CameraInfoCache, stamp_to_ns
+from depth_node.runtime.sync import CameraInfoCache
 
 
 @dataclass(frozen=True)

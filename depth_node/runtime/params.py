@@ -119,6 +119,10 @@ SPECS: tuple[ParamSpec, ...] = (
               True),
     ParamSpec("camera_to_base", [0.0, 0.0, 0.0, *OPTICAL_QUATERNION],
               "camera optical frame pose in base_frame: [x, y, z, qx, qy, qz, qw]", False),
+    ParamSpec("odom.continuous", True, "once someone reads odom (or TF is broadcast), integrate every frame until "
+              "deactivation, read or not, so odom has no gaps (REP 105); false: only while someone reads it (less "
+              "CPU; a reader that comes back gets a chain restarted from the last pose, its first twist unknown)",
+              True),
     ParamSpec("odom.max_gap", 1.0, "a gap (s) in the received image stamps larger than this restarts odometry; "
               "a smaller step back is dropped as out of order", True),
     ParamSpec("odom.refine", True, "refine the pose network's motion by direct image alignment on the depth "

@@ -13,10 +13,7 @@ import threading
 from collections import deque
 from typing import Any
 
-
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (sec, nanosec) → integer nanoseconds (exact, unlike float seconds)."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+from depth_node.io.bags import stamp_to_ns
 
 
 class CameraInfoCache:

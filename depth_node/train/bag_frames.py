@@ -9,7 +9,6 @@ uses `rosbags`) touches ROS data; nothing here needs a ROS installation.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from depth_node.geometry.camera import Intrinsics
+from depth_node.io.bags import stamp_to_ns
+from depth_node.io.image_codec import ImageFormatError, decode_rgb
 from depth_node.train.errors import DataError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -92,27 +93,13 @@ def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float
         return BagPlan(left, info, right, right_info, intr, baseline, topics[left].count)
 
 
-def _decode(msg: Any, msgtype: str) -> np.ndarray:
-    if msgtype.endswith("CompressedImage"):
-        from PIL import Image
-
-        with Image.open(io.BytesIO(bytes(msg.data))) as im:
-            return np.asarray(im.convert("RGB"))
-    from depth_node.io.image_codec import decode_image
-
-    img = decode_image(msg)
-    if img.ndim == 2:
-        if img.dtype != np.uint8:
-            img = (img.astype(np.float32) / max(float(img.max()), 1.0) * 255).astype(np.uint8)
-        img = np.repeat(img[..., None], 3, axis=2)
-    return np.asarray(img)
-
-
-def _stamp(msg: Any, fallback: int) -> int:
-    h = getattr(msg, "header", None)
-    if h is None:
-        return fallback
-    return int(h.stamp.sec) * 1_000_000_000 + int(h.stamp.nanosec)
+def _frame(m: Any) -> np.ndarray:
+    """The node's own decoding (`io.image_codec.decode_rgb`): training sees the pixels the node will see, for every
+    encoding the node accepts (mono16 scaled as cv_bridge does, Bayer demosaiced, YUV converted, 16-bit PNGs)."""
+    try:
+        return decode_rgb(m.msg)
+    except ImageFormatError as exc:
+        raise DataError(f"{m.topic} at bag time {m.stamp_ns / 1e9:.3f} s: {exc}") from exc
 
 
 def iterate(path: Path, p: BagPlan, cfg: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
@@ -126,8 +113,8 @@ def iterate(path: Path, p: BagPlan, cfg: Any) -> Iterator[tuple[np.ndarray, np.n
     pending_r: dict[int, np.ndarray] = {}
     with open_bag(path) as reader:
         for m in reader.messages(topics):
-            img = _decode(m.msg, m.msgtype)
-            t = _stamp(m.msg, m.stamp_ns)
+            img = _frame(m)
+            t = stamp_to_ns(m.msg.header.stamp)
             if p.right_topic is None:
                 yield img, None
                 continue

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from depth_node.geometry.camera import Intrinsics
-from depth_node.image_files import ImageFileError, image_files, load_rgb
+from depth_node.io.image_files import ImageFileError, image_files, load_rgb
 from depth_node.train.errors import DataError
 
 log = logging.getLogger(__name__)
