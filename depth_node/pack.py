@@ -73,7 +73,9 @@ def storage_drift(ref, packed, seed: int = 9001, frames: int = 8) -> dict[str, f
     drive = Drive(cfg)
     x = torch.from_numpy(np.stack([drive.frame(k * 5).rgb for k in range(frames)])).permute(0, 3, 1, 2).float() / 255
     if ref.arch == "depth_pro":
-        x = x * 2.0 - 1.0  # its forward takes [-1, 1]
+        from depth_node.networks.depth_pro import network_input
+
+        x = network_input(x)
     nets = [build_depth_net(m).eval() for m in (ref, packed)]
     with torch.no_grad():
         outs = [net(x) for net in nets]

@@ -12,6 +12,7 @@ import numpy as np
 
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
+from depth_node.io.depth_files import read_depth_file
 from depth_node.io.image_files import image_files, load_rgb
 
 
@@ -21,29 +22,6 @@ class EvalFrame:
     rgb: np.ndarray  # (H, W, 3) uint8
     gt: np.ndarray  # (H, W) float32 metres; 0 / NaN / inf = no usable GT
     intrinsics: Intrinsics | None  # of the image, when known
-
-
-def load_gt_depth(path: Path) -> np.ndarray:
-    """.npy (metres) or KITTI depth PNG (uint16, metres × 256, 0 = none)."""
-    try:
-        if path.suffix == ".npy":
-            d = np.load(path)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                raw = np.asarray(im)
-            if raw.dtype != np.uint16 and raw.dtype != np.int32:
-                raise DepthNodeError(f"{path}: depth PNGs must be 16-bit (KITTI: metres × 256), got {raw.dtype}")
-            d = raw.astype(np.float32) / 256.0
-    except DepthNodeError:
-        raise
-    except Exception as exc:
-        raise DepthNodeError(f"cannot read GT depth {path}: {exc}") from exc
-    d = np.squeeze(np.asarray(d, dtype=np.float32))
-    if d.ndim != 2:
-        raise DepthNodeError(f"{path}: GT depth must be (H, W), got shape {d.shape}")
-    return d
 
 
 def kitti_calibration(root: Path, width: int, height: int) -> Intrinsics | None:
@@ -130,6 +108,6 @@ class GroundTruthSource:
                     intr = Intrinsics(self.fx, self.fx, w / 2, h / 2, w, h)
                 else:
                     intr = kitti_calibration(images, w, h)
-                yield EvalFrame(img.stem, np.array(rgb), load_gt_depth(gtp), intr)
+                yield EvalFrame(img.stem, np.array(rgb), read_depth_file(gtp), intr)
 
         return len(pairs), frames(), f"{images} + {gt_depth}"

@@ -37,6 +37,21 @@ def read_depth_png(path: str | Path, units_per_metre: float) -> np.ndarray:
     return (raw.astype(np.float32) / np.float32(units_per_metre)).astype(np.float32)
 
 
+def read_depth_file(path: str | Path) -> np.ndarray:
+    """(H, W) float32 metres from a depth file as the tools take one: .npy in metres, or a KITTI 16-bit PNG
+    (metres × 256); 0 = no measurement either way."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        return read_depth_png(path, KITTI_DEPTH_SCALE)
+    try:
+        d = np.squeeze(np.load(path)).astype(np.float32)
+    except Exception as exc:
+        raise DepthFileError(f"cannot read depth {path}: {exc}") from exc
+    if d.ndim != 2:
+        raise DepthFileError(f"{path}: depth must be (H, W) metres, got shape {d.shape}")
+    return d
+
+
 def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     """KITTI calibration text: 'KEY: numbers' lines → float arrays (non-numeric values such as calib_time are
     skipped)."""

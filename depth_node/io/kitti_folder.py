@@ -35,10 +35,8 @@ from PIL import Image
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import invert_se3
-from depth_node.io.depth_files import DepthFileError
+from depth_node.io.depth_files import KITTI_DEPTH_SCALE, DepthFileError, read_depth_png
 from depth_node.io.depth_files import read_calib_file as _read_calib_file
-
-DEPTH_PNG_SCALE = 256.0
 
 
 class KittiFolderError(DepthNodeError):
@@ -115,7 +113,7 @@ def read_poses(path: Path) -> np.ndarray:
 
 def save_depth_png(path: Path, depth: np.ndarray) -> None:
     """KITTI annotated-depth convention: uint16 metres·256, 0 = invalid (sky, beyond 255.99 m)."""
-    d = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0) * DEPTH_PNG_SCALE
+    d = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0) * KITTI_DEPTH_SCALE
     Image.fromarray(np.clip(np.round(d), 0, 65535).astype(np.uint16)).save(path, compress_level=1)
 
 
@@ -239,7 +237,7 @@ class KittiDrive:
             return np.load(npy).astype(np.float32, copy=False)
         png = self._path("depth_png", frame_id, camera)
         if png.exists():
-            d = load_uint16_png(png).astype(np.float32) / DEPTH_PNG_SCALE
+            d = read_depth_png(png, KITTI_DEPTH_SCALE)
             d[d == 0] = np.nan
             return d
         raise KittiFolderError(f"no ground-truth depth for frame {frame_id} in {self.drive_dir}")

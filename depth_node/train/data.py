@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from depth_node.geometry.depth import NOMINAL_STEREO_BASELINE
 from depth_node.inference import preprocess
 from depth_node.train.augment import apply_jitter, draw_jitter
 from depth_node.train.config import AugmentConfig, TrainConfig
@@ -32,7 +33,6 @@ from depth_node.train.sources import DataError, FrameData, FrameSource
 
 log = logging.getLogger(__name__)
 
-NOMINAL_BASELINE = 0.1  # Monodepth2 trains stereo with a 0.1 baseline; metres = depth × baseline_m / 0.1
 THUMB_FACTOR = 8
 
 
@@ -326,7 +326,7 @@ class TripletDataset(Dataset):
             # mirroring the images mirrors the rig, which flips the sign
             side_sign = 1.0 if ref.right else -1.0
             flip_sign = -1.0 if do_flip else 1.0
-            b = NOMINAL_BASELINE * (seq.baseline_m or self.ref_baseline) / self.ref_baseline
+            b = NOMINAL_STEREO_BASELINE * (seq.baseline_m or self.ref_baseline) / self.ref_baseline
             T[0, 3] = side_sign * flip_sign * b
             out["stereo_T"] = torch.from_numpy(T)
         Ks = np.stack([scaled_K(K_norm, self.width, self.height, s) for s in range(max(self.scales) + 1)])
@@ -345,7 +345,7 @@ def reference_baseline(sequences: Sequence[CachedSequence], cfg: TrainConfig) ->
     for s in sequences:
         if s.baseline_m:
             return float(s.baseline_m)
-    return NOMINAL_BASELINE
+    return NOMINAL_STEREO_BASELINE
 
 
 class EpochBatchSampler:

@@ -24,7 +24,14 @@ from torch import nn
 
 from depth_node.checkpoints.model_file import ModelFile
 from depth_node.errors import DepthNodeError
-from depth_node.networks.depth_pro import DepthPro, canonical_to_metric, network_size, preset, resolve_config
+from depth_node.networks.depth_pro import (
+    DepthPro,
+    canonical_to_metric,
+    network_input,
+    network_size,
+    preset,
+    resolve_config,
+)
 from depth_node.train import distributed as ddp
 from depth_node.train.data import CachedSequence, EpochBatchSampler, ValFrame
 from depth_node.train.loop import TrainingLoop
@@ -124,7 +131,7 @@ class MetricTrainer(TrainingLoop):
     def forward_loss(self, batch: dict[str, torch.Tensor], keep_visuals: bool = False) -> tuple[MetricStep, None]:
         """Canonical inverse depth against the GT's, at the frame's own size, with the epoch's stage."""
         m = self.cfg.metric
-        x = batch["image"] * 2.0 - 1.0  # the network's [-1, 1] input (the exported graph does this inside)
+        x = network_input(batch["image"])  # the exported graph does this inside
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
@@ -191,7 +198,7 @@ class MetricTrainer(TrainingLoop):
                     batches = iter(self._fov_loader(epoch + self.fov_step // n, self.fov_step % n))
                     continue
                 batch = self.to_device(batch)
-                x = batch["image"] * 2.0 - 1.0
+                x = network_input(batch["image"])
                 net.eval()
                 net.fov.train()
                 with torch.no_grad(), self.autocast():
@@ -250,8 +257,8 @@ class MetricTrainer(TrainingLoop):
         errs = []
         for i in range(0, len(frames), 8):
             chunk = frames[i:i + 8]
-            x = torch.from_numpy(np.concatenate([to_network_input(f.rgb, self.net_size, self.net_size)
-                                                 for f in chunk])).to(self.device) * 2.0 - 1.0
+            x = network_input(torch.from_numpy(np.concatenate(
+                [to_network_input(f.rgb, self.net_size, self.net_size) for f in chunk])).to(self.device))
             with self.autocast():
                 _, fov = net(x)
             true = torch.tensor([fov_from_focal(f.f_norm) for f in chunk])  # type: ignore[arg-type]
@@ -281,8 +288,8 @@ class MetricTrainer(TrainingLoop):
         for i in range(0, len(frames), 8):
             chunk = frames[i:i + 8]
             h, w = chunk[0].rgb.shape[:2]
-            x = torch.from_numpy(np.concatenate([to_network_input(f.rgb, self.net_size, self.net_size)
-                                                 for f in chunk])).to(self.device) * 2.0 - 1.0
+            x = network_input(torch.from_numpy(np.concatenate(
+                [to_network_input(f.rgb, self.net_size, self.net_size) for f in chunk])).to(self.device))
             with self.autocast():
                 cid, _ = net(x, False)
             f_px = torch.tensor([(f.f_norm or float("nan")) * w for f in chunk])

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from depth_node.geometry.camera import Intrinsics
+from depth_node.io.depth_files import DepthFileError, read_depth_file
 from depth_node.io.image_files import ImageFileError, image_files, load_rgb
 from depth_node.train.errors import DataError
 
@@ -96,16 +97,11 @@ def load_image(path: Path) -> np.ndarray:
 
 
 def load_depth_file(path: Path) -> np.ndarray:
-    """.npy (metres) or 16-bit PNG (metres × 256, KITTI), 0 = no GT."""
-    if path.suffix == ".npy":
-        return np.load(path).astype(np.float32)
-    from PIL import Image
-
-    with Image.open(path) as im:
-        raw = np.asarray(im)
-    if raw.dtype not in (np.uint16, np.int32):
-        raise DataError(f"{path}: depth PNGs must be 16-bit (metres × 256), got {raw.dtype}")
-    return raw.astype(np.float32) / 256.0
+    """.npy (metres) or 16-bit PNG (metres × 256, KITTI), 0 = no GT (`io.depth_files.read_depth_file`)."""
+    try:
+        return read_depth_file(path)
+    except DepthFileError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def _images(folder: Path) -> list[Path]:

@@ -24,12 +24,12 @@ from torch import nn
 from depth_node.checkpoints.model_file import ModelFile
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
-from depth_node.geometry.depth import disp_to_depth
+from depth_node.geometry.depth import disp_to_depth, stereo_scale
 from depth_node.geometry.poses import transformation_from_parameters
 from depth_node.networks.monodepth2 import DepthNet, PoseNet
 from depth_node.train import distributed as ddp
 from depth_node.train.config import TrainConfig
-from depth_node.train.data import NOMINAL_BASELINE, CachedSequence, TripletDataset, ValFrame
+from depth_node.train.data import CachedSequence, TripletDataset, ValFrame
 from depth_node.train.loop import TrainingLoop
 from depth_node.train.losses import LossOutput, LossSettings, monodepth_loss
 from depth_node.train.scale_calib import camera_height_factor, inherited_scale
@@ -197,7 +197,7 @@ class Trainer(TrainingLoop):
         """Network depth → metres: baseline/0.1 for stereo-trained models, the init's factor for a mono
         fine-tune that keeps it, 1 (median scaling) for other mono models."""
         if self.cfg.use_stereo:
-            return self.ref_baseline / NOMINAL_BASELINE
+            return stereo_scale(self.ref_baseline)
         kept = self.kept_scale
         return float(kept.get("factor", 1.0)) if kept is not None else 1.0
 
@@ -239,7 +239,7 @@ class Trainer(TrainingLoop):
     def model_file(self, depth_sd: dict, pose_sd: dict | None, provenance: dict[str, Any]) -> ModelFile:
         cfg = self.cfg
         if cfg.use_stereo:
-            scale = {"kind": "stereo", "baseline_m": self.ref_baseline, "factor": self.ref_baseline / NOMINAL_BASELINE}
+            scale = {"kind": "stereo", "baseline_m": self.ref_baseline, "factor": stereo_scale(self.ref_baseline)}
         else:
             scale = self.mono_scale(depth_sd)
         return ModelFile(

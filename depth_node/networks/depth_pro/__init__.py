@@ -40,6 +40,7 @@ from depth_node.networks.depth_pro.network import (
     count_params,
     focal_from_fov,
     forward_gflop,
+    network_input,
     network_size,
     resolve_config,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "count_params",
     "focal_from_fov",
     "forward_gflop",
+    "network_input",
     "network_size",
     "preset",
     "resolve_config",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from depth_node.networks.depth_pro.network import DepthPro
+from depth_node.networks.depth_pro.network import DepthPro, network_input
 
 
 class DepthProExport(nn.Module):
@@ -28,7 +28,7 @@ class DepthProExport(nn.Module):
         return self.net.img_size
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        cid, fov = self.net(image * 2.0 - 1.0)
+        cid, fov = self.net(network_input(image))
         if fov is None:
             return (cid,)
         return cid, fov.reshape(fov.shape[0], 1)

@@ -102,9 +102,16 @@ def _vit(cfg: dict[str, Any]) -> VisionTransformer:
     )
 
 
+def network_input(image: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] → the network's [-1, 1] input (the reference normalises with mean 0.5, std 0.5): written once
+    for the exported graph, training and the tools."""
+    return image * 2.0 - 1.0
+
+
 class DepthPro(nn.Module):
-    """`forward(x)`: x (B, 3, S, S) RGB in [-1, 1] → (canonical inverse depth (B, 1, S, S), FOV° (B, 1, 1, 1) or
-    None without a FOV head). Canonical inverse depth times W/f_px is inverse metric depth (`infer`)."""
+    """`forward(x)`: x (B, 3, S, S) RGB in [-1, 1] (`network_input`) → (canonical inverse depth (B, 1, S, S),
+    FOV° (B, 1, 1, 1) or None without a FOV head). Canonical inverse depth times W/f_px is inverse metric depth
+    (`infer`)."""
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
