@@ -36,7 +36,8 @@ def lut(name: str) -> np.ndarray:
 def colorize(
     depth: np.ndarray, name: str = "turbo", min_depth: float = 0.0, max_depth: float = 0.0, bgr: bool = True
 ) -> np.ndarray:
-    """(H, W) depth → (H, W, 3) uint8 (BGR by default, for `bgr8` messages). Range 0/0 = per-frame percentiles."""
+    """(H, W) depth → (H, W, 3) uint8 (BGR by default, for `bgr8` messages). Each bound of the range that is 0
+    comes from the frame (2nd/98th percentile of inverse depth), so the two can be set one at a time."""
     table = lut(name)
     if bgr:
         table = table[:, ::-1]
@@ -47,15 +48,16 @@ def colorize(
         return np.zeros((*d.shape, 3), dtype=np.uint8)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.float32(1.0) / d
-    if min_depth > 0 and max_depth > min_depth:
-        lo, hi = 1.0 / max_depth, 1.0 / min_depth
-    else:
+    lo = 1.0 / max_depth if max_depth > 0 else None
+    hi = 1.0 / min_depth if min_depth > 0 else None
+    if lo is None or hi is None:
         vals = inv[valid]
         if vals.size > 20000:  # percentiles of a strided sample: same picture, a tenth of the cost
             vals = vals[:: vals.size // 10000]
-        lo, hi = np.percentile(vals, [2.0, 98.0])
-        if hi <= lo:
-            hi = lo + 1e-6
+        p_lo, p_hi = np.percentile(vals, [2.0, 98.0])
+        lo, hi = p_lo if lo is None else lo, p_hi if hi is None else hi
+    if hi <= lo:
+        hi = lo + 1e-6
     idx = np.clip((inv - np.float32(lo)) * np.float32(255.0 / (hi - lo)) + np.float32(0.5), 0, 255)
     idx = np.where(valid, idx, 256).astype(np.intp)
     return table[idx]  # one gather for the whole image

@@ -71,6 +71,30 @@ def test_confirm_warns_when_the_profile_is_not_in_effect(monkeypatch) -> None:
         (True, "Fast DDS defaults (DEPTH_NODE_DDS_PROFILE=none)")
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists() or not Path("/dev/shm").is_dir(),
+                    reason="needs /proc and /dev/shm")
+def test_confirm_does_not_take_another_nodes_segment_for_its_own(monkeypatch) -> None:
+    """Several instances on one host: a large segment that existed before this process set the profile is another
+    participant's (this process maps it to talk to that node) and proves nothing about its own profile."""
+    import mmap
+
+    path = Path(f"/dev/shm/fastdds_depth_node_test_{os.getpid()}")
+    try:
+        with open(path, "wb") as fh:
+            fh.truncate(D.SEGMENT_BYTES)  # sparse: no memory used
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), D.SEGMENT_BYTES, prot=mmap.PROT_READ):
+            assert str(path) in D.mapped_segments()
+            applied = {"path": str(SHIPPED), "variable": "FASTDDS_DEFAULT_PROFILES_FILE"}
+            monkeypatch.setattr(D, "_applied", {**applied, "before": "\n".join(D.existing_segments())})
+            ok, text = D.confirm("large-message shared-memory profile")
+            assert not ok and "NOT in effect" in text
+            monkeypatch.setattr(D, "_applied", {**applied, "before": ""})  # made after the profile was set: ours
+            ok, text = D.confirm("large-message shared-memory profile")
+            assert ok and str(path) in text
+    finally:
+        path.unlink(missing_ok=True)
+
+
 @pytest.mark.parametrize("env,why", [
     ({"FASTDDS_DEFAULT_PROFILES_FILE": "/robot/dds.xml"}, "FASTDDS_DEFAULT_PROFILES_FILE=/robot/dds.xml"),
     ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/robot/dds.xml"}, "FASTRTPS_DEFAULT_PROFILES_FILE"),

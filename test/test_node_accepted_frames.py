@@ -46,7 +46,8 @@ def test_an_unreadable_frame_never_displaces_a_waiting_good_one(data) -> None:
     from depth_node.ros import messages as M
 
     model, f = data
-    ln = H.LiveNode(DOMAIN, {"model": str(model), **PARAMS})
+    # the node's own /diagnostics timer would take the period's counts that this test reads: not within the test
+    ln = H.LiveNode(DOMAIN, {"model": str(model), **PARAMS, "diagnostics_period": 60.0})
     try:
         ln.subscribe("depth")
         _, t = ln.send(f["rgb"][0], int(f["stamps"][0]), f["K"], timeout=60, retry_step=1000)

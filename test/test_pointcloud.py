@@ -151,3 +151,24 @@ def test_colorize_for_people() -> None:
     auto = colorize((1.0 + np.arange(200, dtype=np.float32)).reshape(10, 20))
     assert auto.shape == (10, 20, 3) and auto.dtype == np.uint8 and len(np.unique(auto.reshape(-1, 3), axis=0)) > 50
     assert not colorize(np.full((3, 3), np.nan, np.float32)).any()
+
+
+def test_colorize_bounds_can_be_set_one_at_a_time() -> None:
+    """colored_min_depth / colored_max_depth are set one at a time (ros2 param set): a bound left at 0 comes from
+    the frame. With only the far end fixed at 50 m, a pixel at 50 m is the map's bottom and the frame's nearest
+    2 % reach its top; with only the near end fixed at 2 m, a pixel at 2 m is the top."""
+    from depth_node.colormap import colorize, lut
+    from depth_node.runtime.params import ParamError, validate
+
+    table = lut("turbo")
+    d = np.linspace(2.0, 50.0, 1000, dtype=np.float32).reshape(10, 100)
+    far = colorize(d, "turbo", 0.0, 50.0, bgr=False)
+    np.testing.assert_array_equal(far[-1, -1], table[0])
+    np.testing.assert_array_equal(far[0, 0], table[255])
+    near = colorize(d, "turbo", 2.0, 0.0, bgr=False)
+    np.testing.assert_array_equal(near[0, 0], table[255])
+    np.testing.assert_array_equal(near[-1, -1], table[0])  # the frame's far 2 % share the bottom
+    assert validate({"colored_min_depth": 1.0}).colored_min_depth == 1.0  # alone: fine
+    assert validate({"colored_max_depth": 20.0}).colored_max_depth == 20.0
+    with pytest.raises(ParamError, match="colored_min_depth must be < colored_max_depth"):
+        validate({"colored_min_depth": 30.0, "colored_max_depth": 20.0})

@@ -305,3 +305,22 @@ def test_level_step_sets_the_ground_from_the_body_plane(drive):
     _, first = level_step(gt, None, p1, up, 0.5)
     np.testing.assert_array_equal(first[0], up)
     assert level_step(gt, p0, None, up, 0.5)[1][1] == pytest.approx(float(p0[0] @ t + p0[1]))
+
+
+def test_road_plane_uses_the_ground_plane_settings(drive):
+    """The refinement's road fit is the ground-plane scale source's, with the node's `ground_plane.*` settings
+    (region, thresholds), not its defaults: tuned for a camera, they reach the pitch/roll/height correction."""
+    from depth_node.geometry.pose_refine import road_plane
+    from depth_node.geometry.scale import GroundPlaneConfig, GroundPlaneScale
+
+    f = drive.frame(30)
+    rng = np.random.default_rng(0)
+    depth = (_exact_depth(f) * (1 + 0.03 * rng.standard_normal(_exact_depth(f).shape))).astype(np.float32)
+    intr = f.intrinsics
+    tuned = GroundPlaneConfig(roi_top=0.85, inlier_threshold=0.02)
+    got = road_plane(depth, intr.K, None, tuned)
+    want = GroundPlaneScale(GroundPlaneConfig(roi_top=0.85, inlier_threshold=0.02)).plane_of(depth, intr)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+    default = road_plane(depth, intr.K)
+    assert default[1] != got[1]  # another region and threshold: another fit

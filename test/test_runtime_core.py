@@ -105,6 +105,34 @@ def test_a_real_bag_loop_restarts_cleanly(setup) -> None:
     assert not any(e.kind == "stamp_outlier" for o in got for e in o.events)
 
 
+def test_a_loop_shorter_than_max_gap_restarts_instead_of_stalling(setup) -> None:
+    """A bag loop (or simulation reset) going back less than odom.max_gap (0.5 s here): its first frame is out of
+    order and dropped; the next one, also older than the last frame but continuing from the first, confirms the
+    jump and restarts odometry at the origin (else every frame of the loop would be dropped, for good). One late
+    frame alone stays an out-of-order drop that leaves odometry exactly as without it."""
+    cfg, f = setup
+    first = [(f["rgb"][k], T0 + k * S) for k in range(5)]  # 0.0 .. 0.4 s
+    loop = [(f["rgb"][k], T0 + k * S) for k in range(1, 4)]  # 0.1, 0.2, 0.3 s: 0.3 s back < max_gap
+    got, core = run(cfg, first + loop)
+    fresh, _ = run(cfg, loop[1:])
+    after = got[len(first):]
+    assert after[0].status == "dropped" and "out_of_order_stamp" in [e.kind for e in after[0].events]
+    assert "time_jump" in [e.kind for e in after[1].events] and core.pipe.vo.restarts == 1
+    np.testing.assert_array_equal(after[1].odometry.pose, np.eye(4))
+    for o, ref in zip(after[1:], fresh, strict=True):
+        np.testing.assert_array_equal(o.odometry.pose, ref.odometry.pose)
+
+    late = (f["rgb"][9], T0 + 25 * S // 10)  # 0.25 s, after 0.4 s: one late frame
+    tail = [(f["rgb"][k], T0 + k * S) for k in range(5, 8)]
+    got, core = run(cfg, [*first, late, *tail])
+    ref, _ = run(cfg, first + tail)
+    assert core.pipe.vo.restarts == 0
+    have, expect = poses(got), poses(ref)
+    assert sorted(have) == sorted(expect)
+    for stamp, T in expect.items():
+        np.testing.assert_array_equal(have[stamp], T)
+
+
 def camera_info(K: list[float], w: int, h: int, stamp_ns: int) -> SimpleNamespace:
     sec, nsec = divmod(stamp_ns, 10**9)
     fx, fy, cx, cy = K

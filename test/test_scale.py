@@ -91,6 +91,22 @@ def test_ground_plane_without_road_holds_initial_scale() -> None:
     assert est.update(ScaleInput(wall, None)) == 3.0 and est.rel_std > 0.1
 
 
+def test_runtime_changes_apply_on_the_next_frame() -> None:
+    """A new camera height rescales the fitted scale at once (scale = height / plane distance: a 1.2 m camera seeing
+    the plane that read as 1.65 m has factor × 1.2 / 1.65), not after many gated frames; a new initial scale
+    applies while no plane has been fitted."""
+    est = GroundPlaneScale(GroundPlaneConfig(camera_height=1.65, initial_scale=1.0))
+    est.configure(initial_scale=3.0)
+    assert est.scale == 3.0
+    for k in range(5):
+        est.update(ScaleInput(noisy_scene(1.65, 2.0, k), INTR))
+    fitted = est.scale
+    est.configure(camera_height=1.2)
+    assert est.scale == pytest.approx(fitted * 1.2 / 1.65, rel=1e-12)
+    assert est.update(ScaleInput(noisy_scene(1.65, 2.0, 9), INTR)) == pytest.approx(2.0 * 1.2 / 1.65, rel=0.01)
+    assert est.rejected == 0
+
+
 def _built(source: str, model_scale: dict, **params) -> object:
     return build_scale_source(validate({"scale_source": source, **params}), model_scale, np.eye(4))
 

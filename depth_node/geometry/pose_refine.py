@@ -47,6 +47,7 @@ d the camera height above the road, in the depth's units.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,7 +406,7 @@ def refine_motion(img0: np.ndarray | GrayPyramid, img1: np.ndarray | GrayPyramid
                   depth1: np.ndarray | None = None, camera_to_base: np.ndarray | None = None,
                   depth_rel_std: float = DEPTH_REL_STD, geometric_weight: float = GEOMETRIC_WEIGHT,
                   road_ref: tuple[np.ndarray, float] | None = None, road_gain: float = ROAD_GAIN,
-                  level_weight: float = 0.0, step_relax: float = 1.0) -> RefineResult:
+                  level_weight: float = 0.0, step_relax: float = 1.0, road_config: Any = None) -> RefineResult:
     """Refine `motion` (t → t+1, as DepthEstimator.motion) from gray images (H, W) and frame t's depth (same
     units as the motion's translation) with K of that pixel grid; a frame's `GrayPyramid` in place of its gray
     image shares the pyramid between the two steps the frame takes part in. Falls back to `motion` when the alignment
@@ -418,7 +419,8 @@ def refine_motion(img0: np.ndarray | GrayPyramid, img1: np.ndarray | GrayPyramid
     `level_weight` > 0 (the first LEVEL_STEPS steps of a chain): `level_step` instead, with that weight.
     `depth_rel_std` (ε) down-weights pixels whose residual is dominated by the depth's own error (see the
     module docstring); 0 turns the weighting off (exact depth). `step_relax` scales each update (the node uses
-    PRIOR_STEP_RELAX from the constant-velocity prior)."""
+    PRIOR_STEP_RELAX from the constant-velocity prior). `road_config`: the ground-plane scale source's
+    GroundPlaneConfig (the node's `ground_plane.*`), so the road is found where and as that source finds it."""
     img0, img1 = _pyramid(img0), _pyramid(img1)
     T0 = np.linalg.inv(np.asarray(motion, dtype=np.float64))  # camera t → camera t+1 point map
     T = T0.copy()
@@ -452,8 +454,8 @@ def refine_motion(img0: np.ndarray | GrayPyramid, img1: np.ndarray | GrayPyramid
     final = np.linalg.inv(T) if used else np.asarray(motion, dtype=np.float64)
     road = None
     if depth1 is not None:
-        ref = road_ref if road_ref is not None else road_plane(depth0, K, camera_to_base)
-        fit = road_plane(depth1, K, camera_to_base)
+        ref = road_ref if road_ref is not None else road_plane(depth0, K, camera_to_base, road_config)
+        fit = road_plane(depth1, K, camera_to_base, road_config)
         if level_weight > 0:
             up = (c2b[:3, :3] if c2b is not None else OPTICAL_TO_BODY).T @ np.array([0.0, 0.0, 1.0])
             final, road = level_step(final, ref, fit, up, level_weight)
@@ -546,10 +548,11 @@ _last_plane: dict[bytes, tuple[np.ndarray, float] | None] = {}
 _fitters: dict[bytes, Any] = {}  # the road fitter of the current mount (camera_to_base)
 
 
-def road_plane(depth: np.ndarray, K: np.ndarray, camera_to_base: np.ndarray | None = None
+def road_plane(depth: np.ndarray, K: np.ndarray, camera_to_base: np.ndarray | None = None, config: Any = None
                ) -> tuple[np.ndarray, float] | None:
     """The road plane (n, d) in the lower part of `depth` (K of its pixel grid), by the ground-plane scale
-    source's robust fit (same region, thresholds and seed); None when there is no convincing road.
+    source's robust fit with its `config` (GroundPlaneConfig: region, thresholds; None = its defaults) and seed;
+    None when there is no convincing road.
 
     The fit is a third of a refinement's time, and odometry fits every frame twice (as frame t+1, then as the
     next step's frame t): the last two results are kept, keyed by a digest of the exact inputs, so the second
@@ -563,14 +566,16 @@ def road_plane(depth: np.ndarray, K: np.ndarray, camera_to_base: np.ndarray | No
     for a in (np.asarray(K, np.float64), np.asarray(camera_to_base if camera_to_base is not None else 0.0)):
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(repr(d.shape).encode())
+    h.update(repr(config).encode())
     key = h.digest()
     if key in _last_plane:
         return _last_plane[key]
     mount = np.asarray(camera_to_base if camera_to_base is not None else np.nan, np.float64).tobytes()
+    mount += repr(config).encode()
     fitter = _fitters.get(mount)
     if fitter is None:
-        _fitters.clear()  # one mount at a time in practice; a new one replaces it
-        fitter = _fitters[mount] = GroundPlaneScale(camera_to_base=camera_to_base)
+        _fitters.clear()  # one mount and config at a time in practice; a new one replaces it
+        fitter = _fitters[mount] = GroundPlaneScale(copy.deepcopy(config), camera_to_base=camera_to_base)
     plane = fitter.plane_of(d, Intrinsics.from_K(K, d.shape[1], d.shape[0]))
     while len(_last_plane) >= 2:
         _last_plane.pop(next(iter(_last_plane)))

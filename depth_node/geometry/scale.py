@@ -167,9 +167,18 @@ class GroundPlaneScale(ScaleEstimator):
         self._rays: tuple[np.ndarray, np.ndarray] | None = None
 
     def configure(self, **params: Any) -> None:
+        """Runtime changes. The scale is camera height / fitted plane distance, so a new `camera_height` rescales
+        the running estimate at once (by new / old) rather than being gated as an outlier for many frames; a new
+        `initial_scale` applies while no plane has been fitted yet."""
+        old_height = self.cfg.camera_height
         for k, v in params.items():
             if hasattr(self.cfg, k):
                 setattr(self.cfg, k, type(getattr(self.cfg, k))(v))
+        if self._log_s is None:
+            self.factor = self.cfg.initial_scale
+        elif self.cfg.camera_height != old_height and old_height > 0:
+            self._log_s += math.log(self.cfg.camera_height / old_height)
+            self.factor = math.exp(self._log_s)
 
     def reset(self) -> None:
         self._log_s = None

@@ -155,6 +155,9 @@ class MetricModelScale(ScaleEstimator):
         for k in ("period", "smoothing", "initial_scale"):
             if k in params:
                 setattr(self.cfg, k, float(params[k]))
+        with self._lock:
+            if self._log_s is None:  # still waiting for the first result: the new initial scale applies now
+                self.factor = self.cfg.initial_scale
 
     def reset(self) -> None:
         with self._lock:

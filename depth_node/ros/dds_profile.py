@@ -78,7 +78,9 @@ def apply(env: MutableMapping[str, str] | None = None) -> str:
     if path is not None:
         names = set_profile(env, path)
         if env is os.environ and path == shipped:  # only the shipped profile's segment size is known
-            _applied.update(path=str(path), variable="/".join(names))
+            # segments that exist already are other processes' (another instance of the node on this host): this
+            # process may map them too, so they cannot show that its own participant took the profile
+            _applied.update(path=str(path), variable="/".join(names), before="\n".join(existing_segments()))
     return why
 
 
@@ -119,6 +121,15 @@ def set_profile(env: MutableMapping[str, str], path: Path, major: int | None = N
     return names
 
 
+def existing_segments() -> list[str]:
+    """Every Fast DDS shared-memory segment file in /dev/shm now."""
+    try:
+        names = os.listdir(SHM_DIR)
+    except OSError:
+        return []
+    return sorted(f"{SHM_DIR}/{n}" for n in names if n.startswith(SEGMENT_PREFIXES))
+
+
 def mapped_segments(pid: int | str = "self", min_bytes: int = SEGMENT_BYTES) -> list[str]:
     """Fast DDS shared-memory segments (2.x or 3.x names) of at least `min_bytes` that process `pid` maps."""
     found = set()
@@ -145,7 +156,8 @@ def confirm(why: str) -> tuple[bool, str]:
         return True, why
     if not Path("/proc/self/maps").exists():
         return True, f"{why} (set in {_applied['variable']}; not verified: no /proc on this system)"
-    segments = mapped_segments()
+    before = set(_applied.get("before", "").split("\n"))
+    segments = [s for s in mapped_segments() if s not in before]  # this participant's own, not another node's
     if segments:
         return True, f"{why}; verified: Fast DDS mapped its {SEGMENT_BYTES >> 20} MB segment {segments[0]}"
     return False, (f"the Fast DDS profile {_applied['path']} was set in {_applied['variable']} but no "

@@ -145,12 +145,13 @@ class DepthNode(LifecycleNode):
         new_cfg, reason = P.check_change(self.cfg, {p.name: p.value for p in changes}, self.configured)
         if new_cfg is None:
             return SetParametersResult(successful=False, reason=reason)
-        try:
-            if self.core is not None:
-                self.core.configure(new_cfg)
-        except Exception as exc:  # never let a parameter change kill the node
-            return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
-        self.cfg, self.param_error = new_cfg, ""
+        with self.proc_lock:  # between frames: a frame reads one configuration from start to end
+            try:
+                if self.core is not None:
+                    self.core.configure(new_cfg)
+            except Exception as exc:  # never let a parameter change kill the node
+                return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
+            self.cfg, self.param_error = new_cfg, ""
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------------------------------- lifecycle

@@ -21,7 +21,7 @@ from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import classify_stamp
 from depth_node.geometry.pointcloud import OrganizedCloudBuilder
 from depth_node.geometry.poses import invert_se3
-from depth_node.geometry.scale import ScaleError
+from depth_node.geometry.scale import ScaleError, ground_plane_config
 from depth_node.io.bags import stamp_to_ns
 from depth_node.io.image_codec import ImageFormatError
 from depth_node.runtime.frames import check_camera_frame, decode_rgb, error_kind
@@ -140,6 +140,7 @@ class FrameCore:
         self.last_stamp: float | None = None
         self.last_size: tuple[int, int] | None = None
         self.suspect_ns: int | None = None  # a jumped stamp waiting for the next frame to confirm it
+        self.back_ns: int | None = None  # a dropped out-of-order stamp: a short jump back if the next continues it
         self._pending: tuple[DepthFrame, FrameOutputs] | None = None  # a frame whose odometry step was deferred
         # the images come from a rectified topic (`topics.is_rectified_topic`): `rectify: auto` takes camera_info's
         # P and does not undistort them again; set by the adapter that knows the topic
@@ -168,6 +169,7 @@ class FrameCore:
             scale.configure(factor=cfg.scale_factor)
         if scale.source in ("ground_plane", "metric_model"):  # each reads its own group only
             scale.configure(**group_values(getattr(cfg, scale.source)))
+        self.pipe.road_config = ground_plane_config(group_values(cfg.ground_plane))
         self.pipe.refine = cfg.odom.refine
         self.pipe.motion_prior = cfg.odom.motion_prior
         self.pipe.vo.max_gap = cfg.odom.max_gap
@@ -191,7 +193,7 @@ class FrameCore:
 
     def forget_stream(self) -> None:
         """A new input stream (lifecycle cleanup): no previous stamp, size or camera_info."""
-        self.last_stamp = self.last_size = self.suspect_ns = None
+        self.last_stamp = self.last_size = self.suspect_ns = self.back_ns = None
         self.infos.clear()
 
     def close(self) -> None:
@@ -268,7 +270,10 @@ class FrameCore:
         by more than FAR_FORWARD_S, is only believed when the next frame continues from it: the jumped frame is
         "suspect" (depth and cloud, no odometry); the next one then restarts odometry (at the origin after a
         jump back: bag loop, simulation reset; from the last pose after a forward jump), or, back on the old
-        timeline, shows the jump was one bad stamp (counted, odometry untouched)."""
+        timeline, shows the jump was one bad stamp (counted, odometry untouched). Two frames in a row that are
+        both older than the last one, the second continuing from the first, are a short jump back (a bag loop or
+        simulation reset shorter than odom.max_gap): the second restarts odometry at the origin; without this
+        rule every frame of such a loop would be dropped as out of order, for good."""
         stamp, max_gap = stamp_ns / 1e9, self.cfg.odom.max_gap
         if stamp_ns <= 0:
             out.events.append(_bad_stamp_event(stamp_ns))
@@ -279,9 +284,16 @@ class FrameCore:
                                     "last frame; is the camera driver re-publishing?)"))
             return "drop"
         if check.kind == "out_of_order":
+            back, self.back_ns = self.back_ns, stamp_ns
+            if back is not None and 0 < stamp_ns - back <= max_gap * 1e9:
+                self.back_ns = self.suspect_ns = None
+                self._restart_after_jump(check, out)
+                self.last_stamp = stamp
+                return "ok"
             out.events.append(Event("out_of_order_stamp", f"dropped image: stamp {stamp:.6f} is {-check.dt:.3f} s "
                                     "older than the previous frame (out of order)"))
             return "drop"
+        self.back_ns = None
         suspect, self.suspect_ns = self.suspect_ns, None
         if suspect is not None and check.kind in ("jump_back", "gap") and 0 < stamp_ns - suspect <= max_gap * 1e9:
             self._restart_after_jump(check, out)
@@ -301,7 +313,7 @@ class FrameCore:
         return "ok"
 
     def _restart_after_jump(self, check: Any, out: FrameOutputs) -> None:
-        if check.kind == "jump_back":
+        if check.kind in ("jump_back", "out_of_order"):
             out.events.append(Event("time_jump", f"time jumped back {-check.dt:.2f} s (bag loop or simulation "
                                     "reset): odometry restarts at the origin", "warning"))
             self.pipe.restart_odometry(keep_pose=False)

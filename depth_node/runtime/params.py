@@ -87,8 +87,8 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("cloud_rgb", True, "add packed rgb to the cloud (point_step 32 as depth_image_proc; xyz only: 16)", True),
     ParamSpec("cloud_max_range", 0.0, "cloud points farther than this (m, along z) become NaN; 0 = no limit", True),
     ParamSpec("colormap", "turbo", "colour map of depth/colored", True, COLORMAPS),
-    ParamSpec("colored_min_depth", 0.0, "depth/colored range (m); 0 and 0 = per-frame robust range", True),
-    ParamSpec("colored_max_depth", 0.0, "depth/colored range (m); 0 and 0 = per-frame robust range", True),
+    ParamSpec("colored_min_depth", 0.0, "depth/colored near end of the colour range (m); 0 = from each frame", True),
+    ParamSpec("colored_max_depth", 0.0, "depth/colored far end of the colour range (m); 0 = from each frame", True),
     # scale
     ParamSpec("scale_source", "auto",
               "auto (stereo models: stereo, metric: fixed, mono: ground_plane), fixed, stereo, ground_plane, "
@@ -354,9 +354,8 @@ def _check_ranges(o: dict[str, Any], errors: list[str]) -> None:
     check(1 <= o["stride"] <= 64, "stride must be in 1..64")
     check(o["cloud_max_range"] >= 0, "cloud_max_range must be ≥ 0 (0 = no limit)")
     check(o["colored_min_depth"] >= 0 and o["colored_max_depth"] >= 0, "colored_min/max_depth must be ≥ 0")
-    if o["colored_max_depth"] > 0 or o["colored_min_depth"] > 0:
-        check(0 < o["colored_min_depth"] < o["colored_max_depth"],
-              "colored_min_depth must be > 0 and < colored_max_depth (or both 0 for automatic)")
+    if o["colored_max_depth"] > 0 and o["colored_min_depth"] > 0:  # each alone may be set (0: from the frame)
+        check(o["colored_min_depth"] < o["colored_max_depth"], "colored_min_depth must be < colored_max_depth")
     check(o["scale_factor"] > 0, "scale_factor must be > 0")
     check(o["stereo_baseline"] >= 0, "stereo_baseline must be ≥ 0 (0 = the model's)")
     check(o["ground_plane.camera_height"] > 0, "ground_plane.camera_height must be > 0 (metres above the road)")

@@ -17,9 +17,9 @@ from depth_node.geometry import pose_refine as PR
 from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.odometry import OdometryNoise, VisualOdometry, rotation_vector, transform_from_xyz_quat
 from depth_node.geometry.pose_refine import GrayPyramid, gray, se3_exp
-from depth_node.geometry.scale import ScaleInput, resolve_source
+from depth_node.geometry.scale import ScaleInput, ground_plane_config, resolve_source
 from depth_node.runtime.heap import large_copies_returned
-from depth_node.runtime.scale_sources import build_scale_source
+from depth_node.runtime.scale_sources import build_scale_source, group_values
 
 REJECTED_NOISE_FACTOR = 3.0  # odometry noise of a step whose image-alignment refinement was rejected
 MAX_PRIOR_DT_RATIO = 3.0  # a time step this much longer than the last one (dropped frames) asks the pose network
@@ -112,6 +112,7 @@ class FramePipeline:
             # ScaleError: the scale settings do not fit this model
             self.scale = build_scale_source(cfg, dict(info.scale), T_bc)
             self.vo = VisualOdometry(T_bc, odometry_noise(cfg), cfg.odom.max_gap, cfg.odom.planar)
+            self.road_config = ground_plane_config(group_values(cfg.ground_plane))  # the refinement's road fit
             self.prev: DepthFrame | None = None
             self.chain_steps = 0  # motion estimates since the chain (re)started
             self.refine = cfg.odom.refine
@@ -221,7 +222,7 @@ class FramePipeline:
                                      else (PR.LEVELS, PR.ITERATIONS, 1.0))
         res = PR.refine_motion(prev.gray_pyramid(), frame.gray_pyramid(), depth, prev.intrinsics.scaled(w, h).K,
                                motion, levels, iterations, depth1=depth1, camera_to_base=self.vo.camera_to_base,
-                               road_ref=ref, step_relax=relax,
+                               road_ref=ref, step_relax=relax, road_config=self.road_config,
                                level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < PR.LEVEL_STEPS else 0.0)
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
         return res.motion, bool(res.used), None if res.road is None else (res.road[0], res.road[1] * s0)
