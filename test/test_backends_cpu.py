@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from depth_node.checkpoints.model_file import ModelFile, save_model
-from depth_node.evaluate.drift import drift
 from depth_node.export.cache import onnx_for
+from depth_node.export.drift import drift
 from depth_node.export.openvino_cpu import cpu_has_bf16
 from depth_node.export.quantize import network_inputs, quantized_onnx
 from depth_node.inference.base import BackendError, ModelInfo

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from depth_node.checkpoints.model_file import ModelFile
-from depth_node.evaluate.drift import drift
+from depth_node.export.drift import drift
 from depth_node.export.quantize import network_inputs
 from depth_node.inference.factory import create_backend
 from depth_node.networks.monodepth2 import DepthNet, PoseNet

@@ -123,3 +123,19 @@ def test_budgeted_search_ends_within_its_budget(tmp_path):
     kept = [t for t in report["trials"][2:] if t["int8"]]
     assert {t["layer"] for t in kept} == {n.name for n in int8}
     assert all(t["abs_rel"] <= BUDGET for t in kept)
+
+
+def test_the_search_and_the_benchmark_measure_the_same_drift() -> None:
+    """One abs_rel (export.drift): mean |c − r| / r over reference pixels that are finite and > 0, by hand here;
+    a candidate that is not finite where the reference is counts as an infinite error (the search rejects it,
+    the benchmark shows it), never as a skipped pixel."""
+    from depth_node.export.drift import drift
+    from depth_node.export.sensitivity import abs_rel
+
+    ref = [np.array([[1.0, 2.0], [np.nan, 0.0]]), np.array([[4.0]])]
+    cand = [np.array([[1.1, 1.8], [5.0, 3.0]]), np.array([[5.0]])]
+    by_hand = (0.1 / 1.0 + 0.2 / 2.0 + 1.0 / 4.0) / 3
+    assert abs_rel(cand, ref) == pytest.approx(by_hand, rel=1e-12)
+    assert drift(cand, ref).abs_rel == abs_rel(cand, ref)
+    cand[1] = np.array([[np.nan]])
+    assert abs_rel(cand, ref) == float("inf") and drift(cand, ref).abs_rel == float("inf")

@@ -87,8 +87,8 @@ def test_fp16_typed_onnx_for_strongly_typed_tensorrt(tmp_path_factory, net):
     same function (ONNX Runtime runs it here on the CPU)."""
     import onnx
 
-    from depth_node.evaluate.drift import drift
     from depth_node.export.cache import onnx_for
+    from depth_node.export.drift import drift
     from depth_node.export.fp16_graph import fp16_typed_onnx
     from depth_node.export.quantize import network_inputs
     from depth_node.inference.onnxruntime_backend import make_session
@@ -181,7 +181,7 @@ def gpu_env(tmp_path_factory):
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_fp16_engine_matches_onnxruntime(gpu_env):
-    from depth_node.evaluate.drift import drift
+    from depth_node.export.drift import drift
     from depth_node.inference.factory import create_backend
 
     b = create_backend(gpu_env["model"], "tensorrt", "fp16", "cuda", cache_dir=gpu_env["cache"])
@@ -199,7 +199,7 @@ def test_fp16_engine_matches_onnxruntime(gpu_env):
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 def test_int8_engine_from_qdq_onnx(gpu_env):
-    from depth_node.evaluate.drift import drift
+    from depth_node.export.drift import drift
     from depth_node.inference.factory import create_backend
 
     b = create_backend(gpu_env["model"], "tensorrt", "int8", "cuda", cache_dir=gpu_env["cache"])

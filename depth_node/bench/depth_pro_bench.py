@@ -21,7 +21,7 @@ from depth_node.bench.machine import machine_with_load, write_report
 from depth_node.bench.timing import measure
 from depth_node.checkpoints.model_file import ModelFile, load_model
 from depth_node.errors import DepthNodeError
-from depth_node.evaluate.drift import DriftMeter
+from depth_node.export.drift import DriftMeter
 
 log = logging.getLogger(__name__)
 

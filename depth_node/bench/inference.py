@@ -30,7 +30,7 @@ from depth_node.bench.speed import FULL_SPEED, SpeedProbe
 from depth_node.bench.timing import Timing, interleaved
 from depth_node.checkpoints.model_file import ModelFile, build_depth_net, build_pose_net, load_model
 from depth_node.errors import DepthNodeError
-from depth_node.evaluate.drift import DriftMeter
+from depth_node.export.drift import DriftMeter
 
 log = logging.getLogger(__name__)
 

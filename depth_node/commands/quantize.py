@@ -35,7 +35,7 @@ def register(sub, name: str, help_text: str) -> None:
 
 def held_out_drift(fp32: Path, int8: Path) -> dict:
     """Drift on held-out rendered frames (other drives than the calibration's): what a user should expect."""
-    from depth_node.evaluate.drift import drift
+    from depth_node.export.drift import drift
     from depth_node.export.quantize import network_inputs
     from depth_node.inference.onnxruntime_backend import make_session
     from depth_node.sim.calibration import scene_frames

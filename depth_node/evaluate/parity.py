@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from depth_node.errors import DepthNodeError
-from depth_node.evaluate.drift import DriftMeter
+from depth_node.export.drift import DriftMeter
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from depth_node.export.drift import drift
 from depth_node.export.openvino_cpu import core, cpu_config
 from depth_node.export.ort_cpu import cpu_session
 
@@ -36,14 +37,9 @@ Progress = Callable[[str], None] | None
 
 
 def abs_rel(candidate: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    """mean |c - r| / r over all pixels where the reference is finite and positive (the depth metric's form)."""
-    num, n = 0.0, 0
-    for c, r in zip(candidate, reference):
-        c, r = np.asarray(c, np.float64).reshape(-1), np.asarray(r, np.float64).reshape(-1)
-        ok = np.isfinite(r) & (r > 0)
-        num += float((np.abs(c[ok] - r[ok]) / r[ok]).sum())
-        n += int(ok.sum())
-    return num / max(n, 1)
+    """The drift's abs_rel (`export.drift`: mean |c - r| / r where the reference is finite and positive; infinite
+    when the candidate is not finite there), the figure the benchmark reports for the same graph."""
+    return drift(candidate, reference).abs_rel
 
 
 def run_graph(path: Path, input_name: str, output: str, inputs: list[np.ndarray]) -> list[np.ndarray]:

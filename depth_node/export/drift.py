@@ -2,7 +2,9 @@
 precision (bf16, fp16, int8) or an engine may replace the fp32 reference.
 
 abs_rel is the depth metric's own definition (mean |d - d_ref| / d_ref), so a drift figure reads directly
-against the model's abs_rel on a benchmark: 1 % drift on a model with 10 % abs_rel is visible, 0.01 % is not."""
+against the model's abs_rel on a benchmark: 1 % drift on a model with 10 % abs_rel is visible, 0.01 % is not.
+One definition for every figure called drift: the int8 search's budget (`export.sensitivity`), the benchmark's
+and the parity checks' (it lives in export, below all of them)."""
 
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ class DriftMeter:
         bad = np.isfinite(r) & ~np.isfinite(c)
         if bad.any():
             self._max = float("inf")
+            if (bad & (r > 0)).any():
+                self._sum_rel = float("inf")
         if both.any():
             self._max = max(self._max, float(err[both].max()))
             self._sum_abs += float(err[both].sum())
