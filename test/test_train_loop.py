@@ -403,6 +403,12 @@ def test_cli_resume_continues_from_the_runs_saved_config(tmp_path, tiny_run, cap
                           "data.width=64", "data.height=64", "--max-steps", "3") == 0
     assert "data.train" in caplog.text and "optim.batch_size" in caplog.text
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
+
+    # an optim.lr given on resume is the rate the next steps use (the optimiser's saved state would bring the old
+    # one back); still in the schedule's first step, so exactly the new rate
+    assert _train_cli("--out", str(out), "--resume", "optim.lr=3e-5", "--max-steps", "4") == 0
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["step"] == 4 and [g["lr"] for g in ck["optimizer"]["param_groups"]] == pytest.approx([3e-5])
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["data"]["train"] == [str(data)] and saved["optim"]["batch_size"] == 2
 
@@ -451,3 +457,19 @@ def test_a_64x64_input_trains(tmp_path):
     res = Trainer(tiny_cfg("M", data__width=64, data__height=64, optim__max_steps=1), tmp_path,
                   train_sequences=seqs, val_sequences=[]).train()
     assert res.steps == 1 and np.isfinite(res.losses).all()
+
+
+def test_data_paths_are_recorded_absolute(tmp_path, monkeypatch):
+    """--data as typed (relative) is recorded as an absolute path in the run's config, so a --resume from another
+    working directory reads the same data."""
+    import argparse
+
+    from depth_node.commands.train import overrides
+
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(init=None, preset=None, overrides=[], image_topic=None, camera_info_topic=None,
+                              camera_height=None, data=["drives/a,drives/b"], val_data=["held"], max_steps=None,
+                              max_minutes=None, no_export=False)
+    got = overrides(args)
+    assert f"data.train=['{tmp_path / 'drives/a'}', '{tmp_path / 'drives/b'}']" in got, got
+    assert f"data.val=['{tmp_path / 'held'}']" in got, got

@@ -21,9 +21,11 @@ from pathlib import Path
 
 
 def _split(values: list[str] | None) -> list[str]:
+    """--data / --val-data items (repeatable, comma-separated) as absolute paths: the run's config.yaml records
+    them, and a --resume from another working directory must find the same data."""
     out: list[str] = []
     for v in values or []:
-        out += [p.strip() for p in v.split(",") if p.strip()]
+        out += [str(Path(p.strip()).expanduser().absolute()) for p in v.split(",") if p.strip()]
     return out
 
 

@@ -304,6 +304,7 @@ class TrainingLoop(ABC):
             ddp.unwrap(self.pose).load_state_dict(ck["pose"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
+        self._resume_lr((ck.get("config") or {}).get("optim", {}).get("lr"))
         if ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
         self.epoch, self.step, self.batch_in_epoch = int(ck["epoch"]), int(ck["step"]), int(ck["batch_in_epoch"])
@@ -319,6 +320,20 @@ class TrainingLoop(ABC):
         if self.main:
             log.info("resuming at epoch %d, step %d (batch %d of the epoch)", self.epoch, self.step,
                      self.batch_in_epoch)
+
+    def _resume_lr(self, saved_lr: float | None) -> None:
+        """An `optim.lr=` given on --resume applies: the optimiser's and the scheduler's saved state would
+        otherwise bring the old rate back. Every group is scaled by new / old, so the schedule's decay so far and
+        the groups' ratios stay."""
+        new = float(self.cfg.optim.lr)
+        if not saved_lr or float(saved_lr) == new:
+            return
+        k = new / float(saved_lr)
+        for g in self.optimizer.param_groups:
+            g["lr"] *= k
+        self.scheduler.base_lrs = [b * k for b in self.scheduler.base_lrs]
+        if self.main:
+            log.info("resume: learning rate %g → %g (optim.lr), schedule kept", float(saved_lr), new)
 
     # ========================================================================================= one step
 
