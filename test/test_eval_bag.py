@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,15 +45,33 @@ def _depth_by_stamp(bag: Path, topic: str) -> dict[int, np.ndarray]:
         return {stamp_to_ns(m.msg.header.stamp): np.array(decode_image(m.msg), np.float32) for m in r.messages([topic])}
 
 
-def _fake_outputs(drive: Path, out: Path, depth_factor: float, drop_every: int = 0) -> RunResult:
+def diagnostics_status(rate: float, published: int, **values) -> object:
+    """A /diagnostics array with one status of the node (`mono_depth`), as it publishes each period."""
+    ts = typestore().types
+    header = ts["std_msgs/msg/Header"](stamp=ts["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="")
+    kv = [ts["diagnostic_msgs/msg/KeyValue"](key=k, value=str(v)) for k, v in
+          (("input_rate_hz", rate), ("output_rate_hz", rate), ("latency_mean_ms", 40.0 if rate else 0.0),
+           ("frames_published", published), *values.items())]
+    st = ts["diagnostic_msgs/msg/DiagnosticStatus"](level=0, name="/depth_node/mono_depth: depth", message="ok",
+                                                   hardware_id="depth_node", values=kv)
+    return ts["diagnostic_msgs/msg/DiagnosticArray"](header=header, status=[st])
+
+
+def _fake_outputs(drive: Path, out: Path, depth_factor: float, drop_every: int = 0, mode: str = "offline",
+                  model: str = "ground truth", diagnostics: list | None = None) -> RunResult:
     """An outputs bag as the node would record it, made from the drive's own ground truth: depth = GT × factor
-    (NaN kept), odometry = GT poses expressed in another odom frame. The scorer must see exactly that."""
+    (NaN kept), odometry = GT poses expressed in another odom frame. The scorer must see exactly that.
+    `diagnostics`: /diagnostics arrays written one per second."""
     ts = typestore().types
     rot = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90° yaw: SE(3) alignment removes it
     n_in = 0
     with BagReader(drive) as r, BagWriter(out) as w:
         for k, v in OUTPUTS.items():
             w.add_topic(output_topic(k), v)
+        if diagnostics:
+            w.add_topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
+            for i, d in enumerate(diagnostics):
+                w.write("/diagnostics", (i + 1) * 10**9, d)
         for i, m in enumerate(r.messages(["/ground_truth/depth"])):
             n_in += 1
             if drop_every and i % drop_every == 1:
@@ -80,7 +99,7 @@ def _fake_outputs(drive: Path, out: Path, depth_factor: float, drop_every: int =
                 pose=ts["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
                 twist=m.msg.twist)
             w.write(output_topic("odom"), m.stamp_ns, odom)
-    return RunResult(out, "offline", n_in, "ground truth", frame_seconds=[0.01] * n_in)
+    return RunResult(out, mode, n_in, model, frame_seconds=[0.01] * n_in if mode == "offline" else [])
 
 
 def test_scorer_reads_exactly_what_the_outputs_bag_holds(drive_bag, tmp_path):
@@ -109,6 +128,104 @@ def test_scorer_reads_exactly_what_the_outputs_bag_holds(drive_bag, tmp_path):
         assert (tmp_path / "report" / f).is_file(), f
     assert json.loads((tmp_path / "report" / "metrics.json").read_text())["headline"]["abs_rel"] == pytest.approx(
         0.1, abs=1e-5)
+
+
+def _card(report: Path) -> str:
+    return report.read_text().split('id="summary"')[1].split("</section>")[0]
+
+
+def test_odometry_top_view_is_x_y_on_a_straight_drive(drive_bag, tmp_path, monkeypatch):
+    """Odometry is REP 103/105 (x forward, y left, z up): its top view is x–y, also when the drive is straight
+    and its height varies more than its sideways position (which the axes of largest spread turned into a
+    side view, x–z)."""
+    from depth_node.evaluate import report as R
+
+    seen: list[tuple[int, int]] = []
+    plot_axes = R.plot_axes
+    monkeypatch.setattr(R, "plot_axes", lambda *a, **k: seen.append(plot_axes(*a, **k)) or seen[-1])
+    run = _fake_outputs(drive_bag, tmp_path / "outputs", depth_factor=1.0)
+    m = score_run(drive_bag, run, tmp_path / "report", ScoreSettings(
+        image="/camera/image_raw", gt_depth="/ground_truth/depth", gt_odom="/ground_truth/odom"))
+    gt = np.loadtxt(tmp_path / "report" / "odom_gt.tum")[:, 1:4]
+    assert np.ptp(gt[:, 2]) > np.ptp(gt[:, 1]), "the drive is straight: it strays sideways less than it dips"
+    assert m["odometry"]["gt_path_length"] > 5 and seen == [(0, 1)]
+    t = np.linspace(0.0, 40.0, 41)
+    straight = np.stack([t, 1e-4 * np.sin(t), 0.15 * np.sin(t / 7.0)], axis=1)  # z spread ≫ y spread
+    assert plot_axes(straight, up=2) == (0, 1)
+
+
+def test_card_names_the_loaded_model_the_parameters_set_and_the_full_period(drive_bag, tmp_path):
+    """An online run names no model file (the node loads its default): the card shows the model the node's
+    diagnostics report, the parameters that differ from the node's defaults, the node's own figures of the
+    last full diagnostics period (not the partial last one), and the RPE row."""
+    from depth_node.runtime.params import defaults
+
+    model = "/opt/models/shipped_model_v3.pt"
+    diag = dict(model=model, backend="openvino", precision="bf16", device="cpu")
+    seq = [diagnostics_status(0.0, 0, **diag), diagnostics_status(4.0, 4, **diag),  # before, first (partial)
+           diagnostics_status(10.0, 14, **diag), diagnostics_status(10.1, 24, **diag),  # full periods
+           diagnostics_status(7.99, 24, **diag), diagnostics_status(0.0, 24, **diag)]  # last (partial), after
+    run = _fake_outputs(drive_bag, tmp_path / "outputs", depth_factor=1.0, mode="online", model="", diagnostics=seq)
+    params = {"model": "", "stride": 2, "autostart": defaults()["autostart"]}
+    m = score_run(drive_bag, run, tmp_path / "report", ScoreSettings(
+        image="/camera/image_raw", gt_depth="/ground_truth/depth", gt_odom="/ground_truth/odom"), params=params)
+    assert m["run"]["model"] == model and m["run"]["node_params"] == {"stride": 2}
+    assert m["node_diagnostics"]["input_rate_hz"] == "10.1" and m["node_diagnostics"]["frames_published"] == "24"
+    card = _card(tmp_path / "report" / "report.html")
+    assert "<th>model</th><td colspan=3>shipped_model_v3.pt" in card
+    assert "<th>node parameters</th><td colspan=3>stride: 2</td>" in card and "autostart" not in card
+    assert "<th>backend</th><td colspan=3>openvino bf16 cpu</td>" in card
+    assert "input 10.10 Hz" in card and "7.99" not in card
+    # RPE of a rigidly moved copy of the ground truth: zero, shown with its unit
+    rpe = re.search(r"<th>odometry RPE translation \(RMSE, per frame step\)</th><td>([0-9.e+-]+) m</td>", card)
+    assert rpe and float(rpe.group(1)) < 1e-6
+    assert float(rpe.group(1)) == pytest.approx(m["odometry"]["rpe"]["se3"]["trans"]["rmse"], rel=1e-3, abs=1e-12)
+    # with no model given, the runner reports the package's default model file (as the node resolves it)
+    from depth_node.ros.bag_runner import default_model_path
+
+    resolved = Path(default_model_path({"model": ""}))
+    assert resolved.is_file() and resolved.parent.name in ("models", "default_onnx")
+
+
+def test_offline_run_reports_its_backend_and_pipeline_time_not_latency(drive_bag, small_model_path, tmp_path,
+                                                                      capsys):
+    """`--offline` records what the frame core ran on (its backend, as the node's diagnostics would), and its
+    timing is the in-process pipeline time per frame: never labelled latency or output rate."""
+    from depth_node.commands.eval_bag import print_headline
+    from depth_node.ros.bag_runner import run_offline
+
+    params = {"model": str(small_model_path), "backend": "onnxruntime"}
+    run = run_offline(drive_bag, tmp_path / "outputs", image="/camera/image_raw", camera_info=None, params=params,
+                      progress=False)
+    m = score_run(drive_bag, run, tmp_path / "report", ScoreSettings(image="/camera/image_raw",
+                                                                     gt_depth="/ground_truth/depth"), params=params)
+    assert m["node_diagnostics"]["backend"] == "onnxruntime"
+    assert m["run"]["model"] == str(small_model_path) and m["run"]["node_params"] == {"backend": "onnxruntime"}
+    h = m["headline"]
+    assert h["latency_median_ms"] is None and h["output_rate_hz"] is None
+    sec = np.array(run.frame_seconds) * 1e3
+    assert h["pipeline_time_median_ms"] == pytest.approx(np.median(sec))
+    assert h["pipeline_throughput_hz"] == pytest.approx(1e3 / sec.mean())
+    card = _card(tmp_path / "report" / "report.html")
+    assert re.search(r"<th>backend</th><td colspan=3>onnxruntime \w+ \w+</td>", card), card
+    assert "pipeline time per frame" in card and "pipeline throughput" in card
+    assert "latency" not in card and "output rate" not in card
+    print_headline(m, tmp_path / "report")
+    out = capsys.readouterr().out
+    assert "pipeline time per frame" in out and "latency" not in out and "output rate" not in out
+
+
+def test_latency_plot_marks_the_percentiles_the_json_gives():
+    from depth_node.evaluate.bag_score import _stats
+    from depth_node.evaluate.report import latency_markers
+
+    lat = np.random.default_rng(3).gamma(4.0, 5.0, 200)
+    marks = dict(latency_markers(lat))
+    assert list(marks) == ["median", "p90", "p99"]
+    want = np.percentile(lat, [50, 90, 99])
+    assert [marks["median"], marks["p90"], marks["p99"]] == pytest.approx(list(want), rel=1e-12)
+    st = _stats(lat)
+    assert (st["median_ms"], st["p90_ms"], st["p99_ms"]) == pytest.approx(tuple(want), rel=1e-12)
 
 
 def _bag_with_only_these_images(src: Path, dst: Path, image: str, stamps: set[int], info: str,
@@ -214,6 +331,10 @@ def test_demo_end_to_end_on_a_short_drive(request, tmp_path):
         assert needle in html
     assert (out / "outputs" / "metadata.yaml").is_file() and (out / "cloud.png").is_file()
     assert f"report: {out / 'report.html'}" in p.stdout
+    assert "demo: node and replay on ROS_DOMAIN_ID=162" in p.stdout and "eval-bag:" not in p.stdout
+    assert re.search(r"acceptance: odometry ATE \(SE\(3\)\): [0-9.e+-]+ % of path \(limit ≤ 5 % of path\): "
+                     r"(PASS|FAIL)", p.stdout), p.stdout
+    assert "<th>model</th><td colspan=3>n/a" not in html and "stride: 2" in html
     if default.is_file():  # the shipped model's acceptance figures on the held-out drive (issues 6, 16)
         acc = m["acceptance"]
         print(f"demo acceptance: {acc}")

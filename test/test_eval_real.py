@@ -173,6 +173,29 @@ def test_scores_of_a_prediction_ten_percent_too_far(tmp_path):
     assert len(images) == 2 and all(p.is_file() for _, p in images)
 
 
+def test_html_page_shows_the_results_table_first(tmp_path):
+    """The page's summary card holds the per-set table (set, frames, fx, metric and median abs_rel / δ<1.25 /
+    rmse), visible above the pictures, with the numbers of the JSON: a prediction 10 % too far has abs_rel 0.1
+    and rmse sqrt(mean((0.1 g)²)) metric, 0 median-scaled."""
+    from depth_node.evaluate.real_data import results_table
+    from depth_node.evaluate.report import write_html_report
+
+    rng = np.random.default_rng(1)
+    gts = [rng.uniform(2.0, 30.0, (12, 16)).astype(np.float32) for _ in range(2)]
+    a = _hand_made_set("setA", "driving", gts, tmp_path)
+    out, images = score_sets(_Oracle(gts, 1.1), [a], panel_dir=tmp_path / "panels", samples=1)
+    page = write_html_report(tmp_path / "p.html", "t", out, images, table=results_table(out)).read_text()
+    card = page.split('id="summary"')[1].split("</section>")[0]
+    assert page.index('id="summary"') < page.index('id="figures"') < page.index('id="all-metrics"')
+    rmse = float(np.mean([np.sqrt(np.mean((0.1 * g) ** 2)) for g in gts]))
+    row = re.search(r"<tr><td>setA: setA</td><td>2</td><td>50.0</td>((?:<td>[^<]*</td>){6})</tr>", card)
+    assert row, card
+    cells = [float(c) for c in re.findall(r"<td>([^<]*)</td>", row.group(1))]
+    assert cells == pytest.approx([0.1, 1.0, rmse, 0.0, 1.0, 0.0], abs=6e-4)
+    assert "driving (all images of setA)" in card
+    assert "depth colour scale" in images[0][0] and "0–50 %" in images[0][0]
+
+
 def test_unknown_set_and_missing_root_are_clear_errors(tmp_path, root):
     from depth_node.evaluate.real_data import RealDataError
 
@@ -208,6 +231,10 @@ def test_cli_end_to_end_on_a_small_subset(tmp_path, root):
     assert set(d["groups"]) == {"driving", "indoor"} and "EVALUATION ONLY" in d["note"]
     page = html.read_text()
     assert page.count("<img src=\"data:image/png;base64,") == 2 and "EVALUATION ONLY" in page
+    assert not (tmp_path / "real_files").exists(), "the page embeds its panels: no copy beside it"
+    card = page.split('id="summary"')[1].split("</section>")[0]
+    for name in ("kitti_annotated", "tum_fr3"):
+        assert f"<td>{d['datasets'][name]['metric']['abs_rel']:.3f}</td>" in card.split(f"<tr><td>{name}:")[1]
     assert "kitti_annotated" in r.stdout and "tum_fr3" in r.stdout
 
     r = _cli("eval-real", "--model", str(model), "--json", str(out), "--data-root", str(tmp_path / "none"))

@@ -71,8 +71,13 @@ def bag_report(tmp_path_factory) -> Report:
     settings = ScoreSettings(image="/camera/image_raw", gt_depth="/ground_truth/depth", gt_odom="/ground_truth/odom")
     score_run(drive, run, tmp / "out", settings, title="demo-like report",
               limits={"abs_rel": 0.05, "ate_se3_pct_of_path": 5.0})  # abs_rel 0.1 must FAIL, ATE 0 must PASS
-    return Report(tmp / "out" / "report.html", ("depth abs_rel", "1 of 2 acceptance figures fail", "model",
-                                                "camera", "backend", "320×96"), (1, 1))
+    # depth × 0.9: GT / published = 1/0.9 on every frame, a depth-scale error of 11.11 %; the rigidly moved
+    # odometry has no scale error; limits carry their units
+    return Report(tmp / "out" / "report.html", (
+        "depth abs_rel", "1 of 2 figures with a limit fail", "model", "camera", "backend", "320×96",
+        "<th>depth scale error (per-frame median, after warm-up)</th><td>11.11 %</td>",
+        "<th>odometry scale error (Sim(3))</th>", "<td>≤ 0.05</td>", "<td>≤ 5 % of path</td>",
+        "odometry RPE translation"), (1, 1))
 
 
 TRAIN_LIMIT = 1e-3  # output.max_abs_rel of the training run: a 2-step network cannot reach it, so the card FAILs
@@ -136,7 +141,7 @@ def train_report(train_run) -> Report:
     hfov = math.degrees(2 * math.atan(KITTI_INTRINSICS.width / 2 / KITTI_INTRINSICS.fx))  # the drives' camera
     best, last = _best_and_last(res.out_dir)
     last_item = (f"validation abs_rel (last epoch {last})",) if last != best else ()
-    return Report(res.report, (f"validation abs_rel (best epoch {best})", "1 of 1 acceptance figures fail",
+    return Report(res.report, (f"validation abs_rel (best epoch {best})", "1 of 1 figures with a limit fail",
                                "validation δ&lt;1.25", "validation rmse", *last_item,
                                "Monodepth2 ResNet-18 depth + ResNet-18 pose", f"frames {W}×{H}",
                                f"hfov {hfov:.0f}°", "2 steps, 2 epochs, batch 2", "cpu, amp off", "min (training",
@@ -215,9 +220,11 @@ def test_first_screen_in_chromium(report, tmp_path):
     assert frame.size and frame.std() > 20, "the first screen shows no picture"
 
 
-def test_diagnostics_are_those_seen_while_the_stream_ran(tmp_path):
-    """After the stream ends the node still publishes diagnostics (input rate 0, no latency): the report shows
-    the last status with images arriving, and the final cumulative counters."""
+def test_diagnostics_are_those_of_the_last_full_period(tmp_path):
+    """Rates and latencies are per diagnostics period. The stream starts and ends inside a period (a 10 Hz
+    stream ending 0.8 s into the last one reads 7.99 Hz there), and after it ends the node still publishes
+    diagnostics (input rate 0, no latency): the report shows the last full period with images arriving (the
+    one before the final active one), with the final cumulative counters."""
     from depth_node.evaluate.bag_score import _diagnostics
     from depth_node.io.bags import BagReader, BagWriter, typestore
 
@@ -226,14 +233,43 @@ def test_diagnostics_are_those_seen_while_the_stream_ran(tmp_path):
 
     def status(rate: float, published: int) -> object:
         kv = [ts["diagnostic_msgs/msg/KeyValue"](key=k, value=str(v)) for k, v in
-              (("input_rate_hz", rate), ("latency_mean_ms", 40.0 if rate else 0.0), ("frames_published", published))]
+              (("input_rate_hz", rate), ("latency_mean_ms", 40.0 + rate if rate else 0.0),
+               ("frames_published", published))]
         st = ts["diagnostic_msgs/msg/DiagnosticStatus"](level=0, name="/mono_depth: depth",
                                                        message="ok", hardware_id="depth_node", values=kv)
         return ts["diagnostic_msgs/msg/DiagnosticArray"](header=header, status=[st])
 
-    with BagWriter(tmp_path / "outs") as w:
-        for i, (rate, n) in enumerate(((10.0, 10), (9.5, 20), (0.0, 24), (0.0, 24))):
-            w.write("/diagnostics", (i + 1) * 10**9, status(rate, n))
-    with BagReader(tmp_path / "outs") as r:
-        d = _diagnostics(r)
-    assert d == {"input_rate_hz": "9.5", "latency_mean_ms": "40.0", "frames_published": "24"}
+    def read(seq) -> dict:
+        path = tmp_path / f"outs{len(list(tmp_path.iterdir()))}"
+        with BagWriter(path) as w:
+            for i, (rate, n) in enumerate(seq):
+                w.write("/diagnostics", (i + 1) * 10**9, status(rate, n))
+        with BagReader(path) as r:
+            return _diagnostics(r)
+
+    # idle, partial first period, two full ones, the partial last one, idle after the stream
+    d = read(((0.0, 0), (3.0, 3), (10.0, 13), (9.9, 23), (7.99, 31), (0.0, 31), (0.0, 31)))
+    assert d == {"input_rate_hz": "9.9", "latency_mean_ms": "49.9", "frames_published": "31"}
+    # a stream inside one period: that period
+    assert read(((0.0, 0), (6.0, 6), (0.0, 6))) == {"input_rate_hz": "6.0", "latency_mean_ms": "46.0",
+                                                   "frames_published": "6"}
+    # no image ever: the final status
+    assert read(((0.0, 0), (0.0, 0)))["input_rate_hz"] == "0.0"
+
+
+def test_card_verdict_counts_the_judged_figures_and_limits_carry_units():
+    """A card whose rows without a limit are not read as passed, and the console's acceptance lines in the
+    card's words, units and digits."""
+    from depth_node.evaluate import report as R
+    from depth_node.evaluate.bag_score import acceptance_lines
+
+    items = [R.CardItem.judged("depth abs_rel", 0.098, 0.12), R.CardItem.judged("ATE", 0.59, 5.0, "% of path"),
+             R.CardItem.judged("t_rel", 2.1, None, "%")]
+    page = R._card_html(items, {})
+    assert "all 2 figures with a limit pass; 1 more shown without a limit" in page
+    assert "<td>≤ 5 % of path</td>" in page and "<td>≤ 0.12</td>" in page
+    assert page.count(">PASS<") == 2
+    metrics = {"acceptance": {"abs_rel": {"value": 0.0980594, "limit": 0.12, "pass": True},
+                              "ate_se3_pct_of_path": {"value": 5.1234567, "limit": 5.0, "pass": False}}}
+    assert acceptance_lines(metrics) == ["depth abs_rel: 0.09806 (limit ≤ 0.12): PASS",
+                                         "odometry ATE (SE(3)): 5.123 % of path (limit ≤ 5 % of path): FAIL"]

@@ -73,6 +73,8 @@ def model_size(model: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from depth_node.evaluate.bag_score import acceptance_lines
+
     if args.frames < 10:
         raise DepthNodeError(f"--frames must be ≥ 10, got {args.frames}")
     params = node_params(args, base={"stride": 2})
@@ -85,12 +87,11 @@ def run(args: argparse.Namespace) -> int:
              "(and Sim(3) for reference) over the whole drive.")
     metrics = evaluate_bag(args, bag, out, image="/camera/image_raw", camera_info="/camera/camera_info",
                            gt_depth="/ground_truth/depth", gt_odom="/ground_truth/odom", params=params,
-                           title="depth_node demo: held-out synthetic drive", notes=notes, limits=ACCEPT)
+                           title="depth_node demo: held-out synthetic drive", notes=notes, limits=ACCEPT,
+                           prog="demo")
     print_headline(metrics, out)
-    ok = True
-    for key, a in metrics["acceptance"].items():
-        ok &= a["pass"]
-        v = "n/a" if a["value"] is None else f"{a['value']:.4g}"
-        print(f"acceptance {key}: {v} (limit {a['limit']}) {'PASS' if a['pass'] else 'FAIL'}")
+    for line in acceptance_lines(metrics):
+        print(f"acceptance: {line}")
+    ok = all(a["pass"] for a in metrics["acceptance"].values())
     print(f"metrics: {out / 'metrics.json'}")
     return 1 if (args.strict and not ok) else 0

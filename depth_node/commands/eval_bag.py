@@ -90,7 +90,9 @@ def isolated_ros_env(domain_id: int | None = None) -> int:
 
 def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image: str, camera_info: str | None,
                  gt_depth: str | None, gt_odom: str | None, params: dict[str, Any], title: str,
-                 notes: tuple[str, ...] = (), limits: dict[str, float] | None = None) -> dict:
+                 notes: tuple[str, ...] = (), limits: dict[str, float] | None = None, prog: str = "eval-bag") -> dict:
+    """Run the node over `bag` (online or --offline) and score it; `prog` (the command running it) prefixes what
+    is printed on the way."""
     from depth_node.evaluate.bag_score import ScoreSettings, check_ground_truth_topics, score_run
     from depth_node.ros.bag_runner import run_offline, run_online
 
@@ -98,15 +100,20 @@ def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image:
     out.mkdir(parents=True, exist_ok=True)
     outputs = out / "outputs"
     if args.offline:
+        print(f"{prog}: loading the model for the in-process pipeline (--offline, no ROS 2 transport)", flush=True)
         run_ = run_offline(bag, outputs, image=image, camera_info=camera_info, params=params)
     else:
         domain = isolated_ros_env(args.domain_id)
-        print(f"eval-bag: node and replay on ROS_DOMAIN_ID={domain}, loopback only")
-        run_ = run_online(bag, outputs, image=image, camera_info=camera_info, params=params, rate=args.rate)
+        print(f"{prog}: node and replay on ROS_DOMAIN_ID={domain}, loopback only", flush=True)
+        run_ = run_online(bag, outputs, image=image, camera_info=camera_info, params=params, rate=args.rate,
+                          prog=prog)
     settings = ScoreSettings(image=image, gt_depth=gt_depth, gt_odom=gt_odom, median_scaling=args.median_scaling,
                              max_depth=args.max_depth, max_dt=args.max_dt, samples=args.samples,
                              scale_warmup_s=args.scale_warmup)
-    return score_run(bag, run_, out, settings, title=title, notes=notes, limits=limits)
+    scored = [w for w, topic in (("depth", gt_depth), ("odometry", gt_odom)) if topic]
+    print(f"{prog}: scoring {' and '.join(scored) or 'the outputs (no ground truth given)'} and writing the "
+          f"report into {out}", flush=True)
+    return score_run(bag, run_, out, settings, title=title, notes=notes, limits=limits, params=params)
 
 
 def print_headline(metrics: dict, out: Path) -> None:
@@ -124,9 +131,13 @@ def print_headline(metrics: dict, out: Path) -> None:
               f"{f(h['odom_scale_error'], '.2%')}")
     print(f"odometry: ATE (SE(3)) {f(h['ate_se3_rmse_m'], '.3f')} m = {f(h['ate_se3_pct_of_path'], '.2f')} % of "
           f"{f(h['gt_path_length_m'], '.1f')} m path")
-    print(f"timing: median latency {f(h['latency_median_ms'], '.1f')} ms, "
-          f"output rate {f(h['output_rate_hz'], '.2f')} Hz, "
-          f"{metrics['counts']['depth_out']}/{metrics['run']['images_in']} frames out")
+    frames = f"{metrics['counts']['depth_out']}/{metrics['run']['images_in']} frames out"
+    if metrics["run"]["mode"] == "offline":  # in-process: no transport, so no latency and no output rate
+        print(f"timing (offline, in-process): pipeline time per frame median {f(h['pipeline_time_median_ms'], '.1f')}"
+              f" ms, pipeline throughput {f(h['pipeline_throughput_hz'], '.2f')} frames/s, {frames}")
+    else:
+        print(f"timing: end-to-end latency to the depth image median {f(h['latency_median_ms'], '.1f')} ms, "
+              f"output rate {f(h['output_rate_hz'], '.2f')} Hz, {frames}")
     for s in metrics.get("skipped", []):
         print(f"not scored: {s}")
     print(f"report: {out / 'report.html'}")

@@ -134,23 +134,28 @@ _COUNTER_PREFIXES = ("frames_", "errors.", "odom.", "input_errors", "camera_info
 
 
 def _diagnostics(bag: BagReader) -> dict[str, str]:
-    """Key/values the node reported while the stream ran: its last /diagnostics status with images arriving
-    (after the stream ends the rates read 0 and the latencies are empty), with the cumulative counters of the
-    final status. A node that never saw an image gives its final status."""
+    """Key/values the node reported while the stream ran, with the cumulative counters of its final status.
+
+    Rates and latencies are per diagnostics period (1 s by default), and the last period with images arriving
+    is partial: the stream ends inside it (a 10 Hz stream reads 8 Hz there), and so may the first one. So the
+    figures are those of the last full period: the active period (input rate > 0) before the final active one;
+    a stream with a single active period gives that one. After the stream ends the rates read 0 and the
+    latencies are empty. A node that never saw an image gives its final status."""
     if DIAGNOSTICS not in bag.topics:
         return {}
-    last, active = None, None
+    last, active = None, []
     for m in bag.messages([DIAGNOSTICS]):
         for st in m.msg.status:
             if "mono_depth" in st.name:
                 last = {kv.key: kv.value for kv in st.values}
                 if _float(last.get("input_rate_hz")) > 0:
-                    active = last
+                    active.append(last)
     if last is None:
         return {}
-    if active is None:
+    if not active:
         return last
-    return {**active, **{k: v for k, v in last.items() if k.startswith(_COUNTER_PREFIXES)}}
+    full = active[-2] if len(active) >= 2 else active[-1]
+    return {**full, **{k: v for k, v in last.items() if k.startswith(_COUNTER_PREFIXES)}}
 
 
 def _float(v: Any) -> float:
@@ -176,9 +181,10 @@ def _read_outputs(run: RunResult) -> tuple[PublishedDepth, Trajectory | None, di
 
 
 def _score_depth(bag: BagReader, preds: PublishedDepth, settings: ScoreSettings, out: Path,
-                 metrics: dict, figs: list[tuple[str, Path]]) -> list[int]:
-    """Depth metrics, the depth-scale error and their plots; returns the stamps of the sample frames. One
-    ground-truth frame and its prediction in memory at a time (`PublishedDepth`)."""
+                 metrics: dict, figs: list[tuple[str, Path]], limits: dict[str, float] | None = None) -> list[int]:
+    """Depth metrics, the depth-scale error and their plots (over bag time, with the abs_rel limit where the
+    command has one and the scale warm-up marked); returns the stamps of the sample frames. One ground-truth
+    frame and its prediction in memory at a time (`PublishedDepth`)."""
     pred_stamps = preds.stamps
     max_dt_ns = round(settings.max_dt * 1e9)
     if settings.gt_depth not in bag.topics:
@@ -187,6 +193,7 @@ def _score_depth(bag: BagReader, preds: PublishedDepth, settings: ScoreSettings,
                                           min_depth=settings.min_depth, max_depth=settings.max_depth))
     paired: list[int] = []
     per_frame: list[float] = []
+    per_frame_t: list[int] = []  # GT stamps of per_frame
     ratios: list[tuple[int, float]] = []  # (stamp, median GT / predicted depth) of each paired frame
     for m in bag.messages([settings.gt_depth]):
         s = stamp_to_ns(m.msg.header.stamp)
@@ -202,17 +209,32 @@ def _score_depth(bag: BagReader, preds: PublishedDepth, settings: ScoreSettings,
         if r.errors:
             paired.append(int(pred_stamps[j]))
             per_frame.append(r.errors["abs_rel"])
+            per_frame_t.append(s)
     if not paired:
         raise DepthNodeError(f"no depth output matched a {settings.gt_depth} message within {settings.max_dt} s")
     metrics["depth"] = {**ev.result().to_dict(per_image=False),
                         "mode": "median-scaled" if settings.median_scaling else "metric"}
-    figs.append(("abs_rel per frame", R.plot_curves(out / "depth_abs_rel.png", {"abs_rel": per_frame},
-                                                    xlabel="frame", title="abs_rel per frame")))
+    t0 = min(per_frame_t[0], ratios[0][0]) if ratios else per_frame_t[0]  # one time axis for both plots
+    mean = metrics["depth"]["metrics"]["abs_rel"]
+    lines = [(mean, f"mean {mean:.4f} (the reported abs_rel)", "k")]
+    if limits and limits.get("abs_rel") is not None:
+        lines.append((limits["abs_rel"], f"acceptance limit on the mean: {limits['abs_rel']:g}", "tab:red"))
+    mode = "median-scaled" if settings.median_scaling else "metric"
+    figs.append((f"depth abs_rel per frame ({mode}; the reported figure is their mean)", R.plot_curves(
+        out / "depth_abs_rel.png", {"abs_rel": per_frame}, xlabel="bag time [s]", ylabel="abs_rel (|pred − GT| / GT)",
+        title=f"depth abs_rel per frame ({mode})", x=(np.array(per_frame_t) - t0) / 1e9, hlines=lines)))
     if ratios:
-        metrics["depth_scale"] = scale_summary(ratios, settings.scale_warmup_s)
-        figs.append(("depth scale per frame: median(GT / published depth); 1 = metric", R.plot_curves(
-            out / "depth_scale.png", {"GT / published": [r for _, r in ratios], "metric": [1.0] * len(ratios)},
-            xlabel="frame", title="depth scale per frame")))
+        metrics["depth_scale"] = ds = scale_summary(ratios, settings.scale_warmup_s)
+        w0 = (ratios[0][0] - t0) / 1e9
+        judged = (f"; after {ds['warmup_s']:g} s: median {ds['ratio_median']:.3f}, per-frame error median "
+                  f"{100 * ds['error_median']:.4g} %" if ds.get("frames_after_warmup") else "")
+        warm = settings.scale_warmup_s
+        figs.append((f"depth scale per frame: median(GT / published depth), 1 = metric; the first {warm:g} s "
+                     f"(shaded) are not judged{judged}", R.plot_curves(
+                         out / "depth_scale.png", {"GT / published": [r for _, r in ratios]}, xlabel="bag time [s]",
+                         ylabel="median(GT / published depth)", title="depth scale per frame",
+                         x=(np.array([t for t, _ in ratios]) - t0) / 1e9, hlines=[(1.0, "metric (1)", "k")],
+                         span=(w0, w0 + warm, f"warm-up ({warm:g} s, not judged)"))))
     return _spread(paired, settings.samples)
 
 
@@ -247,9 +269,11 @@ def _score_odometry(bag: BagReader, pred_traj: Trajectory | None, settings: Scor
     write_tum(out / "odom_pred.tum", pred_traj)
     write_tum(out / "odom_gt.tum", gt_traj)
     shown = {k: v[:, :3, 3] for k, v in ev_t.aligned.items() if k != "origin"}
-    return ("trajectory over ground truth (SE(3)-aligned), and ATE per pose", R.plot_trajectory(
-        out / "trajectory.png", ev_t.gt[:, :3, 3], shown, title="odometry (top view)",
-        errors=ev_t.ate_errors.get("se3"), stamps=ev_t.stamps))
+    # top view in the ground truth's world, z up (REP 103/105): x–y, also on a straight drive
+    return ("odometry over ground truth, top view (x–y of the ground truth's frame, SE(3)- and Sim(3)-aligned), "
+            "and the SE(3) ATE per pose", R.plot_trajectory(
+                out / "trajectory.png", ev_t.gt[:, :3, 3], shown, title="odometry (top view, z up)",
+                errors=ev_t.ate_errors.get("se3"), stamps=ev_t.stamps, up=2))
 
 
 def _sample_figures(bag: BagReader, preds: PublishedDepth, samples: list[int], settings: ScoreSettings,
@@ -280,9 +304,10 @@ def _sample_figures(bag: BagReader, preds: PublishedDepth, samples: list[int], s
 
             rgb = np.asarray(Image.fromarray(rgb).resize((pred.shape[1], pred.shape[0]), Image.BILINEAR))
         panel = R.depth_panel(rgb, pred, gt, max_depth=settings.max_depth)
+        legend = R.panel_legend(R.depth_range(pred, gt, settings.max_depth), with_error=gt is not None)
         t = (s - samples[0]) / 1e9
-        figs.append((f"frame at +{t:.1f} s: image | predicted depth | ground truth | relative error"
-                     if gt is not None else f"frame at +{t:.1f} s: image | predicted depth",
+        figs.append((f"frame at +{t:.1f} s: image | predicted depth | ground truth | relative error; {legend}"
+                     if gt is not None else f"frame at +{t:.1f} s: image | predicted depth; {legend}",
                      R.save_png(out / f"sample_{i}.png", panel)))
     return figs
 
@@ -301,6 +326,16 @@ def _cloud_figure(run: RunResult, samples: list[int], out: Path) -> tuple[str, P
     return None
 
 
+E2E_NOTE = ("end-to-end latency: the recorder's receive time of a depth image minus the player's send time of the "
+            "image with the same stamp (transport both ways + queueing + inference + publishing the depth image)")
+NODE_LATENCY_NOTE = ("the node's own latency (node_diagnostics.latency_*): from its image callback to depth, "
+                     "depth/camera_info and the cloud published (odometry after them is not included), per "
+                     "diagnostics period; the report takes the last full period with images arriving")
+PIPELINE_NOTE = ("offline: no transport, so no latency or output rate; pipeline time per frame = the frame core's "
+                 "pre-processing + inference + scale + odometry, in-process, every image in order; throughput = "
+                 "1 / its mean")
+
+
 def _timing(run: RunResult, settings: ScoreSettings, out: Path) -> tuple[dict[str, Any], tuple[str, Path] | None]:
     """Latency and rates: end to end through ROS 2 (online), or the pipeline's time per frame (offline)."""
     timing: dict[str, Any] = {}
@@ -314,17 +349,19 @@ def _timing(run: RunResult, settings: ScoreSettings, out: Path) -> tuple[dict[st
         timing["end_to_end_latency"] = _stats(lat)
         timing["output_rate_hz"] = _rate(np.array(sorted(out_recv.values()), dtype=np.float64) / 1e9)
         timing["input_rate_hz"] = _rate(np.array(sorted(img_in.values()), dtype=np.float64) / 1e9)
-        timing["note"] = ("end-to-end: the recorder's receive time of a depth image minus the player's send time of "
-                          "the image with the same stamp (transport both ways + queueing + inference + publishing)")
+        timing["note"] = E2E_NOTE
         if lat.size:
-            fig = ("end-to-end latency through the node", R.plot_latency(
-                out / "latency.png", lat, np.array([p[0] for p in pairs]) / 1e9, "end-to-end latency"))
+            fig = ("end-to-end latency through the node: player send of an image → recorder receive of its depth "
+                   "image (median, p90, p99 as in the JSON)", R.plot_latency(
+                       out / "latency.png", lat, np.array([p[0] for p in pairs]) / 1e9, "end-to-end latency"))
     if run.frame_seconds:
         sec = np.array(run.frame_seconds) * 1e3
         timing["pipeline_latency"] = _stats(sec)
         timing["pipeline_rate_hz"] = float(1e3 / sec.mean())
-        fig = ("pipeline time per frame (offline)", R.plot_latency(out / "latency.png", sec,
-                                                                  title="pipeline time per frame"))
+        timing["note"] = PIPELINE_NOTE
+        fig = ("pipeline time per frame (offline, in-process: pre-processing + inference + scale + odometry; no "
+               "transport, so not a latency)", R.plot_latency(out / "latency.png", sec, title="pipeline time per frame",
+                                                              quantity="pipeline time"))
     return timing, fig
 
 
@@ -353,9 +390,10 @@ def _camera(bag: BagReader, image: str) -> str:
 
 def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settings: ScoreSettings,
               title: str = "depth_node on a bag", notes: tuple[str, ...] = (),
-              limits: dict[str, float] | None = None) -> dict:
+              limits: dict[str, float] | None = None, params: dict[str, Any] | None = None) -> dict:
     """Score `run`'s outputs bag; write report.html, metrics.json and PNGs into `out_dir`; return the metrics.
-    `limits` {headline key: upper bound} adds an `acceptance` section (value, limit, pass) to both."""
+    `limits` {headline key: upper bound} adds an `acceptance` section (value, limit, pass) to both; `params`
+    (the node parameters of the run) puts those that differ from the node's defaults on the summary card."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {"run": {"mode": run.mode, "model": run.model, "images_in": run.images_in,
@@ -364,11 +402,16 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
     skipped: list[str] = []
     plots: list[tuple[str, Path]] = []
     preds, pred_traj, metrics["node_diagnostics"] = _read_outputs(run)
+    loaded = metrics["node_diagnostics"].get("model", "")
+    if loaded and loaded != "(not loaded)":  # the model the node (or the offline core) reports it loaded
+        metrics["run"]["model"] = loaded
+    if params is not None:
+        metrics["run"]["node_params"] = non_default_params(params)
     metrics["counts"] = {"depth_out": len(preds), "odom_out": len(pred_traj) if pred_traj is not None else 0,
                          "dropped_or_lost": max(0, run.images_in - len(preds))}
     with BagReader(input_bag) as bag, preds:
         if settings.gt_depth:
-            samples = _score_depth(bag, preds, settings, out, metrics, plots)
+            samples = _score_depth(bag, preds, settings, out, metrics, plots, limits)
         else:
             skipped.append("depth: no --gt-depth topic given")
             samples = _spread([int(t) for t in preds.stamps], settings.samples)
@@ -382,38 +425,94 @@ def score_run(input_bag: str | Path, run: RunResult, out_dir: str | Path, settin
         metrics["acceptance"] = acceptance(h, limits)
     # pictures a person looks for first: frames, trajectory, cloud, latency; then the per-frame curves
     figs = [*sample_figs, *(f for f in (trajectory, _cloud_figure(run, samples, out), latency) if f), *plots]
+    timing_notes = ((PIPELINE_NOTE,) if run.frame_seconds else (E2E_NOTE,)) + (
+        (NODE_LATENCY_NOTE,) if metrics["node_diagnostics"].get("latency_mean_ms") else ())
     R.write_json(out / "metrics.json", metrics)
-    R.write_html_report(out / "report.html", title, metrics, figs, card=card_items(h, limits or {}),
+    R.write_html_report(out / "report.html", title, metrics, figs, card=card_items(h, limits or {}, _rpe_step(metrics)),
                         facts=run_facts(metrics, camera),
-                        notes=(*notes, *(f"Not scored: {s}." for s in skipped)))
+                        notes=(*notes, *(n[0].upper() + n[1:] + "." for n in timing_notes),
+                               *(f"Not scored: {s}." for s in skipped)))
     return metrics
 
 
-CARD = (  # headline key, label, unit
-    ("abs_rel", "depth abs_rel", ""),
-    ("ate_se3_pct_of_path", "odometry ATE (SE(3))", "% of path"),
-    ("t_rel_pct", "odometry t_rel", "%"),
-    ("r_rel_deg_per_100m", "odometry r_rel", "°/100 m"),
-    ("final_height_error_pct_of_path", "final height error", "% of path"),
-    ("latency_median_ms", "latency (median)", "ms"),
-    ("output_rate_hz", "output rate", "Hz"),
+def non_default_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The node parameters of a run that differ from the node's defaults (the model is reported on its own)."""
+    from depth_node.runtime.params import defaults
+
+    base = defaults()
+    return {k: v for k, v in sorted(params.items()) if k != "model" and (k not in base or base[k] != v)}
+
+
+CARD = (  # headline key, label, unit, factor from the headline's value to the unit shown
+    ("abs_rel", "depth abs_rel", "", 1.0),
+    ("depth_scale_error", "depth scale error (per-frame median, after warm-up)", "%", 100.0),
+    ("ate_se3_pct_of_path", "odometry ATE (SE(3))", "% of path", 1.0),
+    ("rpe_trans_rmse_m", "odometry RPE translation (RMSE, {step})", "m", 1.0),
+    ("rpe_rot_rmse_deg", "odometry RPE rotation (RMSE, {step})", "°", 1.0),
+    ("t_rel_pct", "odometry t_rel", "%", 1.0),
+    ("r_rel_deg_per_100m", "odometry r_rel", "°/100 m", 1.0),
+    ("odom_scale_error", "odometry scale error (Sim(3))", "%", 100.0),
+    ("final_height_error_pct_of_path", "final height error", "% of path", 1.0),
+    ("latency_median_ms", "end-to-end latency to the depth image (median)", "ms", 1.0),
+    ("output_rate_hz", "output rate (depth images received)", "Hz", 1.0),
+    ("pipeline_time_median_ms", "pipeline time per frame (median, offline)", "ms", 1.0),
+    ("pipeline_throughput_hz", "pipeline throughput (offline, 1 / mean time)", "frames/s", 1.0),
 )
 
 
-def card_items(head: dict, limits: dict[str, float]) -> list[R.CardItem]:
-    """The report's summary card: the headline figures, judged against `limits` where a limit is given."""
-    return [R.CardItem.judged(label, head.get(key), limits.get(key), unit) for key, label, unit in CARD
-            if head.get(key) is not None or key in limits]
+def _rpe_step(metrics: dict) -> str:
+    rpe = metrics.get("odometry", {}).get("rpe", {}).get("se3", {})
+    delta, unit = rpe.get("delta", 1), rpe.get("unit", "frames")
+    return "per frame step" if (delta, unit) == (1, "frames") else f"per {delta:g} {unit}"
+
+
+def card_items(head: dict, limits: dict[str, float], rpe_step: str = "per frame step") -> list[R.CardItem]:
+    """The report's summary card: the headline figures, judged against `limits` where a limit is given (in
+    the headline's units; fractions are shown, with their limits, in %)."""
+    items = []
+    for key, label, unit, factor in CARD:
+        v, lim = head.get(key), limits.get(key)
+        if v is None and lim is None:
+            continue
+        items.append(R.CardItem.judged(label.format(step=rpe_step), None if v is None else v * factor,
+                                       None if lim is None else lim * factor, unit))
+    return items
+
+
+def acceptance_lines(metrics: dict) -> list[str]:
+    """The acceptance checks as a person reads them, with the card's labels, units and digits:
+    'odometry ATE (SE(3)): 0.5881 % of path (limit ≤ 5 % of path): PASS'."""
+    rows = {key: (label, unit, factor) for key, label, unit, factor in CARD}
+    lines = []
+    for key, a in metrics.get("acceptance", {}).items():
+        label, unit, factor = rows.get(key, (key, "", 1.0))
+        item = R.CardItem.judged(label.format(step=_rpe_step(metrics)),
+                                 None if a["value"] is None else a["value"] * factor, a["limit"] * factor, unit)
+        value = "n/a" if item.value is None else f"{item.value:.4g} {unit}".strip()
+        lines.append(f"{item.label}: {value} (limit {R.limit_text(item)}): {'PASS' if a['pass'] else 'FAIL'}")
+    return lines
 
 
 def run_facts(metrics: dict, camera: str) -> dict[str, str]:
-    """Model, camera, backend, mode and frame counts of the run, for the summary card."""
+    """Model, camera, backend, node parameters set, mode and frame counts of the run, and the node's own view
+    of its rates and latency (online), for the summary card."""
     run, diag, counts = metrics["run"], metrics.get("node_diagnostics", {}), metrics["counts"]
-    backend = (" ".join(diag[k] for k in ("backend", "precision", "device") if k in diag)
-               or ("in-process FramePipeline (backend: the node's default)" if run["mode"] == "offline" else "n/a"))
+    backend = " ".join(diag[k] for k in ("backend", "precision", "device") if k in diag) or "n/a (not recorded)"
     segs = metrics.get("odometry", {}).get("segment_lengths_m")
-    facts = {"model": Path(run["model"]).name or "n/a", "camera": camera, "backend": backend,
-             "run": f"{run['mode']}, {counts['depth_out']}/{run['images_in']} frames out"}
+    model = Path(run["model"]).name if run["model"] else ""
+    if model and diag.get("model_digest"):
+        model += f" (digest {diag['model_digest']})"
+    facts = {"model": model or "n/a", "camera": camera, "backend": backend}
+    if "node_params" in run:
+        facts["node parameters"] = (", ".join(f"{k}: {R._fmt(v)}" for k, v in run["node_params"].items())
+                                    or "the node's defaults")
+    facts["run"] = (f"{run['mode']}{' (in-process frame core, no ROS 2 transport)' if run['mode'] == 'offline' else ''}"
+                    f", {counts['depth_out']}/{run['images_in']} frames out")
+    if diag.get("latency_mean_ms") and _float(diag.get("input_rate_hz")) > 0:
+        facts["node's own figures"] = (
+            f"input {_float(diag['input_rate_hz']):.2f} Hz, output {_float(diag.get('output_rate_hz')):.2f} Hz, "
+            f"latency mean {_float(diag['latency_mean_ms']):.1f} ms (image callback → depth + cloud published; "
+            "last full diagnostics period)")
     if segs:
         facts["segment lengths"] = ", ".join(f"{x:g}" for x in segs) + " m"
     return facts
@@ -461,22 +560,29 @@ def _odom_scale_error(odometry: dict) -> float | None:
 
 
 def headline(metrics: dict) -> dict[str, float | None]:
+    """The figures a person looks for first. Timing: online, end-to-end latency and output rate; offline (no
+    transport), the pipeline's time per frame and its throughput instead, never under the latency's name."""
     d = metrics.get("depth", {}).get("metrics", {})
     o = metrics.get("odometry", {})
     t = metrics.get("timing", {})
-    lat = t.get("end_to_end_latency") or t.get("pipeline_latency") or {}
+    e2e, pipe = t.get("end_to_end_latency") or {}, t.get("pipeline_latency") or {}
+    rpe = o.get("rpe", {}).get("se3", {})
     return {
         "abs_rel": d.get("abs_rel"),
         "rmse": d.get("rmse"),
         "a1": d.get("a1"),
         "ate_se3_pct_of_path": o.get("ate_se3_pct_of_path"),
         "ate_se3_rmse_m": o.get("ate", {}).get("se3", {}).get("trans", {}).get("rmse"),
+        "rpe_trans_rmse_m": rpe.get("trans", {}).get("rmse"),
+        "rpe_rot_rmse_deg": rpe.get("rot_deg", {}).get("rmse"),
         "t_rel_pct": o.get("t_rel_pct"),
         "r_rel_deg_per_100m": o.get("r_rel_deg_per_100m"),
         "final_height_error_pct_of_path": o.get("final_height_error_pct_of_path"),
         "gt_path_length_m": o.get("gt_path_length"),
         "depth_scale_error": metrics.get("depth_scale", {}).get("error_median"),
         "odom_scale_error": _odom_scale_error(o),
-        "latency_median_ms": lat.get("median_ms"),
-        "output_rate_hz": t.get("output_rate_hz", t.get("pipeline_rate_hz")),
+        "latency_median_ms": e2e.get("median_ms"),
+        "output_rate_hz": t.get("output_rate_hz"),
+        "pipeline_time_median_ms": pipe.get("median_ms"),
+        "pipeline_throughput_hz": t.get("pipeline_rate_hz"),
     }

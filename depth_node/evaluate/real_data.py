@@ -347,7 +347,7 @@ def score_sets(estimator, sets: list[RealSet], limit: int = 0, panel_dir: Path |
     """Scores of `estimator` (a DepthEstimator) on every set, metric and median-scaled, plus group rows
     (all images of a group's sets averaged together); sample panels go to `panel_dir` when given."""
     from depth_node.evaluate.depth_metrics import gt_mask
-    from depth_node.evaluate.report import depth_panel, save_png
+    from depth_node.evaluate.report import depth_panel, depth_range, panel_legend, save_png
 
     datasets: dict[str, dict] = {}
     table: list[dict] = []
@@ -367,8 +367,9 @@ def score_sets(estimator, sets: list[RealSet], limit: int = 0, panel_dir: Path |
                 path = save_png(panel_dir / f"{s.name}_{k:03d}.png",
                                 depth_panel(fr.rgb, pred, fr.gt, mask, max_depth=s.max_depth))
                 ab = {sc: r.errors.get("abs_rel", float("nan")) for sc, r in res.items()}
+                legend = panel_legend(depth_range(pred, fr.gt, s.max_depth))
                 images.append((f"{s.name} / {fr.name} (fx {fr.intrinsics.fx:.1f} px): image | prediction (metric) "
-                               f"| GT | |pred−gt|/gt (0…0.5); abs_rel metric {ab['metric']:.3f}, "
+                               f"| GT | relative error; {legend}; abs_rel metric {ab['metric']:.3f}, "
                                f"median-scaled {ab['median']:.3f}", path))
         rows = {}
         for sc, ev in evs.items():
@@ -397,7 +398,9 @@ NOTE = ("Real frames for EVALUATION ONLY (third-party data, non-commercial licen
 
 
 def eval_real(opts: EvalRealOptions) -> dict:
-    """Score a model file on the real sets; write the JSON (and the HTML page); return what the JSON holds."""
+    """Score a model file on the real sets; write the JSON (and the HTML page); return what the JSON holds.
+    The HTML page is one file: the results table in its summary card, the sample panels embedded in it."""
+    import tempfile
     import time
 
     from depth_node.evaluate.report import write_html_report, write_json
@@ -412,28 +415,61 @@ def eval_real(opts: EvalRealOptions) -> dict:
                             "and ../shared/realdata); pass --data-root DIR")
     sets = load_sets(root, opts.sets)
     est = DepthEstimator(create_backend(Path(opts.model), opts.backend, opts.precision, opts.device))
-    panel_dir = opts.html.with_name(opts.html.stem + "_files") if opts.html else None
-    t0 = time.perf_counter()
-    out, images = score_sets(est, sets, opts.limit, panel_dir, opts.samples)
-    out = {
-        "note": NOTE,
-        "model": {"file": str(opts.model), "arch": est.info.arch, "input": [est.height, est.width],
-                  "metric": est.metric, "scale": est.info.scale, "digest": est.info.digest,
-                  "backend": est.backend.name, "precision": est.backend.precision},
-        "data_root": str(root),
-        **out,
-        "timing": {"total_s": time.perf_counter() - t0},
-    }
-    write_json(opts.json, out)
-    if opts.html:
-        notes = [NOTE, "Each set uses its own intrinsics; 'metric' takes the model's depth as metres, 'median' "
-                 "scales each image by median(GT)/median(prediction)."]
-        rows = list(out["table"]) + [g[sc] for g in out["groups"].values() for sc in SCALINGS]
-        summary = {f"{r['dataset']} ({r['scaling']})": {k: r[k] for k in ("frames", "abs_rel", "a1", "rmse")}
-                   for r in rows}
-        write_html_report(opts.html, f"eval-real: {Path(opts.model).name}", {**summary, "model": out["model"]},
-                          images, notes)
+    with tempfile.TemporaryDirectory(prefix="eval_real_panels_") as tmp:
+        # panels only live until the page embeds them: the page is the one file to keep
+        panel_dir = Path(tmp) if opts.html else None
+        t0 = time.perf_counter()
+        out, images = score_sets(est, sets, opts.limit, panel_dir, opts.samples)
+        out = {
+            "note": NOTE,
+            "model": {"file": str(opts.model), "arch": est.info.arch, "input": [est.height, est.width],
+                      "metric": est.metric, "scale": est.info.scale, "digest": est.info.digest,
+                      "backend": est.backend.name, "precision": est.backend.precision,
+                      "device": getattr(est.backend, "device", None)},
+            "data_root": str(root),
+            **out,
+            "timing": {"total_s": time.perf_counter() - t0},
+        }
+        write_json(opts.json, out)
+        if opts.html:
+            notes = [NOTE, "Each set uses its own intrinsics; 'metric' takes the model's depth as metres, 'median' "
+                     "scales each image by median(GT)/median(prediction). Group rows average every image of "
+                     "their sets."]
+            shown = {k: v for k, v in out.items() if k != "table"}  # the table repeats `datasets` and `groups`
+            write_html_report(opts.html, f"eval-real: {Path(opts.model).name}", shown, images, notes,
+                              facts=html_facts(out), table=results_table(out))
     return out
+
+
+def _fx_text(fx: list[float]) -> str:
+    if not fx:
+        return "n/a"
+    return f"{fx[0]:.1f}" if len(fx) == 1 else f"{min(fx):.0f}–{max(fx):.0f} ({len(fx)} values)"
+
+
+def results_table(result: dict):
+    """The per-set table of the HTML page's summary card: set, frames, fx, then metric and median-scaled
+    abs_rel / δ<1.25 / rmse (m); the group rows after the sets."""
+    from depth_node.evaluate.report import SummaryTable
+
+    rows = []
+    for name, d in result["datasets"].items():
+        rows.append([f"{name}: {d['title']}", d["metric"]["frames"], _fx_text(d.get("fx", [])),
+                     *(d[sc][k] for sc in SCALINGS for k in ("abs_rel", "a1", "rmse"))])
+    for g, d in result["groups"].items():
+        rows.append([f"{g} (all images of {', '.join(d['sets'])})", d["metric"]["frames"], "",
+                     *(d[sc][k] for sc in SCALINGS for k in ("abs_rel", "a1", "rmse"))])
+    return SummaryTable(("set", "frames", "fx [px]", "metric abs_rel", "metric δ<1.25", "metric rmse [m]",
+                         "median abs_rel", "median δ<1.25", "median rmse [m]"), rows,
+                        "metric: the model's depth as metres; median: each image scaled by median(GT)/median(pred)")
+
+
+def html_facts(result: dict) -> dict[str, str]:
+    m = result["model"]
+    return {"model": f"{Path(m['file']).name} ({m['arch']}, input {m['input'][1]}×{m['input'][0]}, "
+                     f"{'metric' if m['metric'] else 'relative'} depth, digest {m['digest']})",
+            "backend": " ".join(str(m[k]) for k in ("backend", "precision", "device") if m.get(k)),
+            "data": result["data_root"]}
 
 
 def format_table(result: dict) -> str:

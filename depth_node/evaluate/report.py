@@ -68,6 +68,78 @@ def _fit_width(img: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((width, h), Image.BILINEAR))
 
 
+ERROR_MAX_REL = 0.5  # relative error at the top of the error colour scale (|pred − GT| / GT = 50 %)
+MIN_BAR_WIDTH = 160  # px: narrower panels get no colour bars (no room for their labels)
+
+
+def depth_range(pred: np.ndarray, gt: np.ndarray | None = None,
+                max_depth: float | None = None) -> tuple[float, float] | None:
+    """The depth colour range of a panel, in metres: the 2nd and 98th percentiles of GT (of the prediction
+    without GT), the top capped at `max_depth`; None when nothing valid is left to colour."""
+    finite = gt[np.isfinite(gt) & (gt > 0)] if gt is not None else pred[np.isfinite(pred) & (pred > 0)]
+    if not finite.size:
+        return None
+    vmin, vmax = float(np.percentile(finite, 2)), float(np.percentile(finite, 98))
+    if max_depth is not None:
+        vmax = min(vmax, max_depth)
+    return (vmin, vmax) if 0 < vmin < vmax else None
+
+
+def panel_legend(rng: tuple[float, float] | None, with_error: bool = True) -> str:
+    """The colour scales of a `depth_panel`, for its caption (the panel also draws them as colour bars)."""
+    depth = ("depth colours per frame" if rng is None else
+             f"depth colour scale {rng[0]:.3g}–{rng[1]:.3g} m (near = red, far = blue; clipped outside)")
+    if not with_error:
+        return depth
+    return f"{depth}; error |pred − GT| / GT 0–{100 * ERROR_MAX_REL:.0f} % (black = no GT)"
+
+
+def _nice_depth_ticks(vmin: float, vmax: float) -> list[float]:
+    """1-2-5 depths inside (vmin, vmax), thinned so no two sit closer than 8 % of the inverse-depth bar."""
+    inv = lambda d: (1.0 / d - 1.0 / vmax) / (1.0 / vmin - 1.0 / vmax)  # noqa: E731 - bar position, 1 = near
+    cands = sorted({m * 10.0**e for e in range(-2, 4) for m in (1, 2, 5) if vmin < m * 10.0**e < vmax})
+    ticks = [vmin, vmax]
+    for c in cands:
+        if all(abs(inv(c) - inv(t)) > 0.08 for t in ticks):
+            ticks.append(c)
+    return sorted(ticks)
+
+
+def _fmt_m(d: float) -> str:
+    return f"{d:.2g}" if d < 10 else f"{d:.0f}"
+
+
+def colour_bar(width: int, kind: str, vmin: float = 0.0, vmax: float = ERROR_MAX_REL) -> np.ndarray:
+    """A labelled colour bar `width` pixels wide as an RGB image: `kind` "depth" (the turbo scale of `colorize`
+    between vmin and vmax metres, spaced in inverse depth as it colours, near on the left) or "error" (the
+    inferno scale of `error_image`, 0 to vmax as a percentage)."""
+    from matplotlib import colormaps
+
+    fig = _figure(width / 100.0, 0.42)
+    left, right = min(0.3, 62.0 / width), 16.0 / width  # room for the label; the last tick label's half
+    ax = fig.add_axes((left, 0.58, 1.0 - left - right, 0.36))
+    if kind == "depth":
+        lut = colorize(1.0 / np.linspace(1.0 / vmin, 1.0 / vmax, 256)[None, :].astype(np.float32), "turbo",
+                       vmin, vmax, bgr=False)
+        ax.imshow(lut, aspect="auto", extent=(0.0, 1.0, 0.0, 1.0))
+        ticks = _nice_depth_ticks(vmin, vmax)
+        ax.set_xticks([1.0 - (1.0 / d - 1.0 / vmax) / (1.0 / vmin - 1.0 / vmax) for d in ticks])
+        ax.set_xticklabels([_fmt_m(d) for d in ticks])
+        label = "depth [m]"
+    else:
+        ax.imshow(colormaps["inferno"](np.linspace(0.0, 1.0, 256))[None, :, :3], aspect="auto",
+                  extent=(0.0, 1.0, 0.0, 1.0))
+        steps = np.linspace(0.0, 1.0, 6)
+        ax.set_xticks(steps)
+        ax.set_xticklabels([f"{100 * vmax * t:.0f}" + ("+" if t == 1.0 else "") for t in steps])
+        label = "error [%]"
+    ax.set_yticks([])
+    ax.tick_params(axis="x", labelsize=7, length=2, pad=1)
+    fig.text(0.01, 0.76, label, fontsize=7, va="center")
+    fig.canvas.draw()
+    return _fit_width(np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]), width)
+
+
 def depth_panel(
     rgb: np.ndarray | None,
     pred: np.ndarray,
@@ -76,35 +148,39 @@ def depth_panel(
     max_depth: float | None = None,
     separator: int = 4,
     max_width: int = 1024,
+    scale_bars: bool = True,
 ) -> np.ndarray:
     """Image | prediction | GT | relative error, stacked vertically (driving frames are wide), one colour range
-    for prediction and GT (from GT when present) so their colours are comparable."""
-    finite = gt[np.isfinite(gt) & (gt > 0)] if gt is not None else pred[np.isfinite(pred) & (pred > 0)]
-    vmin = float(np.percentile(finite, 2)) if finite.size else None
-    vmax = float(np.percentile(finite, 98)) if finite.size else None
-    if max_depth is not None and vmax is not None:
-        vmax = min(vmax, max_depth)
+    for prediction and GT (`depth_range`: from GT when present) so their colours are comparable; with
+    `scale_bars`, a labelled colour bar (metres) under the depth rows and one (0–50 %) under the error row."""
+    rng = depth_range(pred, gt, max_depth)
+    vmin, vmax = rng if rng is not None else (0.0, 0.0)
     width = min(max_width, pred.shape[1] if gt is None else gt.shape[1])
+    scale_bars = scale_bars and width >= MIN_BAR_WIDTH  # a thumbnail has no room for labels: its caption says
     rows = []
     if rgb is not None:
         rows.append(rgb)
-    rows.append(colorize(pred, "turbo", vmin or 0.0, vmax or 0.0, bgr=False))
+    rows.append(colorize(pred, "turbo", vmin, vmax, bgr=False))
     if gt is not None:
-        rows.append(colorize(_spread_sparse(gt), "turbo", vmin or 0.0, vmax or 0.0, bgr=False))
-        if pred.shape == gt.shape:
-            err = error_image(gt, pred, mask)
-            if not (np.isfinite(gt) & (gt > 0)).mean() >= 0.3:  # sparse GT: grow the error dots like the GT
-                ok = err.any(axis=2)
-                for _ in range(2):
-                    p = np.pad(err, ((1, 1), (1, 1), (0, 0)))
-                    q = np.pad(ok, 1)
-                    h, w = ok.shape
-                    for dy in range(3):
-                        for dx in range(3):
-                            take = ~ok & q[dy : dy + h, dx : dx + w]
-                            err[take] = p[dy : dy + h, dx : dx + w][take]
-                            ok = ok | take
-            rows.append(err)
+        rows.append(colorize(_spread_sparse(gt), "turbo", vmin, vmax, bgr=False))
+    if scale_bars and rng is not None:
+        rows.append(colour_bar(width, "depth", vmin, vmax))
+    if gt is not None and pred.shape == gt.shape:
+        err = error_image(gt, pred, mask, ERROR_MAX_REL)
+        if not (np.isfinite(gt) & (gt > 0)).mean() >= 0.3:  # sparse GT: grow the error dots like the GT
+            ok = err.any(axis=2)
+            for _ in range(2):
+                p = np.pad(err, ((1, 1), (1, 1), (0, 0)))
+                q = np.pad(ok, 1)
+                h, w = ok.shape
+                for dy in range(3):
+                    for dx in range(3):
+                        take = ~ok & q[dy : dy + h, dx : dx + w]
+                        err[take] = p[dy : dy + h, dx : dx + w][take]
+                        ok = ok | take
+        rows.append(err)
+        if scale_bars:
+            rows.append(colour_bar(width, "error", 0.0, ERROR_MAX_REL))
     rows = [_fit_width(np.asarray(r, dtype=np.uint8), width) for r in rows]
     sep = np.full((separator, width, 3), 255, dtype=np.uint8)
     out = []
@@ -127,8 +203,13 @@ def _figure(w: float, h: float):
     return fig
 
 
-def plot_axes(gt_xyz: np.ndarray) -> tuple[int, int]:
-    """The two axes along which GT moves most: x–z for KITTI's optical frame, x–y for TUM/EuRoC's worlds."""
+def plot_axes(gt_xyz: np.ndarray, up: int | None = None) -> tuple[int, int]:
+    """The two axes of a top view. `up` (the index of the vertical axis) known: the other two, whatever the
+    motion (REP 103/105 odometry, z up: always x–y; a straight drive must not turn into a side view). Unknown:
+    the two axes along which GT moves most (x–z for KITTI's optical frame, x–y for TUM/EuRoC's worlds)."""
+    if up is not None:
+        a, b = (i for i in range(3) if i != up)
+        return a, b
     spread = np.ptp(np.asarray(gt_xyz), axis=0)
     a, b = sorted(np.argsort(spread)[-2:])
     return int(a), int(b)
@@ -141,11 +222,13 @@ def plot_trajectory(
     title: str = "",
     errors: np.ndarray | None = None,
     stamps: np.ndarray | None = None,
+    up: int | None = None,
 ) -> Path:
-    """Top view of the prediction(s) over GT (equal axes), plus the per-pose error over time when given."""
+    """Top view of the prediction(s) over GT (equal axes), plus the per-pose error over time when given.
+    `up`: index of the vertical axis when the frame is known (2 for REP 103 odometry), see `plot_axes`."""
     gt_xyz = np.asarray(gt_xyz)
     preds = {"prediction": pred_xyz} if not isinstance(pred_xyz, Mapping) else dict(pred_xyz)
-    a, b = plot_axes(gt_xyz)
+    a, b = plot_axes(gt_xyz, up)
     names = "xyz"
     fig = _figure(11 if errors is not None else 7, 6)
     ax = fig.add_subplot(1, 2, 1) if errors is not None else fig.add_subplot(1, 1, 1)
@@ -175,15 +258,29 @@ def plot_trajectory(
     return path
 
 
-def plot_curves(path: str | Path, curves: Mapping[str, Sequence[float]], xlabel: str = "step", title: str = "") -> Path:
-    """Line plot of named series (training losses, metrics per epoch)."""
+def plot_curves(path: str | Path, curves: Mapping[str, Sequence[float]], xlabel: str = "step", title: str = "", *,
+                x: Sequence[float] | None = None, ylabel: str = "",
+                hlines: Sequence[tuple] = (), span: tuple[float, float, str] | None = None) -> Path:
+    """Line plot of named series (training losses, metrics per epoch, per-frame figures over bag time).
+
+    `x`: the x values of every series (default 0, 1, ...); `hlines`: labelled horizontal reference lines
+    (y, label[, colour]) (a limit, a mean); `span`: (x0, x1, label) shaded (a warm-up). A legend only where it
+    tells lines apart: one series without references is named by the axis label and title instead."""
     fig = _figure(7, 4)
     ax = fig.add_subplot(1, 1, 1)
     for name, ys in curves.items():
-        ax.plot(np.arange(len(ys)), ys, label=name)
+        ax.plot(np.arange(len(ys)) if x is None else np.asarray(x)[: len(ys)], ys, label=name)
+    for i, (y, label, *colour) in enumerate(hlines):
+        ax.axhline(y, color=colour[0] if colour else ("tab:red", "k", "tab:gray")[i % 3], ls=("--", ":", "-.")[i % 3],
+                   lw=1.2, label=label)
+    if span is not None:
+        ax.axvspan(span[0], span[1], color="0.85", alpha=0.7, lw=0, label=span[2])
     ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if len(curves) + len(hlines) + (span is not None) > 1:
+        ax.legend(loc="best", fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -228,26 +325,42 @@ def plot_cloud(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None,
     return path
 
 
-def plot_latency(path: str | Path, latency_ms: np.ndarray, stamps_s: np.ndarray | None = None, title: str = "") -> Path:
-    """Latency over the run (left) and its histogram with median and p95 (right)."""
+LATENCY_PERCENTILES = (50, 90, 99)  # the markers of `plot_latency`; the JSON's timing stats give the same
+
+
+def latency_markers(values_ms: np.ndarray) -> list[tuple[str, float]]:
+    """(name, value) of the percentiles `plot_latency` marks: median, p90, p99 (NumPy's linear percentiles,
+    as the JSON's timing statistics)."""
+    v = np.asarray(values_ms, dtype=np.float64)
+    if not v.size:
+        return []
+    return [("median" if q == 50 else f"p{q}", float(np.percentile(v, q))) for q in LATENCY_PERCENTILES]
+
+
+def plot_latency(path: str | Path, latency_ms: np.ndarray, stamps_s: np.ndarray | None = None, title: str = "",
+                 quantity: str = "latency") -> Path:
+    """`quantity` (latency, or pipeline time per frame) over the run (left) and its histogram with the median,
+    p90 and p99 marked (right; `latency_markers`, the percentiles of the JSON)."""
     lat = np.asarray(latency_ms, dtype=np.float64)
     fig = _figure(11, 4)
     ax = fig.add_subplot(1, 2, 1)
     x = np.arange(lat.size) if stamps_s is None else np.asarray(stamps_s) - stamps_s[0]
     ax.plot(x, lat, ".-", lw=0.8, ms=2)
     ax.set_xlabel("frame" if stamps_s is None else "bag time [s]")
-    ax.set_ylabel("latency [ms]")
+    ax.set_ylabel(f"{quantity} [ms]")
     ax.grid(True, alpha=0.3)
-    ax.set_title(title or "latency per frame")
+    ax.set_title(title or f"{quantity} per frame")
     ax2 = fig.add_subplot(1, 2, 2)
     if lat.size:
         ax2.hist(lat, bins=min(40, max(5, lat.size // 3)), color="tab:blue", alpha=0.8)
-        for q, style in ((50, "-"), (95, "--")):
-            v = float(np.percentile(lat, q))
-            ax2.axvline(v, color="k", ls=style, lw=1, label=f"p{q} {v:.1f} ms")
+        for (name, v), style in zip(latency_markers(lat), ("-", "--", ":")):
+            ax2.axvline(v, color="k", ls=style, lw=1, label=f"{name} {v:.1f} ms")
         ax2.legend(fontsize=8)
-    ax2.set_xlabel("latency [ms]")
+    ax2.set_xlabel(f"{quantity} [ms]")
     ax2.set_ylabel("frames")
+    from matplotlib.ticker import MaxNLocator
+
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.grid(True, alpha=0.3)
     fig.tight_layout()
     path = Path(path)
@@ -311,23 +424,62 @@ class CardItem:
         return CardItem(label, value, unit, limit, ok)
 
 
-def _card_html(items: Sequence[CardItem], facts: Mapping[str, object]) -> str:
-    """The summary card: verdict, headline figures with PASS/FAIL, then the run's facts (model, camera, ...)."""
+@dataclass(frozen=True)
+class SummaryTable:
+    """A small results table shown in the summary card (one row per data set, say), not collapsed."""
+
+    headers: Sequence[str]
+    rows: Sequence[Sequence[object]]
+    caption: str = ""
+
+
+def _cell(v: object) -> str:
+    return html.escape("n/a" if v is None else f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else _fmt(v))
+
+
+def _table_html(t: SummaryTable) -> str:
+    caption = f"<caption>{html.escape(t.caption)}</caption>" if t.caption else ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>" for r in t.rows)
+    return f'<table class="results">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def verdict_text(items: Sequence[CardItem]) -> tuple[str, bool] | None:
+    """The card's headline verdict over the figures that have a limit, and whether all of them pass; it names
+    how many figures were judged, so rows shown without a limit are not read as passed. None: nothing judged."""
     verdicts = [i.passed for i in items if i.passed is not None]
-    head = ("" if not verdicts else '<p class="verdict pass">all acceptance figures pass</p>' if all(verdicts)
-            else f'<p class="verdict fail">{verdicts.count(False)} of {len(verdicts)} acceptance figures fail</p>')
+    if not verdicts:
+        return None
+    n, free = len(verdicts), len(items) - len(verdicts)
+    if all(verdicts):
+        more = f"; {free} more shown without a limit" if free else ""
+        return f"all {n} figures with a limit pass{more}", True
+    return f"{verdicts.count(False)} of {n} figures with a limit fail", False
+
+
+def limit_text(i: CardItem) -> str:
+    """'≤ 5 % of path': the limit with the figure's unit."""
+    return "" if i.limit is None else f"≤ {_fmt(i.limit)} {i.unit}".strip()
+
+
+def _card_html(items: Sequence[CardItem], facts: Mapping[str, object], table: SummaryTable | None = None) -> str:
+    """The summary card: verdict, headline figures with PASS/FAIL, then the run's facts (model, camera, ...),
+    then a results table when given."""
+    v = verdict_text(items)
+    head = "" if v is None else f'<p class="verdict {"pass" if v[1] else "fail"}">{html.escape(v[0])}</p>'
     rows = []
     for i in items:
         value = ("n/a" if i.value is None else f"{i.value:.4g}" if isinstance(i.value, float) and math.isfinite(i.value)
                  else _fmt(i.value))
-        limit = "" if i.limit is None else f"≤ {_fmt(i.limit)}"
         badge = ("" if i.passed is None else '<span class="pass">PASS</span>' if i.passed
                  else '<span class="fail">FAIL</span>')
         rows.append(f"<tr><th>{html.escape(i.label)}</th><td>{html.escape(value)} {html.escape(i.unit)}</td>"
-                    f"<td>{html.escape(limit)}</td><td>{badge}</td></tr>")
+                    f"<td>{html.escape(limit_text(i))}</td><td>{badge}</td></tr>")
     fact_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td colspan=3>{html.escape(_fmt(v))}</td></tr>"
                         for k, v in facts.items())
-    return f'<section id="summary" class="card">{head}<table>{"".join(rows)}{fact_rows}</table></section>'
+    main = f"<table>{''.join(rows)}{fact_rows}</table>" if rows or fact_rows else ""
+    return (f'<section id="summary" class="card">{head}{main}{_table_html(table) if table is not None else ""}'
+            "</section>")
 
 
 def write_html_report(
@@ -339,9 +491,11 @@ def write_html_report(
     embed: bool = True,
     card: Sequence[CardItem] = (),
     facts: Mapping[str, object] | None = None,
+    table: SummaryTable | None = None,
 ) -> Path:
     """One self-contained HTML page that leads with the answer: title, the summary card (headline figures with
-    PASS/FAIL, and facts such as model, camera, backend, rate), the pictures, the notes, and last the full metric
+    PASS/FAIL, facts such as model, camera, backend, rate, and a results `table` when given), the pictures, the
+    notes, and last the full metric
     table (nested dicts flattened) collapsed in a <details>. The raw metrics are also embedded as JSON (in a
     <script type="application/json" id="metrics">) for scripts. Every report (demo, eval-bag, eval-pose,
     eval-depth, training) uses this one layout."""
@@ -354,7 +508,7 @@ def write_html_report(
         f"<figcaption>{html.escape(c)}</figcaption></figure>"
         for c, p in images
     )
-    card_html = _card_html(card, facts or {}) if card or facts else ""
+    card_html = _card_html(card, facts or {}, table) if card or facts or table is not None else ""
     note_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     raw = json.dumps(metrics, default=_json_default).replace("</", "<\\/")
     page = f"""<!DOCTYPE html>
@@ -387,6 +541,10 @@ h1 { font-size: 1.4em; margin: 0 0 0.4em; }
 #figures { display: flex; flex-wrap: wrap; gap: 0.8em; }
 figure { margin: 0.6em 0; max-width: 100%; } img { max-width: 100%; }
 figcaption { color: #555; font-size: 90%; }
+table.results { border-collapse: collapse; margin: 0.5em 0; }
+table.results caption { text-align: left; color: #444; padding-bottom: 0.2em; }
+table.results th, table.results td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
+table.results td:first-child, table.results th:first-child { text-align: left; font-family: sans-serif; }
 details table { border-collapse: collapse; margin: 0.6em 0; }
 details td { border: 1px solid #ccc; padding: 2px 8px; font-family: monospace; }
 """

@@ -72,10 +72,22 @@ def _tail(path: Path, n: int = 20) -> str:
         return ""
 
 
+def default_model_path(params: dict[str, Any]) -> str:
+    """The model file the node loads for these parameters (`model` empty: the package's default), as the node
+    resolves it; "" when it cannot be resolved here (the node then says why)."""
+    from depth_node.runtime.pipeline import resolve_model_path
+
+    try:
+        return str(resolve_model_path(str(params.get("model", "")), str(params.get("backend", "auto"))))
+    except (DepthNodeError, OSError):
+        return ""
+
+
 def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_info: str | None,
                params: dict[str, Any], rate: float = 1.0, startup_timeout: float = 180.0,
-               log_path: str | Path | None = None, progress: bool = True) -> RunResult:
-    """Node process + replay + recorder. Raises DepthNodeError with the node's last log lines if it fails."""
+               log_path: str | Path | None = None, progress: bool = True, prog: str = "eval-bag") -> RunResult:
+    """Node process + replay + recorder. Raises DepthNodeError with the node's last log lines if it fails.
+    With `progress`, says (prefixed `prog`) when the node starts and is up, and counts the replay on stderr."""
     from depth_node.ros.bag_player import play_bag
     from depth_node.ros.recorder import TopicRecorder, header_stamp_ns
 
@@ -102,7 +114,10 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
         recorder = TopicRecorder(out_bag, topics, overwrite=True)
         try:
             recorder.start()
-            end = time.monotonic() + startup_timeout
+            if progress:
+                print(f"{prog}: starting the node and loading its model (log: {log_path})", flush=True)
+            t_start = time.monotonic()
+            end = t_start + startup_timeout
             depth_topic = output_topic(DEPTH_IMAGE)
             while recorder.publishers(depth_topic) == 0:
                 if proc.poll() is not None:
@@ -112,6 +127,9 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
                     raise DepthNodeError(f"the node did not come up within {startup_timeout:.0f} s; its log "
                                          f"({log_path}):\n{_tail(log_path)}")
                 time.sleep(0.1)
+            if progress:
+                print(f"{prog}: node up after {time.monotonic() - t_start:.1f} s; replaying {n_images} images at "
+                      f"{rate:g}× the bag's speed", flush=True)
             played = [image] + ([camera_info] if camera_info else [])
             done = {"n": 0}
 
@@ -127,9 +145,10 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
 
             res = play_bag(bag_path, rate=rate, topics=played, clock=False, start_delay=0.5,
                            wait_for_subscribers=60.0, on_message=on_message)
-            recorder.wait_quiet(depth_topic, quiet_s=2.0, timeout_s=30.0)
-            if progress:
-                print(file=sys.stderr)
+            back = recorder.wait_quiet(depth_topic, quiet_s=2.0, timeout_s=30.0)
+            if progress:  # the final count, once the node's last outputs are in (the line above was mid-flight)
+                print(f"\rreplayed: {done['n']}/{n_images} images, {back} depth images back".ljust(60),
+                      file=sys.stderr, flush=True)
             if proc.poll() is not None:
                 raise DepthNodeError(f"the node exited with status {proc.returncode} during the replay; its log "
                                      f"({log_path}):\n{_tail(log_path)}")
@@ -142,7 +161,7 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
                     proc.kill()
                     proc.wait(timeout=5)
             recorder.stop()
-    return RunResult(out_bag, "online", res.published.get(image, 0), str(params.get("model", "")),
+    return RunResult(out_bag, "online", res.published.get(image, 0), default_model_path(params),
                      recorder.arrivals, node_log=log_path, wall_s=time.monotonic() - t0)
 
 
@@ -173,17 +192,40 @@ def run_offline(bag_path: str | Path, out_bag: str | Path, *, image: str, camera
         with BagReader(bag_path) as bag, BagWriter(out_bag, overwrite=True) as writer:
             for k, v in OUTPUTS.items():
                 writer.add_topic(output_topic(k), v)
+            writer.add_topic(DIAGNOSTICS, "diagnostic_msgs/msg/DiagnosticArray")
             topics = [image] + ([camera_info] if camera_info else [])
             frames = _images_after_their_infos(bag.messages(topics), image, core)
+            last_ns = 0
             for msg, prev_ns in tqdm(frames, total=total, desc="frames", disable=not progress, unit="img"):
                 out = core.process(msg, wants, prev_ns)
                 if out.status == "ok":
                     _write_outputs(writer, out, msg.header, cfg)
                     seconds.append(out.infer_s + out.odom_s)
+                    last_ns = out.stamp_ns
+            _write_core_status(writer, core, len(seconds), total, last_ns)
     finally:
         core.close()
     return RunResult(out_bag, "offline", total, str(core.model_path), frame_seconds=seconds,
                      wall_s=time.monotonic() - t0)
+
+
+def _write_core_status(writer: BagWriter, core: Any, published: int, received: int, stamp_ns: int) -> None:
+    """The offline core's final state as the node's /diagnostics reports it (same keys: model, backend,
+    precision, device, scale and odometry state; no rates or latencies, there is no transport), so the scorer
+    reads what the run used from the outputs bag, online or offline."""
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import serialize_message
+
+    from depth_node.ros import messages as M
+    from depth_node.ros.node_stats import core_values
+
+    values = {"state": "offline", "model": str(core.model_path), **core_values(core),
+              "frames_received": received, "frames_published": published}
+    status = M.diagnostic_status(f"{NAMESPACE}/mono_depth: depth (offline frame core)", "depth_node", M.OK,
+                                 "offline run: the frame core's final state", values)
+    sec, nsec = divmod(int(stamp_ns), 10**9)
+    msg = M.diagnostics_msg(Time(sec=sec, nanosec=nsec), [status])
+    writer.write_raw(DIAGNOSTICS, int(stamp_ns), serialize_message(msg))
 
 
 def _images_after_their_infos(messages: Any, image: str, core: Any) -> Any:

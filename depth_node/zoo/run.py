@@ -54,7 +54,7 @@ def run_camera(cam: ZooCamera, model: str, params: dict[str, Any], settings: Zoo
     score = ScoreSettings(image=IMAGE, gt_depth=GT_DEPTH, gt_odom=GT_ODOM, max_depth=settings.max_depth,
                           samples=SAMPLES, scale_warmup_s=settings.scale_warmup_s)
     metrics = score_run(bag, result, out, score, title=f"depth_node on zoo camera {cam.name} ({cam.describe()})",
-                        notes=(f"Held-out drive seed {cam.seed}, {settings.frames} frames at 10 Hz.",))
+                        notes=(f"Held-out drive seed {cam.seed}, {settings.frames} frames at 10 Hz.",), params=params)
     return camera_row(cam, metrics, out)
 
 
