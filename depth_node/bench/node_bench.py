@@ -29,7 +29,6 @@ import argparse
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ import numpy as np
 from depth_node.bench.load import LoadMonitor
 from depth_node.bench.machine import machine_with_load, write_report
 from depth_node.errors import DepthNodeError
+from depth_node.ros.node_process import NodeProcess, isolate
 
 log = logging.getLogger(__name__)
 
@@ -254,12 +254,6 @@ def torch_loaded(pid: int) -> bool | None:
         return None
 
 
-def _node_env(domain: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
-    return env
-
-
 def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; returns the JSON-able result (also written to --json when given)."""
     quick = bool(getattr(args, "quick", False))
@@ -269,9 +263,8 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as exc:
         raise DepthNodeError("--node-input-size must look like 640x192") from exc
     domain = int(getattr(args, "node_domain", None) or os.environ.get("ROS_DOMAIN_ID") or 73)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # this benchmark's private graph, not the node's
+    isolate(domain)  # this benchmark's private graph (and the node's it starts): loopback, its own domain
     dds_profile = _dds_setup(getattr(args, "node_dds_profile", None))
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
     from depth_node.runtime import params as P
 
     extra = P.params_from_cli(list(getattr(args, "node_param", None) or []), "--node-param")
@@ -286,20 +279,14 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     raw = RawInference(model_path, backend, precision, device, cache_dir, frames)
     info = raw.info
-    params = tmp / "params.yaml"
-    import yaml
-
     node_params = {"model": str(model_path), "backend": info["backend"], "precision": info["precision"],
                    "device": info["device"], "scale_source": "fixed", "cache_dir": str(cache_dir or ""),
                    "output_qos": "reliable", "output_qos_depth": 5,
                    "odom.continuous": False,  # configurations are chosen by subscribing: odometry only while read
                    **extra}
     P.validate(node_params)  # a typo in --node-param fails here, naming the parameter, before a node starts
-    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": P.nested(node_params)}}))
-    node_log = tmp / "node.log"
-    with open(node_log, "wb") as lf:
-        proc = subprocess.Popen([sys.executable, "-m", "depth_node.cli", "node", "--ros-args", "--params-file",
-                                 str(params)], env=_node_env(domain), stdout=lf, stderr=subprocess.STDOUT)
+    node = NodeProcess(node_params, tmp / "node.log").start()
+    node_log = node.log_path
     pipe = None
     result: dict[str, Any] = {}
     ok = False
@@ -307,11 +294,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
         from depth_node.ros.bench_probe import BenchProbe
 
         pipe = BenchProbe(frames, K, period_s)  # stamped on the camera's clock, whenever sent
-        end = time.monotonic() + 180
-        while time.monotonic() < end and "active:" not in node_log.read_text(errors="replace"):
-            if proc.poll() is not None:
-                raise DepthNodeError(f"the node exited: {node_log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
+        node.wait_until(lambda: "active:" in node.log(), 180, "become active")
         monitor = LoadMonitor().start()  # other processes' CPU use while the frames run (the node is ours)
         e2e, breakdown = _measure_configs(pipe, raw, n, node_log)
         monitor.stop()
@@ -340,10 +323,10 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
             "node_overhead_with_odom_ms": round(e2e["depth_points_odom"]["median_ms"] - raw_t["median_ms"]
                                                 - (pose_t["median_ms"] if pose_t else 0.0), 3),
             "odom_extra_ms": round(e2e["depth_points_odom"]["median_ms"] - e2e["depth_points"]["median_ms"], 3),
-            "node_rss_mb": peak_rss_mb(proc.pid),
-            "node_rss_now_mb": rss_parts_mb(proc.pid),
+            "node_rss_mb": peak_rss_mb(node.pid),
+            "node_rss_now_mb": rss_parts_mb(node.pid),
             "node_model_format": model_path.suffix.lstrip("."),
-            "node_torch_loaded": torch_loaded(proc.pid),
+            "node_torch_loaded": torch_loaded(node.pid),
             **pointcloud_timing(),
             "goals": {"node_overhead_ms": OVERHEAD_GOAL_MS, "odom_extra_ms": ODOM_GOAL_MS,
                       "pointcloud_ms_640x192": CLOUD_GOAL_MS},
@@ -363,13 +346,7 @@ def run_node_bench(args: argparse.Namespace) -> dict[str, Any]:
         raw.close()
         if pipe is not None:
             pipe.close()
-        if proc.poll() is None:
-            proc.send_signal(2)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        node.stop()
         if ok:  # keep the node's log (and the recipe model) only when something went wrong
             shutil.rmtree(tmp, ignore_errors=True)
         else:

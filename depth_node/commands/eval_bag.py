@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 from pathlib import Path
 from typing import Any
 
@@ -79,15 +77,6 @@ def node_params(args: argparse.Namespace, base: dict[str, Any] | None = None) ->
     return values
 
 
-def isolated_ros_env(domain_id: int | None = None) -> int:
-    """Keep this process's ROS 2 traffic (and that of children it starts) on loopback in its own domain."""
-    domain = random.randint(150, 229) if domain_id is None else int(domain_id)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    return domain
-
-
 def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image: str, camera_info: str | None,
                  gt_depth: str | None, gt_odom: str | None, params: dict[str, Any], title: str,
                  notes: tuple[str, ...] = (), limits: dict[str, float] | None = None, prog: str = "eval-bag") -> dict:
@@ -103,7 +92,9 @@ def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image:
         print(f"{prog}: loading the model for the in-process pipeline (--offline, no ROS 2 transport)", flush=True)
         run_ = run_offline(bag, outputs, image=image, camera_info=camera_info, params=params)
     else:
-        domain = isolated_ros_env(args.domain_id)
+        from depth_node.ros.node_process import isolate
+
+        domain = isolate(args.domain_id)
         print(f"{prog}: node and replay on ROS_DOMAIN_ID={domain}, loopback only", flush=True)
         run_ = run_online(bag, outputs, image=image, camera_info=camera_info, params=params, rate=args.rate,
                           prog=prog)

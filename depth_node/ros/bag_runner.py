@@ -13,18 +13,14 @@ tree. Nothing under depth_node/ros/ (the node) ever sets them.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from depth_node.errors import DepthNodeError
 from depth_node.io.bags import BagReader, BagWriter
+from depth_node.ros.node_process import NodeProcess
 from depth_node.runtime.bag_run import DIAGNOSTICS, NAMESPACE, OUTPUTS, RunResult, output_topic
 from depth_node.runtime.topics import DEPTH_IMAGE, DEPTH_INFO, ODOM, POINTS
 
@@ -59,19 +55,6 @@ def image_topics(bag: BagReader, image: str, camera_info: str | None) -> tuple[s
     return image, camera_info
 
 
-def write_params_file(path: Path, values: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}, sort_keys=True))
-    return path
-
-
-def _tail(path: Path, n: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
 def default_model_path(params: dict[str, Any]) -> str:
     """The model file the node loads for these parameters (`model` empty: the package's default), as the node
     resolves it; "" when it cannot be resolved here (the node then says why)."""
@@ -100,35 +83,19 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
     if base != image:  # a compressed camera: the node subscribes <base>/compressed, as image_transport does
         params = {**params, "transport": "compressed"}
     log_path = Path(log_path) if log_path else out_bag.parent / "node.log"
-    pfile = write_params_file(out_bag.parent / "node_params.yaml", params)
-    args = [sys.executable, "-m", "depth_node.ros.node", "--ros-args", "--params-file", str(pfile),
-            "-r", f"__ns:={NAMESPACE}", "-r", f"image:={base}"]
-    if camera_info:
-        args += ["-r", f"camera_info:={camera_info}"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    remaps = [f"__ns:={NAMESPACE}", f"image:={base}"] + ([f"camera_info:={camera_info}"] if camera_info else [])
     topics = {output_topic(k): v for k, v in OUTPUTS.items()}
     topics[DIAGNOSTICS] = "diagnostic_msgs/msg/DiagnosticArray"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        recorder = TopicRecorder(out_bag, topics, overwrite=True)
+    recorder = TopicRecorder(out_bag, topics, overwrite=True)
+    with NodeProcess(params, log_path, remaps) as node:
         try:
             recorder.start()
             if progress:
                 print(f"{prog}: starting the node and loading its model (log: {log_path})", flush=True)
-            t_start = time.monotonic()
-            end = t_start + startup_timeout
             depth_topic = output_topic(DEPTH_IMAGE)
-            while recorder.publishers(depth_topic) == 0:
-                if proc.poll() is not None:
-                    raise DepthNodeError(f"the node exited with status {proc.returncode} before publishing; its "
-                                         f"log ({log_path}):\n{_tail(log_path)}")
-                if time.monotonic() > end:
-                    raise DepthNodeError(f"the node did not come up within {startup_timeout:.0f} s; its log "
-                                         f"({log_path}):\n{_tail(log_path)}")
-                time.sleep(0.1)
+            up_s = node.wait_until(lambda: recorder.publishers(depth_topic) > 0, startup_timeout)
             if progress:
-                print(f"{prog}: node up after {time.monotonic() - t_start:.1f} s; replaying {n_images} images at "
+                print(f"{prog}: node up after {up_s:.1f} s; replaying {n_images} images at "
                       f"{rate:g}× the bag's speed", flush=True)
             played = [image] + ([camera_info] if camera_info else [])
             done = {"n": 0}
@@ -149,17 +116,9 @@ def run_online(bag_path: str | Path, out_bag: str | Path, *, image: str, camera_
             if progress:  # the final count, once the node's last outputs are in (the line above was mid-flight)
                 print(f"\rreplayed: {done['n']}/{n_images} images, {back} depth images back".ljust(60),
                       file=sys.stderr, flush=True)
-            if proc.poll() is not None:
-                raise DepthNodeError(f"the node exited with status {proc.returncode} during the replay; its log "
-                                     f"({log_path}):\n{_tail(log_path)}")
+            node.check_alive("during the replay")
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            node.stop()
             recorder.stop()
     return RunResult(out_bag, "online", res.published.get(image, 0), default_model_path(params),
                      recorder.arrivals, node_log=log_path, wall_s=time.monotonic() - t0)

@@ -161,6 +161,13 @@ def nested(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def params_file_text(values: dict[str, Any]) -> str:
+    """A ROS 2 parameter file for every node (`/**: ros__parameters:`), `values` (dotted names) nested."""
+    import yaml
+
+    return yaml.safe_dump({"/**": {"ros__parameters": nested(values)}}, sort_keys=True)
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in tree.items():
