@@ -4,6 +4,7 @@ the camera-height scale measurement against rendered ground truth."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,12 @@ def test_adapt_preset_fine_tunes_the_bundled_model_on_a_compressed_bag(tmp_path,
     # monocular fine-tune of the stereo-trained model: the metric factor is kept, written as a metric scale
     assert mf.meta["scale"]["kind"] == "metric"
     assert mf.meta["scale"]["factor"] == pytest.approx(init.depth_scale)
+    # the robot's camera (95° horizontal FOV, 4:3 at 160×120) is the model's canonical one now, at the network size:
+    # f = 160 / (2 tan 47.5°) in the bag's pixels, scaled to 320 × 96 (the init's input size)
+    can = mf.meta["camera"]["canonical"]
+    f = 160 / (2 * math.tan(math.radians(47.5)))
+    assert can["fx"] == pytest.approx(f * init.width / 160, rel=1e-4)
+    assert can["fy"] == pytest.approx(f * init.height / 120, rel=1e-4) and can["source"] == "training_data"
     changed = [k for k, v in init.depth_state.items() if v.is_floating_point()
                and not np.array_equal(v.numpy(), mf.depth_state[k].numpy())]
     assert changed  # the steps moved the weights

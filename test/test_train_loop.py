@@ -100,6 +100,25 @@ def test_stereo_modes_train_and_validate_metric(tmp_path, stereo_seqs, mode):
     assert (mf.pose_state is None) == (mode == "S")
 
 
+def test_the_model_file_records_the_camera_it_was_trained_on(tmp_path):
+    """A model trained on a 100° camera (not the default 81° synthetic one) records that camera as its canonical
+    one: fx, fy of the training frames at the network size (each frame resized from 320×180 to W×H), so the
+    node's focal correction compares another camera with the right one. By hand: f = 320 / (2 tan 50°)."""
+    import math
+
+    from depth_node.checkpoints.model_file import load_model
+    from depth_node.sim.config import DriveConfig
+
+    drive = DriveConfig(seed=5, frames=5)
+    drive.camera.width, drive.camera.height, drive.camera.hfov_deg = 320, 180, 100.0
+    seqs = [build_sequence(SimDriveSource(drive), W, H, need_right=False, need_depth=False)]
+    res = Trainer(tiny_cfg("M", optim__max_steps=1), tmp_path, train_sequences=seqs).train()
+    can = load_model(res.model_path).meta["camera"]["canonical"]
+    f = 320 / (2 * math.tan(math.radians(50.0)))
+    assert can["fx"] == pytest.approx(f * W / 320, rel=1e-6) and can["fy"] == pytest.approx(f * H / 180, rel=1e-6)
+    assert (can["width"], can["height"], can["source"]) == (W, H, "training_data")
+
+
 def test_end_of_training_writes_model_file_onnx_and_report(tmp_path, mono_seqs):
     from depth_node.checkpoints.model_file import build_depth_net, build_pose_net, load_model
     from depth_node.export.onnx_metadata import read_metadata
@@ -473,3 +492,16 @@ def test_data_paths_are_recorded_absolute(tmp_path, monkeypatch):
     got = overrides(args)
     assert f"data.train=['{tmp_path / 'drives/a'}', '{tmp_path / 'drives/b'}']" in got, got
     assert f"data.val=['{tmp_path / 'held'}']" in got, got
+
+
+def test_validation_with_a_camera_height_is_median_scaled_and_says_so():
+    """With model.scale_camera_height_m the factor the model ships with is measured on the final weights, so
+    validation must not judge the init model's factor (another scale than the one written): median scaling,
+    labelled with the camera height."""
+    tr = Trainer.__new__(Trainer)  # the scale rules only: no data, no networks
+    tr.init_scale = {"kind": "stereo", "baseline_m": 0.54, "factor": 5.4}
+    tr.cfg = tiny_cfg("M", model__keep_init_scale=True)
+    assert not tr.median_scaling and tr.scale_factor() == pytest.approx(5.4)
+    tr.cfg = tiny_cfg("M", model__keep_init_scale=True, model__scale_camera_height_m=1.0)
+    assert tr.median_scaling and tr.scale_factor() == 1.0
+    assert "camera height 1 m" in tr.scaling_label() and "median" in tr.scaling_label()

@@ -114,6 +114,26 @@ def derive_camera_record(
     return {"canonical": canonical, "input": input_record(height, width, aspects)}, warning
 
 
+def training_camera_record(cameras: list[tuple[float, float, int]], height: int, width: int,
+                           mount_height_m: float | None) -> tuple[dict[str, Any], float]:
+    """(record, relative fx spread) for a model trained on frames of these cameras: (fx, fy) in network-input
+    pixels at height × width (the training pipeline resizes every frame to that size, K with it) and how many
+    frames each gave. One camera (the usual case: a robot's own recording) is the canonical camera itself; for
+    several, the frame-weighted median focal lengths (the spread says how far they are from one camera)."""
+    order = sorted(cameras)
+    total = sum(n for _, _, n in order)
+    acc, fx, fy = 0, order[0][0], order[0][1]
+    for f_x, f_y, n in order:  # weighted median by fx (fy goes with its camera)
+        acc += n
+        if acc * 2 >= total:
+            fx, fy = f_x, f_y
+            break
+    spread = (max(c[0] for c in order) - min(c[0] for c in order)) / fx
+    canonical = {"fx": float(fx), "fy": float(fy), "width": int(width), "height": int(height),
+                 "mount_height_m": mount_height_m, "source": "training_data"}
+    return {"canonical": canonical, "input": input_record(height, width)}, float(spread)
+
+
 def check_camera_record(record: Any) -> str:
     """"" for a usable record, else what is wrong (so load_model can say it)."""
     if not isinstance(record, dict) or not isinstance(record.get("input"), dict):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from depth_node.checkpoints.camera_record import training_camera_record
 from depth_node.checkpoints.model_file import ModelFile
 from depth_node.errors import DepthNodeError
 from depth_node.geometry.camera import Intrinsics
@@ -191,7 +192,11 @@ class Trainer(TrainingLoop):
 
     @property
     def median_scaling(self) -> bool:
-        return not self.cfg.use_stereo and self.kept_scale is None
+        """Mono models are judged median-scaled unless they keep the init model's metric factor. With
+        `model.scale_camera_height_m` the factor the model ships with is measured only on the final weights, so
+        validation is median-scaled too rather than judged with a factor the model will not carry."""
+        cfg = self.cfg
+        return not cfg.use_stereo and (self.kept_scale is None or cfg.model.scale_camera_height_m is not None)
 
     def scale_factor(self) -> float:
         """Network depth → metres: baseline/0.1 for stereo-trained models, the init's factor for a mono
@@ -199,11 +204,14 @@ class Trainer(TrainingLoop):
         if self.cfg.use_stereo:
             return stereo_scale(self.ref_baseline)
         kept = self.kept_scale
-        return float(kept.get("factor", 1.0)) if kept is not None else 1.0
+        return float(kept.get("factor", 1.0)) if kept is not None and not self.median_scaling else 1.0
 
     def scaling_label(self) -> str:
         if self.cfg.use_stereo:
             return f"stereo ×{self.scale_factor():.3g}"
+        if self.cfg.model.scale_camera_height_m is not None:
+            return (f"median (mono; the model's metric factor comes from the camera height "
+                    f"{self.cfg.model.scale_camera_height_m:g} m, measured at the end)")
         return "median (mono)" if self.kept_scale is None else f"init model's ×{self.scale_factor():.3g}"
 
     def mono_scale(self, depth_sd: dict) -> dict[str, Any]:
@@ -242,6 +250,11 @@ class Trainer(TrainingLoop):
             scale = {"kind": "stereo", "baseline_m": self.ref_baseline, "factor": stereo_scale(self.ref_baseline)}
         else:
             scale = self.mono_scale(depth_sd)
+        meta = {"min_depth": cfg.model.min_depth, "max_depth": cfg.model.max_depth, "scale": scale,
+                "provenance": provenance}
+        camera = self.camera_record()
+        if camera is not None:
+            meta["camera"] = camera
         return ModelFile(
             "monodepth2",
             {"num_layers": cfg.model.num_layers, "pose_num_layers": cfg.model.pose_num_layers},
@@ -249,6 +262,24 @@ class Trainer(TrainingLoop):
             cfg.data.width,
             {k: v for k, v in depth_sd.items() if ".fc." not in k},
             {k: v for k, v in pose_sd.items() if ".fc." not in k} if pose_sd is not None else None,
-            {"min_depth": cfg.model.min_depth, "max_depth": cfg.model.max_depth, "scale": scale,
-             "provenance": provenance},
+            meta,
         )
+
+    def camera_record(self) -> dict[str, Any] | None:
+        """The canonical camera of this training (`meta.camera`): the training frames' own camera at the network
+        size, so the node's focal correction (`inference.canonical`) knows what the network learned, whatever
+        camera or folder it was trained on (without it, every camera would be compared with the default
+        synthetic one). None without training sequences (nothing to record)."""
+        cfg = self.cfg
+        seqs = [s for s in (self._train_seqs or []) if len(s)]
+        if not seqs:
+            return None
+        cams = [(float(s.K_norm[0, 0]) * cfg.data.width, float(s.K_norm[1, 1]) * cfg.data.height, len(s))
+                for s in seqs]
+        record, spread = training_camera_record(cams, cfg.data.height, cfg.data.width,
+                                                cfg.model.scale_camera_height_m)
+        if spread > 0.05 and self.main:
+            log.warning("the training frames come from cameras whose focal lengths differ by %.0f %%: the model's "
+                        "canonical camera is their median (fx %.1f px at %dx%d)", 100 * spread,
+                        record["canonical"]["fx"], cfg.data.width, cfg.data.height)
+        return record
