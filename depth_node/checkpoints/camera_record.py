@@ -103,8 +103,9 @@ def derive_camera_record(
     if cam is None:
         cam, source = dict(DEFAULT_CAMERA), "default"
         warning = (f"model file has no canonical-camera record and its training camera is unknown ({why}): "
-                   "assuming the default synthetic KITTI-like camera (81.4° horizontal FOV, 1.65 m high); "
-                   "re-pack the model with `depth-node pack` after training to record it")
+                   "assuming the default synthetic KITTI-like camera (81.4° horizontal FOV, 1.65 m high). If it was "
+                   "trained on another camera, its depth on other cameras is scaled wrongly: `depth-node train` "
+                   "records the training camera in the models it writes")
     # the training pipeline resizes every training frame to the network size: K scales with it
     tw, th = int(data.get("width") or width), int(data.get("height") or height)
     canonical = {
