@@ -505,3 +505,25 @@ def test_validation_with_a_camera_height_is_median_scaled_and_says_so():
     tr.cfg = tiny_cfg("M", model__keep_init_scale=True, model__scale_camera_height_m=1.0)
     assert tr.median_scaling and tr.scale_factor() == 1.0
     assert "camera height 1 m" in tr.scaling_label() and "median" in tr.scaling_label()
+
+
+def test_a_camera_height_run_warns_up_front_when_the_floor_is_not_seen(mono_seqs, caplog, monkeypatch):
+    """The camera-height scale is measured on the final weights from the floor in the lower part of the frames:
+    when the starting weights see no floor, say so before training, not after the whole run."""
+    from test_scale import road_depth
+
+    from depth_node.geometry.camera import Intrinsics
+
+    tr = Trainer.__new__(Trainer)  # the check only: its frames are real training frames, its depths given here
+    tr.cfg, tr._train_seqs = tiny_cfg("M", model__scale_camera_height_m=1.0), mono_seqs[0]
+    wall = np.full((H, W), 5.0, np.float32)
+    monkeypatch.setattr(tr, "predict_depth", lambda frames: [wall] * len(frames), raising=False)
+    with caplog.at_level("WARNING", logger="depth_node.train.trainer"):
+        tr._check_ground_is_visible(1.0)
+    assert "find a ground plane in 0 of" in caplog.text
+    caplog.clear()
+    road = road_depth(1.0, 3.0, Intrinsics(120.0, 120.0, W / 2, H / 2, W, H))
+    monkeypatch.setattr(tr, "predict_depth", lambda frames: [road] * len(frames), raising=False)
+    with caplog.at_level("WARNING", logger="depth_node.train.trainer"):
+        tr._check_ground_is_visible(1.0)
+    assert "ground plane" not in caplog.text

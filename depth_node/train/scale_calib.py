@@ -29,18 +29,26 @@ def inherited_scale(init_scale: dict[str, Any] | None) -> dict[str, Any] | None:
     return dict(init_scale)
 
 
-def camera_height_factor(depths: Sequence[np.ndarray], intrinsics: Sequence[Intrinsics], camera_height_m: float,
-                         min_fits: int = 5, seed: int = 0) -> tuple[float, int]:
-    """(factor from network depth to metres, frames fitted): camera height / median plane distance.
-
-    `depths` are in network units at the grid of `intrinsics`. The ground region is the lower 40 % of the
-    image (a robot's camera sees the floor there); fits tilted more than 20° from level are rejected."""
+def plane_distances(depths: Sequence[np.ndarray], intrinsics: Sequence[Intrinsics], camera_height_m: float,
+                    seed: int = 0) -> list[float]:
+    """The ground plane's distance (network units) in each frame where one is found (lower 40 % of the image,
+    at most 20° from level)."""
     est = GroundPlaneScale(GroundPlaneConfig(camera_height=camera_height_m, roi_top=0.6), seed=seed)
     heights = []
     for depth, intr in zip(depths, intrinsics):
         fit = est.fit(est.points(depth, intr))
         if fit is not None:
             heights.append(fit[1])
+    return heights
+
+
+def camera_height_factor(depths: Sequence[np.ndarray], intrinsics: Sequence[Intrinsics], camera_height_m: float,
+                         min_fits: int = 5, seed: int = 0) -> tuple[float, int]:
+    """(factor from network depth to metres, frames fitted): camera height / median plane distance.
+
+    `depths` are in network units at the grid of `intrinsics`. The ground region is the lower 40 % of the
+    image (a robot's camera sees the floor there); fits tilted more than 20° from level are rejected."""
+    heights = plane_distances(depths, intrinsics, camera_height_m, seed)
     if len(heights) < min_fits:
         raise DataError(
             f"model.scale_camera_height_m: a ground plane was found in {len(heights)} of {len(depths)} training "

@@ -31,9 +31,10 @@ from depth_node.networks.monodepth2 import DepthNet, PoseNet
 from depth_node.train import distributed as ddp
 from depth_node.train.config import TrainConfig
 from depth_node.train.data import CachedSequence, TripletDataset, ValFrame
+from depth_node.train.errors import DataError
 from depth_node.train.loop import TrainingLoop
 from depth_node.train.losses import LossOutput, LossSettings, monodepth_loss
-from depth_node.train.scale_calib import camera_height_factor, inherited_scale
+from depth_node.train.scale_calib import camera_height_factor, inherited_scale, plane_distances
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class Trainer(TrainingLoop):
     # -------------------------------------------------------------------------------------- validation
 
     @torch.no_grad()
+    @torch.no_grad()
     def predict_depth(self, rgbs: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Depth (network units) at training size for uint8 frames already at training size."""
         net = ddp.unwrap(self.depth)
@@ -214,6 +216,39 @@ class Trainer(TrainingLoop):
                     f"{self.cfg.model.scale_camera_height_m:g} m, measured at the end)")
         return "median (mono)" if self.kept_scale is None else f"init model's ×{self.scale_factor():.3g}"
 
+    def _spread_frames(self, n: int) -> tuple[list[np.ndarray], list[Intrinsics]]:
+        """About `n` training frames spread over every sequence, with their intrinsics at the training size."""
+        seqs = [s for s in (self._train_seqs or []) if len(s)]
+        frames, intrs = [], []
+        for seq in seqs:
+            K = seq.K_norm.copy()
+            K[0, :] *= seq.width
+            K[1, :] *= seq.height
+            intr = Intrinsics.from_K(K, seq.width, seq.height)
+            for i in np.linspace(0, len(seq) - 1, num=min(len(seq), max(1, n // len(seqs))), dtype=int):
+                frames.append(seq.frame(int(i)))
+                intrs.append(intr)
+        return frames, intrs
+
+    def setup(self) -> None:
+        super().setup()
+        h = self.cfg.model.scale_camera_height_m
+        if h is not None and self.main and not self.resume:
+            self._check_ground_is_visible(h)
+
+    def _check_ground_is_visible(self, camera_height_m: float) -> None:
+        """The camera-height scale is measured on the final weights, from the floor in the lower part of the
+        frames: warn before training when the starting weights find it in too few of them, not after the run."""
+        frames, intrs = self._spread_frames(20)
+        if not frames:
+            return
+        found = len(plane_distances(self.predict_depth(frames), intrs, camera_height_m, seed=self.cfg.seed))
+        if found * 4 < len(frames):
+            log.warning("model.scale_camera_height_m: the starting weights find a ground plane in %d of %d training "
+                        "frames; the scale is measured at the end of training and needs the floor in the lower "
+                        "40 %% of the image in most frames (check the camera's view, or unset the key)",
+                        found, len(frames))
+
     def mono_scale(self, depth_sd: dict) -> dict[str, Any]:
         """The scale entry of a mode-M model: measured from the camera height, kept from a metric init, or
         relative. Both metric cases are written as kind `metric` (the node then applies the factor as is)."""
@@ -221,19 +256,14 @@ class Trainer(TrainingLoop):
         h = cfg.model.scale_camera_height_m
         kept = self.kept_scale
         if h is not None:
-            net = ddp.unwrap(self.depth)
-            net.load_state_dict(depth_sd)
-            seqs = self._train_seqs or []
-            frames, intrs = [], []
-            for seq in seqs:
-                K = seq.K_norm.copy()
-                K[0, :] *= seq.width
-                K[1, :] *= seq.height
-                intr = Intrinsics.from_K(K, seq.width, seq.height)
-                for i in np.linspace(0, len(seq) - 1, num=min(len(seq), max(1, 60 // len(seqs))), dtype=int):
-                    frames.append(seq.frame(int(i)))
-                    intrs.append(intr)
-            factor, n = camera_height_factor(self.predict_depth(frames), intrs, h, seed=cfg.seed)
+            ddp.unwrap(self.depth).load_state_dict(depth_sd)
+            frames, intrs = self._spread_frames(60)
+            try:
+                factor, n = camera_height_factor(self.predict_depth(frames), intrs, h, seed=cfg.seed)
+            except DataError as exc:
+                raise DataError(f"{exc}. The trained weights are kept ({self.ckpt_dir / 'last.pt'}): `depth-node "
+                                f"train --out {self.out} --resume model.scale_camera_height_m=null` writes the model "
+                                "with the init model's scale instead") from exc
             log.info("scale from camera height %.3g m: ×%.4g (%d of %d frames fitted)", h, factor, n, len(frames))
             return {"kind": "metric", "factor": factor, "from": f"ground plane, camera height {h} m",
                     "frames_fitted": n, "init_scale": kept}
