@@ -3,12 +3,14 @@
 Topics left unset in `data.bag` are found from the bag: the one image topic (or the one not named "right"),
 its CameraInfo next to it (`…/image_raw` → `…/camera_info`), and for stereo an image topic named "right".
 Left and right images are paired by header stamp (within `max_sync_dt`); the baseline comes from the right
-CameraInfo's P (P[0,3] = −fx·baseline, rectified rigs). Only this module (via depth_node.io.bags, which
+CameraInfo's P (P[0,3] = −fx·baseline, rectified rigs). An intrinsics file (`data.intrinsics`) replaces the
+CameraInfo when given (how bags recorded without one train). Only this module (via depth_node.io.bags, which
 uses `rosbags`) touches ROS data; nothing here needs a ROS installation.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ from depth_node.train.errors import DataError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,7 +54,18 @@ def _first(reader: Any, topic: str) -> Any:
     raise DataError(f"{reader.path}: topic {topic} has no messages")
 
 
-def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float | None = None) -> BagPlan:
+def _image_size(reader: Any, topic: str) -> tuple[int, int]:
+    """(width, height) of the topic's first frame, decoded as training decodes it (compressed ones too)."""
+    for m in reader.messages([topic]):
+        h, w = _frame(m).shape[:2]
+        return w, h
+    raise DataError(f"{reader.path}: topic {topic} has no messages")
+
+
+def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float | None = None,
+         intrinsics_file: Path | None = None) -> BagPlan:
+    """Topics, intrinsics, baseline and frame count. `intrinsics_file` (pixels; `sources.read_intrinsics_file`
+    formats), when given, is used instead of the CameraInfo, scaled to the bag's image size if it gives another."""
     from depth_node.io.bags import open_bag
 
     with open_bag(path) as reader:
@@ -66,9 +81,14 @@ def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float
             left = cands[0]
         elif left not in topics:
             raise DataError(f"{path}: no topic {left}; image topics: {', '.join(images) or 'none'}")
-        info = getattr(cfg, "camera_info_topic", None) or _sibling_info(left, infos)
-        if info is None:
-            raise DataError(f"{path}: no CameraInfo for {left}; set data.bag.camera_info_topic")
+        info = getattr(cfg, "camera_info_topic", None)
+        if info is not None and info not in topics:
+            raise DataError(f"{path}: no topic {info}; CameraInfo topics: {', '.join(infos) or 'none'}")
+        info = info or _sibling_info(left, infos)
+        if info is None and intrinsics_file is None:
+            others = f" (CameraInfo topics: {', '.join(infos)})" if infos else ""
+            raise DataError(f"{path} has no sensor_msgs/CameraInfo topic for {left}{others}; pass "
+                            "data.intrinsics=FILE (fx, fy, cx, cy in pixels) or --camera-info-topic")
         right = getattr(cfg, "right_image_topic", None)
         if right is None and with_right:
             rc = [t for t in images if "right" in t and t != left]
@@ -77,16 +97,29 @@ def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float
         if right is not None:
             right_info = getattr(cfg, "right_camera_info_topic", None) or _sibling_info(
                 right, [t for t in infos if t != info])
-        ci = _first(reader, info)
-        K = np.asarray(ci.k, dtype=np.float64).reshape(3, 3)
-        intr = Intrinsics.from_K(K, int(ci.width), int(ci.height))
-        if not intr.is_valid():
-            raise DataError(f"{path}: CameraInfo on {info} has invalid intrinsics (K = {K.ravel().tolist()})")
+        file_baseline = None
+        if intrinsics_file is not None:
+            from depth_node.train.sources import read_intrinsics_file
+
+            intr, file_baseline = read_intrinsics_file(intrinsics_file, *_image_size(reader, left))
+            if info is not None:
+                log.warning("%s: intrinsics from %s (data.intrinsics) replace the bag's CameraInfo %s", path,
+                            intrinsics_file, info)
+            info = None  # the file replaces the CameraInfo
+        else:
+            ci = _first(reader, info)
+            K = np.asarray(ci.k, dtype=np.float64).reshape(3, 3)
+            intr = Intrinsics.from_K(K, int(ci.width), int(ci.height))
+            if not intr.is_valid():
+                raise DataError(f"{path}: CameraInfo on {info} has invalid intrinsics (K = {K.ravel().tolist()}); "
+                                "pass data.intrinsics=FILE (fx, fy, cx, cy in pixels)")
         baseline = baseline_override
         if right_info is not None and baseline is None:
             P = np.asarray(_first(reader, right_info).p, dtype=np.float64)
             if abs(P[3]) > 1e-9 and P[0] > 0:
                 baseline = abs(P[3] / P[0])
+        if right is not None and baseline is None:
+            baseline = file_baseline
         if right is not None and baseline is None:
             raise DataError(f"{path}: stereo topic {right} but no baseline (right CameraInfo P[3] = −fx·baseline); "
                             "set data.stereo_baseline_m")

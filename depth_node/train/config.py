@@ -67,7 +67,7 @@ class DataConfig:
     cache: str = "memory"  # "memory": frames decoded + resized once into RAM; "disk": .npy memmaps; "none"
     cache_dir: str | None = None  # None: <out>/cache
     num_workers: int = 2
-    intrinsics: str | None = None  # intrinsics file for frame folders and videos without their own
+    intrinsics: str | None = None  # intrinsics file (pixels) for frame folders, videos and bags (replaces CameraInfo)
     stereo_baseline_m: float | None = None  # None: from the data (calibration / CameraInfo)
     video_every_nth: int = 1  # keep every n-th video frame (KITTI runs at 10 Hz; subsample 30 Hz video)
     val_max_frames: int = 200  # validation frames per epoch (evenly spread), 0 = all

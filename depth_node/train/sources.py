@@ -155,11 +155,43 @@ def read_intrinsics_file(
     if w is None or h is None:
         raise DataError(f"{path}: give width and height (the image size the intrinsics belong to)")
     intr = Intrinsics.from_K(K, int(w), int(h))
-    if width is not None and height is not None and (int(w), int(h)) != (width, height):
-        intr = intr.scaled(width, height)  # calibrated at another size: same camera, resized images
     if not intr.is_valid():
         raise DataError(f"{path}: invalid intrinsics {intr}")
+    check_pixel_intrinsics(intr, str(path), sized=any(k in data for k in ("width", "image_width")))
+    if width is not None and height is not None and (int(w), int(h)) != (width, height):
+        intr = intr.scaled(width, height)  # calibrated at another size: same camera, resized images
     return intr, (float(baseline) if baseline is not None else None)
+
+
+MIN_FOCAL_FRACTION = 0.05  # fx < 0.05·width is a horizontal field of view over 168°: not a pinhole camera
+
+
+def check_pixel_intrinsics(intr: Intrinsics, what: str, sized: bool = True) -> None:
+    """Refuse fx, fy, cx, cy that cannot be pixels of a width × height image: a focal length under 5 % of the
+    image size, or a principal point outside the image. The usual cause is a normalised K (divided by the image
+    size, as the node's `intrinsics` parameter and Monodepth2 hold it); the error gives the pixel values.
+    `sized`: the size came from the file itself (else it is the images' size, the file having none)."""
+    W, H = intr.width, intr.height
+    focal_ok = intr.fx >= MIN_FOCAL_FRACTION * W and intr.fy >= MIN_FOCAL_FRACTION * H
+    centre_ok = 0 <= intr.cx <= W and 0 <= intr.cy <= H
+    if focal_ok and centre_ok:
+        return
+    vals = f"fx={intr.fx:g}, fy={intr.fy:g}, cx={intr.cx:g}, cy={intr.cy:g}"
+    if not focal_ok and intr.cx <= 1.5 and intr.cy <= 1.5:  # principal point in the unit square: K / size
+        raise DataError(
+            f"{what}: {vals} cannot be pixels of a {W}×{H} image; these look normalised (divided by the image "
+            f"size); give pixels: fx = {intr.fx:g} × width = {intr.fx * W:.2f}, fy = {intr.fy:g} × height = "
+            f"{intr.fy * H:.2f}, cx = {intr.cx:g} × width = {intr.cx * W:.2f}, cy = {intr.cy:g} × height = "
+            f"{intr.cy * H:.2f} (and width: {W}, height: {H})"
+        )
+    size_hint = ("check that width/height are the image size the file was calibrated at" if sized else
+                 "the file gives no width/height, so it was taken as the images' size; add the calibration size")
+    if not focal_ok:
+        raise DataError(f"{what}: {vals} cannot be pixels of a {W}×{H} image (fx or fy under "
+                        f"{MIN_FOCAL_FRACTION:g} × the image size, a field of view over 168°); give fx, fy, cx, cy "
+                        f"in pixels; {size_hint}")
+    raise DataError(f"{what}: {vals}: the principal point (cx, cy) lies outside the {W}×{H} image (expected about "
+                    f"({W / 2:g}, {H / 2:g})); give fx, fy, cx, cy in pixels; {size_hint}")
 
 
 def find_intrinsics_file(folder: Path, explicit: str | None) -> Path | None:
@@ -229,10 +261,27 @@ class KittiDriveSource(FrameSource):
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return im.size
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.size
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+
+
+def _check_one_size(paths: list[Path], size: tuple[int, int], first: Path | None = None) -> None:
+    """Every frame of a folder at `size` (that of `first`, default paths[0]): one intrinsics for one camera at
+    one size. Reads image headers only."""
+    first = first or paths[0]
+    for p in paths:
+        s = _image_size(p)
+        if s != size:
+            raise DataError(
+                f"{p} is {s[0]}×{s[1]} but {first} is {size[0]}×{size[1]}: one training folder must hold frames "
+                "of one camera at one size (its intrinsics apply to all); put each camera or size in its own "
+                "folder (with its own intrinsics file) or resize the images"
+            )
 
 
 def kitti_drives(path: Path) -> list[Path]:
@@ -312,6 +361,7 @@ class FolderSource(FrameSource):
         if len(self.left) < 3:
             raise DataError(f"{img_dir}: need at least 3 frames, found {len(self.left)} images")
         w, h = _image_size(self.left[0])
+        _check_one_size(self.left, (w, h))
         f = find_intrinsics_file(folder, intrinsics_file)
         if f is None:
             raise DataError(
@@ -326,6 +376,7 @@ class FolderSource(FrameSource):
             if missing:
                 raise DataError(f"{folder}/right lacks {len(missing)} frames of left/ (e.g. {missing[0]})")
             self.right = [right[p.name] for p in self.left]
+            _check_one_size(self.right, (w, h), self.left[0])
             self.baseline_m = baseline_m or file_baseline
             if self.baseline_m is None:
                 raise DataError(f"{folder}: stereo folder without a baseline; add `baseline: <metres>` to the "
@@ -402,17 +453,20 @@ class VideoSource(FrameSource):
 
 class BagSource(FrameSource):
     """A rosbag2 bag (MCAP or SQLite): image (+ CameraInfo) topics, optionally a right camera for stereo.
-    Messages are decoded with depth_node.io.bags / image_codec (no ROS installation needed)."""
+    Intrinsics from the CameraInfo, or from `data.intrinsics` (a file, which wins when given: bags recorded
+    without CameraInfo). Messages are decoded with depth_node.io.bags / image_codec (no ROS installation needed)."""
 
     random_access = False
 
-    def __init__(self, path: Path, bag_cfg: Any, baseline_m: float | None = None, with_right: bool = True) -> None:
+    def __init__(self, path: Path, bag_cfg: Any, baseline_m: float | None = None, with_right: bool = True,
+                 intrinsics_file: str | None = None) -> None:
         from depth_node.train import bag_frames
 
         self.path = path
         self.name = path.stem if path.is_file() else path.name
         self.cfg = bag_cfg
-        self.plan = bag_frames.plan(path, bag_cfg, with_right, baseline_m)
+        f = find_intrinsics_file(path, intrinsics_file) if intrinsics_file else None
+        self.plan = bag_frames.plan(path, bag_cfg, with_right, baseline_m, intrinsics_file=f)
         self.intrinsics = self.plan.intrinsics
         self.baseline_m = self.plan.baseline_m if self.plan.right_topic else None
 
@@ -440,13 +494,13 @@ def open_sources(
     if path.is_file():
         suf = path.suffix.lower()
         if suf in BAG_SUFFIXES:
-            return [BagSource(path, bag_cfg, baseline_m, want_right)]
+            return [BagSource(path, bag_cfg, baseline_m, want_right, intrinsics_file)]
         if suf in VIDEO_SUFFIXES:
             return [VideoSource(path, intrinsics_file, video_every_nth)]
         raise DataError(f"{path}: unknown data file type {suf!r} (bags: .mcap/.db3; videos: "
                         f"{', '.join(VIDEO_SUFFIXES)}; folders of frames)")
     if (path / "metadata.yaml").is_file():
-        return [BagSource(path, bag_cfg, baseline_m, want_right)]
+        return [BagSource(path, bag_cfg, baseline_m, want_right, intrinsics_file)]
     drives = kitti_drives(path)
     if drives:
         return [KittiDriveSource(d) for d in drives]
