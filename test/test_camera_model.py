@@ -109,3 +109,17 @@ def test_rectifier_undoes_a_rendered_plumb_bob_lens(d) -> None:
     assert err < 2.5 and before > 4 * err, (err, before)
     rect(distorted, cam)
     assert rect.built == 1  # maps cached per camera model
+
+
+def test_one_rule_pairs_an_image_topic_with_its_camera_info() -> None:
+    """image_transport's pairing (camera_info beside the base topic, a transport suffix dropped), then one level
+    up, then the only CameraInfo there is: eval-bag, its report and the training bag source use this one rule."""
+    from depth_node.runtime.topics import camera_info_topic
+
+    infos = ["/cam/camera_info", "/other/camera_info"]
+    assert camera_info_topic("/cam/image_raw", infos) == "/cam/camera_info"
+    assert camera_info_topic("/cam/image_raw/compressed", infos) == "/cam/camera_info"
+    assert camera_info_topic("/cam/rect/image", infos) == "/cam/camera_info"
+    assert camera_info_topic("/front/image", infos) is None  # two candidates, neither beside it
+    assert camera_info_topic("/front/image", ["/x/camera_info"]) == "/x/camera_info"
+    assert camera_info_topic("/front/image", []) is None

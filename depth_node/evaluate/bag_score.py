@@ -25,7 +25,7 @@ from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io.bags import BagReader, stamp_to_ns
 from depth_node.io.image_codec import decode_image, decode_rgb
 from depth_node.runtime.bag_run import DIAGNOSTICS, RunResult, output_topic
-from depth_node.runtime.topics import DEPTH_IMAGE
+from depth_node.runtime.topics import CAMERA_INFO_TYPE, DEPTH_IMAGE, camera_info_topic
 
 POSE_TYPES = ("nav_msgs/msg/Odometry", "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped")
 
@@ -379,9 +379,8 @@ def _camera(bag: BagReader, image: str) -> str:
     else:  # CompressedImage: the size is in the data
         h, w = decode_rgb(first.msg).shape[:2]
         text = f"{w}×{h}"
-        image = image.removesuffix("/compressed")  # image_transport: <base>/compressed, info beside <base>
-    info = image.rsplit("/", 1)[0] + "/camera_info"
-    if info in bag.topics:
+    info = camera_info_topic(image, [t for t, s in bag.topics.items() if s.msgtype == CAMERA_INFO_TYPE])
+    if info is not None:
         m = next(iter(bag.messages([info])), None)
         if m is not None and float(m.msg.k[0]) > 0:
             text += f", fx {float(m.msg.k[0]):.1f} px"

@@ -22,7 +22,7 @@ from depth_node.errors import DepthNodeError
 from depth_node.io.bags import BagReader, BagWriter
 from depth_node.ros.node_process import NodeProcess
 from depth_node.runtime.bag_run import DIAGNOSTICS, NAMESPACE, OUTPUTS, RunResult, output_topic
-from depth_node.runtime.topics import DEPTH_IMAGE, DEPTH_INFO, ODOM, POINTS
+from depth_node.runtime.topics import CAMERA_INFO_TYPE, DEPTH_IMAGE, DEPTH_INFO, ODOM, POINTS, camera_info_topic
 
 __all__ = ["DIAGNOSTICS", "NAMESPACE", "OUTPUTS", "RunResult", "output_topic", "run_offline", "run_online"]
 
@@ -38,8 +38,8 @@ def base_topic(image: str, msgtype: str) -> str:
 
 
 def image_topics(bag: BagReader, image: str, camera_info: str | None) -> tuple[str, str | None]:
-    """Check the camera topics (raw Image or image_transport CompressedImage); camera_info None →
-    `<base topic's ns>/camera_info` when the bag has it."""
+    """Check the camera topics (raw Image or image_transport CompressedImage); camera_info None → the bag's
+    CameraInfo topic that belongs to the image (`runtime.topics.camera_info_topic`), if any."""
     topics = bag.topics
     if image not in topics:
         cams = [t for t, s in topics.items() if s.msgtype in CAMERA_TYPES]
@@ -48,8 +48,7 @@ def image_topics(bag: BagReader, image: str, camera_info: str | None) -> tuple[s
     if msgtype not in CAMERA_TYPES:
         raise DepthNodeError(f"{image} is {msgtype}, not sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage")
     if camera_info is None:
-        guess = base_topic(image, msgtype).rsplit("/", 1)[0] + "/camera_info"
-        return image, guess if guess in topics else None
+        return image, camera_info_topic(image, [t for t, s in topics.items() if s.msgtype == CAMERA_INFO_TYPE])
     if camera_info not in topics:
         raise DepthNodeError(f"{bag.path} has no topic {camera_info}")
     return image, camera_info

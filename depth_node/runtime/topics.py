@@ -19,6 +19,22 @@ ODOM = "odom"
 
 
 
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+
+def camera_info_topic(image: str, infos: list[str]) -> str | None:
+    """The CameraInfo topic (one of `infos`) that belongs to an image topic, as image_transport pairs them:
+    `<ns>/camera_info` beside the base topic (`<ns>/image_raw`; a transport suffix such as `/compressed` dropped),
+    then one namespace up (`<ns>/rect/image` layouts), else the only CameraInfo there is; None when none fits.
+    One rule for eval-bag, its report and the training bag source."""
+    base = image.removesuffix("/compressed").rstrip("/")
+    ns = base.rsplit("/", 1)[0]
+    for cand in (f"{ns}/camera_info", f"{ns.rsplit('/', 1)[0]}/camera_info"):
+        if cand in infos:
+            return cand
+    return infos[0] if len(infos) == 1 else None
+
+
 def is_rectified_topic(topic: str) -> bool:
     """True for image_pipeline's rectified image topics (`image_rect`, `image_rect_color`, also under a transport
     such as `/compressed`): their camera_info is the camera's own, still carrying the raw image's D, and consumers

@@ -21,10 +21,11 @@ import numpy as np
 from depth_node.geometry.camera import Intrinsics
 from depth_node.io.bags import stamp_to_ns
 from depth_node.io.image_codec import ImageFormatError, decode_rgb
+from depth_node.runtime.topics import CAMERA_INFO_TYPE, camera_info_topic
 from depth_node.train.errors import DataError
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+INFO_TYPE = CAMERA_INFO_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,6 @@ class BagPlan:
     intrinsics: Intrinsics
     baseline_m: float | None
     count: int
-
-
-def _sibling_info(topic: str, infos: list[str]) -> str | None:
-    base = topic.rsplit("/", 1)[0]
-    for cand in (f"{base}/camera_info", f"{base.rsplit('/', 1)[0]}/camera_info"):
-        if cand in infos:
-            return cand
-    return infos[0] if len(infos) == 1 else None
 
 
 def _first(reader: Any, topic: str) -> Any:
@@ -84,7 +77,7 @@ def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float
         info = getattr(cfg, "camera_info_topic", None)
         if info is not None and info not in topics:
             raise DataError(f"{path}: no topic {info}; CameraInfo topics: {', '.join(infos) or 'none'}")
-        info = info or _sibling_info(left, infos)
+        info = info or camera_info_topic(left, infos)
         if info is None and intrinsics_file is None:
             others = f" (CameraInfo topics: {', '.join(infos)})" if infos else ""
             raise DataError(f"{path} has no sensor_msgs/CameraInfo topic for {left}{others}; pass "
@@ -95,7 +88,7 @@ def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float
             right = rc[0] if len(rc) == 1 else None
         right_info = None
         if right is not None:
-            right_info = getattr(cfg, "right_camera_info_topic", None) or _sibling_info(
+            right_info = getattr(cfg, "right_camera_info_topic", None) or camera_info_topic(
                 right, [t for t in infos if t != info])
         file_baseline = None
         if intrinsics_file is not None:
