@@ -11,7 +11,8 @@ import torch
 
 from depth_node.train.config import ConfigError, TrainConfig
 from depth_node.train.data import EpochBatchSampler, TripletDataset, build_sequence, scaled_K
-from depth_node.train.sources import DataError, open_sources, read_intrinsics_file
+from depth_node.train.intrinsics_file import read_intrinsics_file
+from depth_node.train.sources import DataError, open_sources
 
 W, H = 192, 64
 

@@ -12,7 +12,8 @@ import pytest
 
 from depth_node.train.config import TrainConfig
 from depth_node.train.data import build_sequence
-from depth_node.train.sources import DataError, open_sources, read_intrinsics_file
+from depth_node.train.intrinsics_file import read_intrinsics_file
+from depth_node.train.sources import DataError, open_sources
 
 W, H = 96, 48
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from depth_node.errors import DepthNodeError
+from depth_node.evaluate.depth_metrics import EVAL_MAX_DEPTH
 
 
 def register(sub, name: str, help_text: str) -> None:
@@ -47,7 +48,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the online run (default: a random one, 150–229)")
     p.add_argument("--median-scaling", action="store_true",
                    help="scale each depth map by median(GT)/median(pred) (relative models; default: metric)")
-    p.add_argument("--max-depth", type=float, default=80.0, help="GT depth cap in metres (default 80)")
+    p.add_argument("--max-depth", type=float, default=EVAL_MAX_DEPTH,
+                   help=f"GT depth cap in metres (default {EVAL_MAX_DEPTH:g})")
     p.add_argument("--max-dt", type=float, default=0.01, help="largest stamp difference paired with GT (s)")
     p.add_argument("--samples", type=int, default=4, help="sample frames in the report (default 4)")
     p.add_argument("--scale-warmup", type=float, default=2.0,

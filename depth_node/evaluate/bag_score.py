@@ -17,7 +17,7 @@ import numpy as np
 
 from depth_node.errors import DepthNodeError
 from depth_node.evaluate import report as R
-from depth_node.evaluate.depth_metrics import DepthEvalSettings, DepthEvaluator
+from depth_node.evaluate.depth_metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH, DepthEvalSettings, DepthEvaluator
 from depth_node.evaluate.pose_metrics import evaluate_trajectory
 from depth_node.evaluate.published_depth import PublishedDepth
 from depth_node.evaluate.trajectory_io import Trajectory, write_tum
@@ -36,8 +36,8 @@ class ScoreSettings:
     gt_depth: str | None = None
     gt_odom: str | None = None
     median_scaling: bool = False
-    min_depth: float = 1e-3
-    max_depth: float = 80.0
+    min_depth: float = EVAL_MIN_DEPTH
+    max_depth: float = EVAL_MAX_DEPTH
     max_dt: float = 0.01  # s: largest stamp difference paired (GT from another sensor)
     samples: int = 4
     scale_warmup_s: float = 2.0  # depth-scale error is judged after this much bag time (scale sources settle)

@@ -30,6 +30,10 @@ CROP_FRACTIONS = {
     "eigen": (0.3324324, 0.91351351, 0.0359477, 0.96405229),
 }
 
+# The reference's evaluation range (Monodepth2 / the KITTI Eigen protocol): ground truth between 1 mm and 80 m
+# counts. Every depth score of the package uses these unless a dataset says otherwise (TUM, NYU: 10 m).
+EVAL_MIN_DEPTH, EVAL_MAX_DEPTH = 1e-3, 80.0
+
 
 def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """The reference's `compute_errors`, operation for operation (same dtype, same order), so the numbers are
@@ -63,7 +67,8 @@ def crop_mask(shape: tuple[int, int], crop: str) -> np.ndarray:
     return m
 
 
-def gt_mask(gt: np.ndarray, min_depth: float = 1e-3, max_depth: float = 80.0, crop: str = "none") -> np.ndarray:
+def gt_mask(gt: np.ndarray, min_depth: float = EVAL_MIN_DEPTH, max_depth: float = EVAL_MAX_DEPTH,
+            crop: str = "none") -> np.ndarray:
     """Pixels that count: min < gt < max (NaN and 0 = no GT fall out) inside the crop."""
     with np.errstate(invalid="ignore"):
         m = (gt > min_depth) & (gt < max_depth)
@@ -82,8 +87,8 @@ def resize_to(pred: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 @dataclass
 class DepthEvalSettings:
     median_scaling: bool = True
-    min_depth: float = 1e-3
-    max_depth: float = 80.0
+    min_depth: float = EVAL_MIN_DEPTH
+    max_depth: float = EVAL_MAX_DEPTH
     crop: str = "none"
     scale_factor: float = 1.0  # applied before median scaling (reference: --pred_depth_scale_factor)
     boundary: bool | None = None  # boundary F1 per image; None = only where GT is dense
@@ -230,8 +235,8 @@ class DepthEvaluator:
 def evaluate_depth(
     pairs: Iterable[tuple[np.ndarray, np.ndarray]],
     median_scaling: bool = True,
-    min_depth: float = 1e-3,
-    max_depth: float = 80.0,
+    min_depth: float = EVAL_MIN_DEPTH,
+    max_depth: float = EVAL_MAX_DEPTH,
     crop: str = "none",
     scale_factor: float = 1.0,
     boundary: bool | None = None,

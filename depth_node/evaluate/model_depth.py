@@ -13,15 +13,22 @@ import numpy as np
 
 from depth_node.errors import DepthNodeError
 from depth_node.evaluate.depth_data import EvalFrame, GroundTruthSource
-from depth_node.evaluate.depth_metrics import DepthEvalResult, DepthEvalSettings, DepthEvaluator, ImageResult
+from depth_node.evaluate.depth_metrics import (
+    EVAL_MAX_DEPTH,
+    EVAL_MIN_DEPTH,
+    DepthEvalResult,
+    DepthEvalSettings,
+    DepthEvaluator,
+    ImageResult,
+)
 
 
 @dataclass(frozen=True)
 class ModelDepthOptions:
     scaling: str | None = None  # "median" (per image), "metric" (none), None: metric models metric, others median
     scale_factor: float = 1.0
-    min_depth: float = 1e-3
-    max_depth: float = 80.0
+    min_depth: float = EVAL_MIN_DEPTH
+    max_depth: float = EVAL_MAX_DEPTH
     crop: str = "none"
     boundary: bool | None = None  # boundary F1 per image; None: where GT is dense
     backend: str = "auto"

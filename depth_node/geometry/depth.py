@@ -8,9 +8,10 @@ Models trained with stereo pairs (S, MS) learned a nominal baseline of 0.1, so m
 from __future__ import annotations
 
 NOMINAL_STEREO_BASELINE = 0.1
+MIN_DEPTH, MAX_DEPTH = 0.1, 100.0  # the network's output range (the reference's), in its own units
 
 
-def disp_to_depth(disp, min_depth: float = 0.1, max_depth: float = 100.0):
+def disp_to_depth(disp, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH):
     """Works on torch tensors and NumPy arrays alike; returns (scaled_disp, depth)."""
     min_disp = 1.0 / max_depth
     max_disp = 1.0 / min_depth

@@ -17,6 +17,7 @@ import numpy as np
 
 from depth_node.checkpoints.camera_record import derive_camera_record
 from depth_node.errors import BackendError
+from depth_node.geometry.depth import MAX_DEPTH, MIN_DEPTH
 
 __all__ = ["Backend", "BackendError", "GraphRunner", "ModelInfo"]
 
@@ -30,8 +31,8 @@ class ModelInfo:
     arch: str
     height: int
     width: int
-    min_depth: float = 0.1
-    max_depth: float = 100.0
+    min_depth: float = MIN_DEPTH
+    max_depth: float = MAX_DEPTH
     scale: dict[str, Any] = field(default_factory=lambda: {"kind": "relative", "factor": 1.0})
     digest: str = ""
     has_pose: bool = False

@@ -23,6 +23,7 @@ from depth_node.io.bags import stamp_to_ns
 from depth_node.io.image_codec import ImageFormatError, decode_rgb
 from depth_node.runtime.topics import CAMERA_INFO_TYPE, camera_info_topic
 from depth_node.train.errors import DataError
+from depth_node.train.intrinsics_file import read_intrinsics_file
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = CAMERA_INFO_TYPE
@@ -57,7 +58,7 @@ def _image_size(reader: Any, topic: str) -> tuple[int, int]:
 
 def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float | None = None,
          intrinsics_file: Path | None = None) -> BagPlan:
-    """Topics, intrinsics, baseline and frame count. `intrinsics_file` (pixels; `sources.read_intrinsics_file`
+    """Topics, intrinsics, baseline and frame count. `intrinsics_file` (pixels; `intrinsics_file.read_intrinsics_file`
     formats), when given, is used instead of the CameraInfo, scaled to the bag's image size if it gives another."""
     from depth_node.io.bags import open_bag
 
@@ -92,8 +93,6 @@ def plan(path: Path, cfg: Any, with_right: bool = True, baseline_override: float
                 right, [t for t in infos if t != info])
         file_baseline = None
         if intrinsics_file is not None:
-            from depth_node.train.sources import read_intrinsics_file
-
             intr, file_baseline = read_intrinsics_file(intrinsics_file, *_image_size(reader, left))
             if info is not None:
                 log.warning("%s: intrinsics from %s (data.intrinsics) replace the bag's CameraInfo %s", path,

@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 
 from depth_node.errors import DepthNodeError
+from depth_node.evaluate.depth_metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH
+from depth_node.geometry.depth import MAX_DEPTH, MIN_DEPTH
 
 MODES = ("M", "S", "MS", "metric")
 
@@ -31,8 +33,8 @@ class ModelConfig:
     num_layers: int = 18  # depth encoder ResNet depth: 18, 34, 50, 101, 152
     pose_num_layers: int = 18  # pose encoder (two stacked frames): 18 or 50
     scales: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
-    min_depth: float = 0.1
-    max_depth: float = 100.0
+    min_depth: float = MIN_DEPTH
+    max_depth: float = MAX_DEPTH
     init: str | None = None  # model file to start from (depth and, when present, pose weights)
     # mode M from a metric (stereo-trained) model.init: the written model keeps the init's metric factor, so a
     # monocular fine-tune (scale-free loss, small LR) stays metric; false: a relative-scale model as usual
@@ -71,8 +73,8 @@ class DataConfig:
     stereo_baseline_m: float | None = None  # None: from the data (calibration / CameraInfo)
     video_every_nth: int = 1  # keep every n-th video frame (KITTI runs at 10 Hz; subsample 30 Hz video)
     val_max_frames: int = 200  # validation frames per epoch (evenly spread), 0 = all
-    eval_min_depth: float = 1e-3  # GT depth range used by the metrics (m)
-    eval_max_depth: float = 80.0
+    eval_min_depth: float = EVAL_MIN_DEPTH  # GT depth range used by the metrics (m)
+    eval_max_depth: float = EVAL_MAX_DEPTH
     bag: BagConfig = field(default_factory=BagConfig)
 
 

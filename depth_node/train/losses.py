@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depth_node.geometry.depth import disp_to_depth
+from depth_node.geometry.depth import MAX_DEPTH, MIN_DEPTH, disp_to_depth
 from depth_node.train.geometry import backproject, project, warp
 
 
@@ -118,8 +118,8 @@ class LossSettings:
     automask: bool = True
     min_reprojection: bool = True  # False = average over sources (ablation)
     seg_weight: float = 0.0
-    min_depth: float = 0.1
-    max_depth: float = 100.0
+    min_depth: float = MIN_DEPTH
+    max_depth: float = MAX_DEPTH
     scales: tuple[int, ...] = (0, 1, 2, 3)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from depth_node.evaluate.depth_metrics import EVAL_MAX_DEPTH
 from depth_node.zoo.cameras import ZooCamera
 
 IMAGE, CAMERA_INFO = "/camera/image_raw", "/camera/camera_info"
@@ -21,7 +22,7 @@ SAMPLES = 3  # per-camera report; the zoo page shows the middle one
 class ZooSettings:
     frames: int = 60  # frames of each drive at 10 Hz
     width: int = 640  # render width; the height follows the camera's aspect ratio
-    max_depth: float = 80.0
+    max_depth: float = EVAL_MAX_DEPTH
     scale_warmup_s: float = 2.0  # as eval-bag: scale sources settle before the depth-scale error is judged
     progress: bool = True
 
