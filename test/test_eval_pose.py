@@ -15,7 +15,8 @@ from conftest import REPO, require_shared
 
 from depth_node.errors import DepthNodeError
 from depth_node.evaluate import pose_metrics as pm
-from depth_node.evaluate.trajectory_io import (
+from depth_node.geometry.poses import invert_se3, matrix_from_quaternion
+from depth_node.io.trajectories import (
     Trajectory,
     detect_format,
     read_euroc,
@@ -25,7 +26,6 @@ from depth_node.evaluate.trajectory_io import (
     write_kitti,
     write_tum,
 )
-from depth_node.geometry.poses import invert_se3, matrix_from_quaternion
 
 evo = pytest.importorskip("evo")
 from evo.core import metrics as evo_metrics  # noqa: E402

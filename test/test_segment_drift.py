@@ -13,7 +13,7 @@ from conftest import require_shared
 from test_eval_pose import _cli, perturb
 
 from depth_node.evaluate import pose_metrics as pm
-from depth_node.evaluate.trajectory_io import Trajectory, read_euroc, read_kitti, read_tum, write_kitti
+from depth_node.io.trajectories import Trajectory, read_euroc, read_kitti, read_tum, write_kitti
 
 REL = 1e-6  # required relative agreement with the independent implementations
 

@@ -52,7 +52,7 @@ def register(sub, name: str, help_text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from depth_node.evaluate.pose_metrics import evaluate_trajectory
     from depth_node.evaluate.report import plot_trajectory, write_html_report, write_json
-    from depth_node.evaluate.trajectory_io import read_trajectory
+    from depth_node.io.trajectories import read_trajectory
 
     if args.delta < 1:
         raise DepthNodeError("--delta must be at least 1")

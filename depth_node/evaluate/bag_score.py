@@ -20,10 +20,10 @@ from depth_node.evaluate import report as R
 from depth_node.evaluate.depth_metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH, DepthEvalSettings, DepthEvaluator
 from depth_node.evaluate.pose_metrics import evaluate_trajectory
 from depth_node.evaluate.published_depth import PublishedDepth
-from depth_node.evaluate.trajectory_io import Trajectory, write_tum
 from depth_node.geometry.poses import matrix_from_quaternion
 from depth_node.io.bags import BagReader, stamp_to_ns
 from depth_node.io.image_codec import decode_image, decode_rgb
+from depth_node.io.trajectories import Trajectory, write_tum
 from depth_node.runtime.bag_run import DIAGNOSTICS, RunResult, output_topic
 from depth_node.runtime.topics import CAMERA_INFO_TYPE, DEPTH_IMAGE, camera_info_topic
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from depth_node.errors import DepthNodeError
-from depth_node.evaluate.trajectory_io import Trajectory
 from depth_node.geometry.poses import invert_se3
+from depth_node.io.trajectories import Trajectory
 
 ALIGNMENTS = ("none", "origin", "se3", "sim3", "scale")
 

@@ -37,6 +37,7 @@ from depth_node.geometry.camera import Intrinsics
 from depth_node.geometry.poses import invert_se3
 from depth_node.io.depth_files import KITTI_DEPTH_SCALE, DepthFileError, read_depth_png
 from depth_node.io.depth_files import read_calib_file as _read_calib_file
+from depth_node.io.trajectories import Trajectory, read_kitti, write_kitti
 
 
 class KittiFolderError(DepthNodeError):
@@ -95,20 +96,17 @@ def write_calib_cam_to_cam(path: Path, intr: Intrinsics, baseline: float) -> Non
 
 
 def write_poses(path: Path, poses: list[np.ndarray] | np.ndarray) -> None:
-    rows = [" ".join(f"{v:.12e}" for v in np.asarray(T)[:3, :4].reshape(-1)) for T in poses]
-    Path(path).write_text("\n".join(rows) + ("\n" if rows else ""))
+    """KITTI odometry poses.txt (`io.trajectories`, the one KITTI pose format of the package)."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4)
+    write_kitti(path, Trajectory(poses, None, Path(path).stem))
 
 
 def read_poses(path: Path) -> np.ndarray:
+    """(N, 4, 4) poses of a KITTI odometry poses.txt, each checked to be a rigid transform."""
     try:
-        data = np.loadtxt(path, ndmin=2)
-    except (OSError, ValueError) as exc:
+        return read_kitti(path).poses
+    except DepthNodeError as exc:
         raise KittiFolderError(f"cannot read poses {path}: {exc}") from exc
-    if data.shape[1] != 12:
-        raise KittiFolderError(f"{path}: expected 12 numbers per line (KITTI odometry), got {data.shape[1]}")
-    out = np.tile(np.eye(4), (len(data), 1, 1))
-    out[:, :3, :4] = data.reshape(-1, 3, 4)
-    return out
 
 
 def save_depth_png(path: Path, depth: np.ndarray) -> None:

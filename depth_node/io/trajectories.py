@@ -219,6 +219,6 @@ def write_tum(path: str | Path, traj: Trajectory) -> Path:
 def write_kitti(path: str | Path, traj: Trajectory) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [" ".join(f"{x:.9e}" for x in T[:3, :].reshape(-1)) for T in traj.poses]
+    lines = [" ".join(f"{x:.12e}" for x in T[:3, :].reshape(-1)) for T in traj.poses]  # 12 digits: exact GT
     path.write_text("\n".join(lines) + "\n")
     return path
