@@ -11,7 +11,6 @@ path) are printed with PASS/FAIL; `--strict` turns a FAIL into exit status 1.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from depth_node.commands.eval_bag import add_run_arguments, evaluate_bag, node_params, print_headline
@@ -36,21 +35,13 @@ def register(sub, name: str, help_text: str) -> None:
 def render_drive(out: Path, seed: int, frames: int, width: int, height: int) -> Path:
     """The held-out drive as an MCAP bag; reused when a previous demo rendered the same one."""
     from depth_node.sim.config import DriveConfig
-    from depth_node.sim.drive import Drive
-    from depth_node.sim.writers import default_workers, write_drive
+    from depth_node.sim.writers import cached_drive
 
-    bag = out / "drive"
-    manifest = bag / "manifest.json"
-    if manifest.is_file():
-        m = json.loads(manifest.read_text())
-        if m.get("seed") == seed and m.get("frames") == frames and m.get("resolution") == [width, height]:
-            return bag
     cfg = DriveConfig(seed=seed, frames=frames)
     cfg.camera.width, cfg.camera.height = width, height
-    print(f"demo: rendering held-out drive (seed {seed}, {frames} frames at {width}x{height})")
-    write_drive(Drive(cfg), bag, "mcap", labels=False, overwrite=True, progress=True,
-                workers=min(default_workers(), frames))
-    return bag
+    print(f"demo: held-out drive (seed {seed}, {frames} frames at {width}x{height}; rendered unless {out / 'drive'} "
+          "holds it)")
+    return cached_drive(cfg, out / "drive")
 
 
 def model_size(model: str) -> tuple[int, int]:
@@ -59,12 +50,10 @@ def model_size(model: str) -> tuple[int, int]:
 
     path = resolve_model_path(model)
     if path.suffix == ".onnx":
-        import onnx
-
+        from depth_node.export.onnx_metadata import read_metadata
         from depth_node.inference.base import ModelInfo
 
-        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        info = ModelInfo.from_onnx_metadata(meta)
+        info = ModelInfo.from_onnx_metadata(read_metadata(path))
         return info.width, info.height
     from depth_node.checkpoints.model_file import load_model
 

@@ -373,3 +373,17 @@ def write_drive(drive: Drive, out: str | Path, fmt: str = "kitti", *, depth_png:
     }
     writer.close(manifest)
     return WriteResult(Path(out), n, manifest["render_fps"] or 0.0, manifest["total_fps"] or 0.0, manifest)
+
+
+def cached_drive(cfg: Any, out: Path, progress: bool = True) -> Path:
+    """The drive of `cfg` as an MCAP bag in `out`, rendered unless `out` already holds that exact drive (its
+    manifest records the whole configuration: the demo and the camera zoo re-run on the same drives)."""
+    out = Path(out)
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        old = json.loads(manifest.read_text()).get("config")
+        if old == json.loads(json.dumps(cfg.to_dict(), default=_json_default)):  # the writer's JSON round trip
+            return out
+    write_drive(Drive(cfg), out, "mcap", labels=False, overwrite=True, progress=progress,
+                workers=min(default_workers(), cfg.frames))
+    return out

@@ -30,18 +30,10 @@ class ZooSettings:
 def render_bag(cam: ZooCamera, settings: ZooSettings, out: Path) -> Path:
     """The camera's held-out drive as an MCAP bag in `out`; reused when a previous run rendered the same config."""
     from depth_node.sim.config import DriveConfig
-    from depth_node.sim.drive import Drive
-    from depth_node.sim.writers import default_workers, write_drive
+    from depth_node.sim.writers import cached_drive
 
     cfg = DriveConfig(seed=cam.seed, frames=settings.frames).with_overrides(cam.overrides(settings.width))
-    manifest = out / "manifest.json"
-    if manifest.is_file():
-        old = json.loads(manifest.read_text()).get("config")
-        if old == json.loads(json.dumps(cfg.to_dict())):  # same JSON round trip as the writer's
-            return out
-    write_drive(Drive(cfg), out, "mcap", labels=False, overwrite=True, progress=settings.progress,
-                workers=min(default_workers(), settings.frames))
-    return out
+    return cached_drive(cfg, out, settings.progress)
 
 
 def run_camera(cam: ZooCamera, model: str, params: dict[str, Any], settings: ZooSettings, out: Path) -> dict:
