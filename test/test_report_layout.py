@@ -273,3 +273,38 @@ def test_card_verdict_counts_the_judged_figures_and_limits_carry_units():
                               "ate_se3_pct_of_path": {"value": 5.1234567, "limit": 5.0, "pass": False}}}
     assert acceptance_lines(metrics) == ["depth abs_rel: 0.09806 (limit ≤ 0.12): PASS",
                                          "odometry ATE (SE(3)): 5.123 % of path (limit ≤ 5 % of path): FAIL"]
+
+
+@pytest.mark.parametrize("mode", ["S", "M"])
+def test_training_report_without_validation_data_shows_training_frames(tmp_path, mode):
+    """The adapt workflow trains without GT validation data: the report still shows depth pictures, image |
+    predicted depth of training frames spread over the data (first and last of the drive), labelled as training
+    frames without GT. A model with a metric scale (stereo-trained: baseline) shows metres with the report's
+    colour bar, the 128-px frames enlarged to have room for it; a relative one says its depth has no unit."""
+    from PIL import Image
+    from test_train_loop import sim_sequences, tiny_cfg
+
+    from depth_node.train.trainer import Trainer
+
+    w, h = 128, 64
+    seqs = sim_sequences(mode == "S", frames=5, size=(w, h))
+    cfg = tiny_cfg(mode, data__width=w, data__height=h, optim__max_steps=1, output__report=True,
+                   output__report_samples=2)
+    res = Trainer(cfg, tmp_path, train_sequences=seqs, val_sequences=[]).train()
+    page = res.report.read_text()
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page.split('id="figures"')[1])
+    frames = [c for c in captions if "training frame (no GT) | predicted depth" in c]
+    names = [f"{seqs[0].name}/{i:06d}" for i in (0, len(seqs[0]) - 1)]
+    assert [c.split(":")[0] for c in frames] == names, captions
+    assert "No validation data with ground truth" in page
+    pngs = sorted((res.out_dir / "report").glob("train_*.png"))
+    assert len(pngs) == 2
+    panel = np.asarray(Image.open(pngs[0]).convert("RGB"))
+    k = panel.shape[1] // w
+    assert k >= 2 and panel.shape[1] == k * w  # enlarged (a 128-px panel has no room for a colour bar)
+    rows = 2 * k * h + 4  # image, separator, predicted depth
+    if mode == "S":  # metric (stereo baseline): metres, with the colour bar under the depth
+        assert all("depth colour scale" in c and " m (" in c for c in frames), frames
+        assert panel.shape[0] > rows + 20
+    else:  # relative: no metres, so no bar
+        assert all("relative depth" in c for c in frames) and panel.shape[0] == rows, (frames, panel.shape)

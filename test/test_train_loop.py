@@ -527,3 +527,44 @@ def test_a_camera_height_run_warns_up_front_when_the_floor_is_not_seen(mono_seqs
     with caplog.at_level("WARNING", logger="depth_node.train.trainer"):
         tr._check_ground_is_visible(1.0)
     assert "ground plane" not in caplog.text
+
+
+# ------------------------------------------------------------------------------ time budget: progress and stop
+
+
+def test_a_budget_stop_is_said_and_bounds_the_progress_total(tmp_path, caplog, capsys):
+    """With a time budget (optim.max_minutes, how --preset adapt ends) the progress bar's total is the steps the
+    budget leaves room for at the measured rate, not epochs × steps/epoch (which the run never reaches), so its
+    ETA is bounded by the budget; the run says the budget stopped it, after how many steps."""
+    import re
+
+    seqs = sim_sequences(False, frames=6, size=(64, 64))
+    cfg = tiny_cfg("M", data__width=64, data__height=64, optim__epochs=200, optim__max_minutes=0.05,
+                   system__progress=True, system__log_every=1000)
+    tr = Trainer(cfg, tmp_path, train_sequences=seqs, val_sequences=[])
+    with caplog.at_level("INFO", logger="depth_node.train.loop"):
+        res = tr.train()
+    epochs_total = 200 * tr.steps_per_epoch
+    assert 0 < res.steps < epochs_total
+    stops = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopped:")]
+    assert len(stops) == 1 and "0.05-min budget" in stops[0] and f"after {res.steps} steps" in stops[0], stops
+    bars = [(int(n), int(t)) for n, t in re.findall(r"(\d+)/(\d+) \[", capsys.readouterr().err)]
+    assert bars and bars[-1] == (res.steps, res.steps), bars[-3:]  # ends full at the steps taken
+    assert all(t < epochs_total for n, t in bars if n >= 1), bars  # bounded once a step has been timed
+
+    # the total: steps done + measured rate × budget left, never above the step total
+    tr._session_start, tr.step, tr.train_seconds = (0, 0.0), 10, 5.0  # 10 steps in 5 s of a 60-s budget
+    tr.cfg.optim.max_minutes = 1.0
+    assert tr.progress_total() == 10 + 2 * 55  # 2 steps/s for the 55 s left
+    tr.cfg.optim.max_minutes = 100.0
+    assert tr.progress_total() == epochs_total
+
+
+def test_max_steps_beyond_the_epochs_is_said_once(tmp_path, caplog):
+    seqs = sim_sequences(False, frames=6, size=(64, 64))
+    cfg = tiny_cfg("M", data__width=64, data__height=64, optim__epochs=1, optim__max_steps=50)
+    with caplog.at_level("INFO", logger="depth_node.train.loop"):
+        res = Trainer(cfg, tmp_path, train_sequences=seqs, val_sequences=[]).train()
+    said = [r.getMessage() for r in caplog.records if "optim.max_steps=50" in r.getMessage()]
+    assert len(said) == 1 and f"training ends after {res.steps} steps" in said[0], said
+    assert "raise optim.epochs" in said[0] and not any(r.getMessage().startswith("stopped:") for r in caplog.records)

@@ -22,8 +22,9 @@ def register(sub, name: str, help_text: str) -> None:
     p.add_argument("--storage", choices=("int8", "fp16", "fp32"), default="int8",
                    help="weight storage of the model file (default int8: ~¼ of fp32)")
     p.add_argument("--metrics", type=Path, help="held-out metrics JSON to quote in the card (eval-bag / demo)")
-    p.add_argument("--licence", default=None, help="licence line of the card (default: the project's own weights, "
-                   "Apache-2.0)")
+    p.add_argument("--licence", default=None, help="licence line of the card (default: Apache-2.0 for weights the "
+                   "project trained on its own synthetic drives; for weights trained on your data, the card says the "
+                   "licence is yours to set)")
     p.set_defaults(func=run)
 
 

@@ -113,6 +113,7 @@ class TrainingLoop(ABC):
         self._stop_signal: int | None = None
         self.writer = None
         self.losses: list[float] = []
+        self.stopped_by: str | None = None  # why the epochs ended early: "budget", "max_steps" or "signal"
 
     # ============================================================================================ hooks
 
@@ -482,23 +483,76 @@ class TrainingLoop(ABC):
 
             result.report = write_report(self, result)
 
+    def _step_total(self) -> int:
+        """Steps the run can take by its epochs and optim.max_steps (the time budget may end it sooner)."""
+        o = self.cfg.optim
+        total = o.epochs * self.steps_per_epoch
+        return total if o.max_steps is None else min(total, o.max_steps)
+
+    def progress_total(self) -> int:
+        """The progress bar's total: the step total, or with a time budget (optim.max_minutes) the steps the
+        budget leaves room for at the rate measured so far in this session (validation and checkpoints count, as
+        they do for the budget), whichever is lower — so the bar's ETA is bounded by the budget."""
+        total = self._step_total()
+        minutes = self.cfg.optim.max_minutes
+        step0, seconds0 = getattr(self, "_session_start", (self.step, self.train_seconds))
+        done, seconds = self.step - step0, self.train_seconds - seconds0
+        if minutes is None or done < 1 or seconds <= 0:
+            return total
+        left = max(0.0, minutes * 60.0 - self.train_seconds)
+        return max(self.step, min(total, self.step + math.ceil(done / seconds * left)))
+
     def _epochs(self) -> None:
         cfg = self.cfg
+        self.stopped_by = None
+        self._session_start = (self.step, self.train_seconds)
+        total = self._step_total()
+        o = cfg.optim
+        if self.main and o.max_steps is not None and o.max_steps > o.epochs * self.steps_per_epoch > self.step:
+            log.info("optim.max_steps=%d is more than optim.epochs × steps/epoch = %d × %d: training ends after %d "
+                     "steps (raise optim.epochs to train longer)", o.max_steps, o.epochs, self.steps_per_epoch,
+                     total)
         progress = None
         if self.main and cfg.system.progress:
             from tqdm import tqdm
 
-            total = cfg.optim.epochs * self.steps_per_epoch
-            if cfg.optim.max_steps is not None:
-                total = min(total, cfg.optim.max_steps)
             progress = tqdm(total=total, initial=min(self.step, total), desc="train", unit="step", dynamic_ncols=True)
+            if o.max_minutes is not None:
+                progress.set_description(f"train (budget {o.max_minutes:g} min)", refresh=False)
         try:
             while self.epoch < cfg.optim.epochs:
                 if not self._run_epoch(progress):
                     break
+            if progress is not None and self.stopped_by is not None:
+                progress.total = progress.n  # stopped early: the bar ends full, not at the steps it never took
+                progress.refresh()
         finally:
             if progress is not None:
                 progress.close()
+        self._log_stop()
+
+    def _log_stop(self) -> None:
+        """Why the epochs ended, once, on rank 0: the time budget (how --preset adapt normally ends) or
+        optim.max_steps; a run that trained all its epochs, or one stopped by a signal, says nothing here."""
+        if not self.main or self.stopped_by not in ("budget", "max_steps"):
+            return
+        o = self.cfg.optim
+        at = (f"in epoch {self.epoch + 1} of {o.epochs}, {self.batch_in_epoch} of its {self.steps_per_epoch} steps"
+              if self.batch_in_epoch else f"at the end of epoch {self.epoch} of {o.epochs}")
+        where = f"after {self.step} steps ({at}; {self.train_seconds / 60.0:.2f} min of training and validation)"
+        if self.stopped_by == "budget":
+            log.info("stopped: the %g-min budget (optim.max_minutes / --budget-min) was reached %s", o.max_minutes,
+                     where)
+        else:
+            log.info("stopped: optim.max_steps=%d reached %s", o.max_steps, where)
+
+    def _stop_reason(self) -> str:
+        if self.stop_requested:
+            return "signal"
+        o = self.cfg.optim
+        if o.max_steps is not None and self.step >= o.max_steps:
+            return "max_steps"
+        return "budget"  # this rank's clock, or another rank's (DDP stops all together)
 
     def _run_epoch(self, progress) -> bool:
         """One (rest of an) epoch; False when training stops (budget reached)."""
@@ -508,6 +562,7 @@ class TrainingLoop(ABC):
         it = iter(loader)
         while self.batch_in_epoch < self.steps_per_epoch:
             if ddp.any_flag(not self._budget_left() or self.stop_requested, self.dist, self.device):
+                self.stopped_by = self._stop_reason()
                 self._stop_here(loader)
                 # budget ran out mid-epoch: judge the weights trained so far too (once: a --resume of a run that
                 # stopped on its budget finds these weights already validated)
@@ -521,6 +576,7 @@ class TrainingLoop(ABC):
                 break
             except Exception:
                 if self.stop_requested:  # a worker died of the same Ctrl-C: nothing was lost
+                    self.stopped_by = "signal"
                     self._stop_here(loader)
                     return False
                 raise
@@ -549,6 +605,8 @@ class TrainingLoop(ABC):
         t_last, n_since = self._rate_since
         n_since += 1
         if progress is not None:
+            if self.cfg.optim.max_minutes is not None:
+                progress.total = self.progress_total()
             progress.update(1)
             progress.set_postfix(epoch=self.epoch, loss=f"{loss:.4f}")
         if self.main and self.step % cfg.system.log_every == 0:

@@ -1,6 +1,7 @@
 """End-of-training report: metrics of the chosen epoch, loss and validation curves (PNG), sample depth maps of
-validation frames next to their GT, and one self-contained HTML page (`report/index.html`) tying them together.
-Built on depth_node.evaluate.report so every report in the project looks and reads the same: the summary card
+validation frames next to their GT (a run without validation data, such as the adapt workflow: training frames
+and their predicted depth, labelled as such), and one self-contained HTML page (`report/index.html`) tying them
+together. Built on depth_node.evaluate.report so every report in the project looks and reads the same: the summary card
 (the run's headline figures, PASS/FAIL where `output.max_abs_rel` sets a limit, and the facts: model, training
 camera, steps, wall time, device), then the pictures, then the full metric table collapsed."""
 
@@ -13,7 +14,17 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from depth_node.evaluate.report import CardItem, depth_panel, plot_curves, save_png, write_html_report, write_json
+from depth_node.evaluate.report import (
+    MIN_BAR_WIDTH,
+    CardItem,
+    depth_panel,
+    depth_range,
+    panel_legend,
+    plot_curves,
+    save_png,
+    write_html_report,
+    write_json,
+)
 from depth_node.train.config import TrainConfig
 from depth_node.train.data import CachedSequence, ValFrame, ValidationSet
 from depth_node.train.distributed import DistInfo
@@ -57,7 +68,7 @@ def smooth(values: list[float], window: int) -> list[float]:
 def write_report(trainer: TrainedRun, result: TrainResult) -> Path:
     out = trainer.out / "report"
     out.mkdir(parents=True, exist_ok=True)
-    images = _curves(result, out) + _samples(trainer, out)
+    images = _curves(result, out) + _samples(trainer, out, result.model_path)
     best = result.best or {}
     metrics: dict[str, Any] = {
         "mode": trainer.cfg.mode,
@@ -75,6 +86,10 @@ def write_report(trainer: TrainedRun, result: TrainResult) -> Path:
         "Metrics are on held-out validation data at the chosen (lowest abs_rel) epoch; mono models are "
         "median-scaled per image, stereo-trained models scaled by baseline/0.1, metric models not scaled.",
     ]
+    if not len(trainer.valset):
+        notes.append("No validation data with ground truth: no accuracy figures. The pictures show training frames "
+                     "with the model's predicted depth (what it sees, not how accurate it is); give held-out frames "
+                     "with depth (--val-data) to measure it.")
     return write_html_report(out / "index.html", f"depth_node training report ({trainer.cfg.mode})", metrics,
                              images, notes, card=summary_card(trainer.cfg, result),
                              facts=run_facts(trainer, result))
@@ -158,11 +173,14 @@ def _curves(result: TrainResult, out: Path) -> list[tuple[str, Path]]:
     return images
 
 
-def _samples(trainer: TrainedRun, out: Path) -> list[tuple[str, Path]]:
-    """Image | prediction | GT | relative error panels of evenly spread validation frames."""
+def _samples(trainer: TrainedRun, out: Path, model_path: Path | None = None) -> list[tuple[str, Path]]:
+    """Image | prediction | GT | relative error panels of evenly spread validation frames; without validation
+    frames, image | predicted depth panels of training frames spread over the data (`_training_samples`)."""
     from depth_node.evaluate.depth_metrics import resize_to
 
     samples = trainer.valset.frames
+    if not samples:
+        return _training_samples(trainer, out, model_path)
     n = min(trainer.cfg.output.report_samples, len(samples))
     if not n:
         return []
@@ -176,6 +194,59 @@ def _samples(trainer: TrainedRun, out: Path) -> list[tuple[str, Path]]:
         images.append((f"{f.name}: image | prediction | GT | relative error",
                        save_png(out / f"{f.name.replace('/', '_')}.png", panel)))
     return images
+
+
+PANEL_MIN_WIDTH = 2 * MIN_BAR_WIDTH  # px: smaller training frames are enlarged so the panel has its colour bar
+
+
+def _training_samples(trainer: TrainedRun, out: Path, model_path: Path | None) -> list[tuple[str, Path]]:
+    """Image | predicted depth panels of training frames evenly spread over all training sequences, for a run
+    without validation data (the adapt workflow): no GT, so no error row. In metres with the report's colour bar
+    where the model file has a metric scale (`_display_scale`); relative models get per-frame colours and no bar
+    (their depth has no unit)."""
+    from depth_node.evaluate.depth_metrics import resize_to
+
+    refs = [(s, i) for s in trainer.train_sequences for i in range(len(s))]
+    n = min(trainer.cfg.output.report_samples, len(refs))
+    if not n:
+        return []
+    refs = [refs[k] for k in np.linspace(0, len(refs) - 1, n).round().astype(int)]
+    frames = []
+    for s, i in refs:
+        rgb = s.frame(i)
+        frames.append(ValFrame(rgb, np.full(rgb.shape[:2], np.nan, np.float32), f"{s.name}/{i:06d}",
+                               float(s.K_norm[0, 0])))
+    factor = _display_scale(trainer, model_path)
+    images = []
+    for f, p in zip(frames, trainer.predict_val(frames)):
+        h, w = f.rgb.shape[:2]
+        k = max(1, math.ceil(PANEL_MIN_WIDTH / w))  # enlarge small frames (a 128-px frame has no room for a bar)
+        rgb = _resize_rgb(f.rgb, w * k, h * k)
+        depth = resize_to(np.asarray(p, dtype=np.float32) * (factor or 1.0), (h * k, w * k))
+        rng = depth_range(depth, None, trainer.cfg.data.eval_max_depth) if factor else None
+        panel = depth_panel(rgb, depth, max_depth=trainer.cfg.data.eval_max_depth, scale_bars=factor is not None)
+        legend = (panel_legend(rng, with_error=False) if factor else
+                  "relative depth (the model has no metric scale): colours per frame, near = red, far = blue")
+        images.append((f"{f.name}: training frame (no GT) | predicted depth; {legend}",
+                       save_png(out / f"train_{f.name.replace('/', '_')}.png", panel)))
+    return images
+
+
+def _display_scale(trainer: TrainedRun, model_path: Path | None) -> float | None:
+    """Network depth → metres for the pictures: the factor of the written model file's `meta.scale` (the scale
+    the node will use: stereo baseline, camera-height fit, the init model's, or metric), else the trainer's;
+    None for a relative-scale model."""
+    scale = None
+    if model_path is not None:
+        try:
+            scale = torch.load(model_path, map_location="cpu", weights_only=True)["meta"].get("scale")
+        except Exception:  # unreadable model file: fall back to what the trainer knows
+            scale = None
+    if isinstance(scale, dict) and "kind" in scale:
+        factor = scale.get("factor", 1.0)
+        ok = scale["kind"] in ("stereo", "metric") and isinstance(factor, (int, float)) and math.isfinite(factor)
+        return float(factor) if ok and factor > 0 else None
+    return None if trainer.median_scaling else float(trainer.scale_factor())
 
 
 def _to_gt_scale(pred: np.ndarray, gt: np.ndarray, median: bool) -> np.ndarray:
