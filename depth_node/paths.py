@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -71,3 +72,16 @@ def file_sha256(path: str | os.PathLike) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def publish_folder(tmp: Path, folder: Path) -> None:
+    """Rename a finished temporary folder into place; when another process got there first (before the check or
+    between the check and the rename), keep theirs: the content is the same by construction of the key."""
+    if not folder.exists():
+        try:
+            os.replace(tmp, folder)
+            return
+        except OSError:
+            if not folder.exists():
+                raise
+    shutil.rmtree(tmp, ignore_errors=True)

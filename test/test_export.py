@@ -108,3 +108,36 @@ def test_fp16_weight_export_halves_the_file_and_keeps_fp32_arithmetic(small_mode
         assert 0 < float(np.median(rel)) < 5e-3
     info = json.loads((half / "export.json").read_text())
     assert info["weights"] == "fp16" and info["max_abs_error"]["depth"]
+
+
+def test_model_files_with_the_same_weights_do_not_share_an_export(tmp_path):
+    """A `--stereo-baseline` import keeps the weights and changes the scale factor the graph bakes in: each file
+    gets its own cached export, and its ONNX depth is its own (the ratio of the factors, computed from the files)."""
+    from depth_node.export.cache import export_key, onnx_for
+
+    a = make_model_file(96, 320, pose=False, scale={"kind": "stereo", "baseline_m": 0.54, "factor": 5.4})
+    b = make_model_file(96, 320, pose=False, scale={"kind": "stereo", "baseline_m": 0.12, "factor": 1.2})
+    assert a.digest() == b.digest() and export_key(a) != export_key(b) and export_key(a) == export_key(a)
+    x = np.random.default_rng(0).random((1, 3, 96, 320), dtype=np.float32)
+    out = {}
+    for name, m in (("a", a), ("b", b)):
+        depth, _ = onnx_for(m, tmp_path / "cache")
+        sess = ort.InferenceSession(str(depth), providers=["CPUExecutionProvider"])
+        out[name] = sess.run(["depth"], {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(out["a"] / out["b"], 5.4 / 1.2, rtol=1e-5)
+
+
+def test_a_cache_folder_another_process_published_first_is_kept(tmp_path):
+    from depth_node.paths import publish_folder
+
+    theirs, mine = tmp_path / "key", tmp_path / "key.tmp1"
+    theirs.mkdir()
+    (theirs / "depth.onnx").write_text("theirs")
+    mine.mkdir()
+    (mine / "depth.onnx").write_text("mine")
+    publish_folder(mine, theirs)
+    assert (theirs / "depth.onnx").read_text() == "theirs" and not mine.exists()
+    fresh = tmp_path / "fresh.tmp1"
+    fresh.mkdir()
+    publish_folder(fresh, tmp_path / "fresh")
+    assert (tmp_path / "fresh").is_dir() and not fresh.exists()

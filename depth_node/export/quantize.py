@@ -56,7 +56,7 @@ from depth_node.export.sensitivity import budgeted_int8, graph_drift, layer_sens
 from depth_node.export.smoothing import ALPHA as SMOOTH_ALPHA
 from depth_node.export.smoothing import smooth_convs
 from depth_node.io.image_files import IMAGE_SUFFIXES, ImageFileError, image_files, load_rgb
-from depth_node.paths import cache_root, file_sha256
+from depth_node.paths import cache_root, file_sha256, publish_folder
 
 log = logging.getLogger(__name__)
 
@@ -480,8 +480,5 @@ def quantized_onnx(
     shutil.rmtree(tmp, ignore_errors=True)
     report = quantize_file(fp32_onnx, tmp / out.name, inputs, symmetric, analyze=analyze, progress=progress)
     (tmp / "quantize.json").write_text(json.dumps({"source": str(fp32_onnx), **report}, indent=2))
-    if folder.exists():  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, folder)
+    publish_folder(tmp, folder)  # another process may have finished first: theirs is kept
     return out
