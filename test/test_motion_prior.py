@@ -35,13 +35,25 @@ def test_the_prior_continues_the_last_step_over_the_new_time_step_in_the_new_uni
     last = np.eye(4)
     last[:3, :3] = _axis_angle(axis, angle)
     last[:3, 3] = [0.05, -0.01, 1.2]  # in units where × 2.0 gives metres
-    prior = constant_velocity_prior(last, 2.0, 0.1, 0.15, 4.0)  # 1.5× the time step, units where × 4 gives metres
+    prior = constant_velocity_prior(last, 2.0, 0.1, 0.15, 2.1)  # 1.5× the time step, units where × 2.1 gives metres
     np.testing.assert_allclose(prior[:3, :3], _axis_angle(axis, 1.5 * angle), atol=1e-12)
-    np.testing.assert_allclose(prior[:3, 3] * 4.0, 1.5 * last[:3, 3] * 2.0, rtol=1e-12)
+    np.testing.assert_allclose(prior[:3, 3] * 2.1, 1.5 * last[:3, 3] * 2.0, rtol=1e-12)
     np.testing.assert_array_equal(prior[3], [0, 0, 0, 1])
     assert constant_velocity_prior(last, 2.0, 0.1, 0.1 * MAX_PRIOR_DT_RATIO + 1e-3, 2.0) is None  # frames lost
     assert constant_velocity_prior(last, 2.0, 0.0, 0.1, 2.0) is None
     assert constant_velocity_prior(last, 2.0, 0.1, 0.1, 0.0) is None
+
+
+def test_no_prior_across_a_scale_correction():
+    """A scale source's first fit (1 → 5.5), a re-acquire or a new camera height: the last step's metres were
+    measured in the old, wrong units, so the pose network answers this step (the prior made it half its length).
+    A small drift of the smoothed scale (≤ 10 %) still carries the step over, converted to the new units."""
+    last = np.eye(4)
+    last[:3, 3] = [0.0, 0.0, 1.0]
+    assert constant_velocity_prior(last, 1.0, 0.1, 0.1, 5.46) is None
+    assert constant_velocity_prior(last, 5.46, 0.1, 0.1, 1.0) is None
+    near = constant_velocity_prior(last, 2.0, 0.1, 0.1, 2.1)
+    np.testing.assert_allclose(near[:3, 3], [0.0, 0.0, 2.0 / 2.1], rtol=1e-12)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,10 @@ from depth_node.runtime.scale_sources import build_scale_source, group_values
 
 REJECTED_NOISE_FACTOR = 3.0  # odometry noise of a step whose image-alignment refinement was rejected
 MAX_PRIOR_DT_RATIO = 3.0  # a time step this much longer than the last one (dropped frames) asks the pose network
+# A scale this much larger or smaller than the last step's was not the network's units drifting (the sources are
+# smoothed) but the estimate correcting itself (first result, re-acquired, reconfigured): the last step, carried
+# in metres, was measured in the old, wrong units, so it says nothing about this one (see constant_velocity_prior)
+MAX_PRIOR_SCALE_RATIO = 1.1
 
 
 @dataclass
@@ -52,8 +56,12 @@ def constant_velocity_prior(motion: np.ndarray, scale: float, dt: float, new_dt:
                             ) -> np.ndarray | None:
     """The last step `motion` (translation in units of `scale`, over `dt` seconds) continued for `new_dt`
     seconds, in units of `new_scale`: rotation angle and translation scaled by new_dt / dt. None where the
-    step cannot say (no time step, or a gap more than MAX_PRIOR_DT_RATIO times the last one)."""
-    if not (dt > 0 and new_dt > 0 and new_scale > 0) or new_dt > MAX_PRIOR_DT_RATIO * dt:
+    step cannot say: no time step, a gap more than MAX_PRIOR_DT_RATIO times the last one, or a scale that moved
+    by more than MAX_PRIOR_SCALE_RATIO (the source corrected itself: the last step's metres were wrong; when it
+    first fitted, 1 → 5.5, the prior made the next step half its length)."""
+    if not (dt > 0 and new_dt > 0 and new_scale > 0 and scale > 0) or new_dt > MAX_PRIOR_DT_RATIO * dt:
+        return None
+    if max(scale / new_scale, new_scale / scale) > MAX_PRIOR_SCALE_RATIO:
         return None
     k = new_dt / dt
     out = np.eye(4)
@@ -120,7 +128,7 @@ class FramePipeline:
             self.last_step: tuple[np.ndarray, float, float] | None = None  # (motion, its scale, its dt)
             # refinements of the network's motion used/rejected, steps the constant-velocity prior answered alone
             self.refine_stats = {"used": 0, "rejected": 0, "from_prior": 0, "last_ms": 0.0}
-            self.road: tuple[np.ndarray, float] | None = None  # the last frame's road plane (metres), carried on
+            self.road: tuple[np.ndarray, float, float] | None = None  # the last frame's road (n, d in metres, scale)
             # warm-up: first-run allocations, lazy compilation and CUDA graph capture happen here, not on frame 1
             x = np.zeros((1, 3, self.estimator.height, self.estimator.width), np.float32)
             self.estimator.depth(x)
@@ -205,7 +213,7 @@ class FramePipeline:
         return motion, trusted
 
     def _refined(self, prev: DepthFrame, frame: DepthFrame, motion: np.ndarray, from_prior: bool = False
-                 ) -> tuple[np.ndarray, bool, tuple[np.ndarray, float] | None]:
+                 ) -> tuple[np.ndarray, bool, tuple[np.ndarray, float, float] | None]:
         """`motion` refined by direct alignment on the previous frame's depth (same units), False when the
         refinement was rejected, and frame t+1's road plane (metres) to carry on; needs prev's intrinsics and a
         positive scale. `from_prior`: `motion` is the constant-velocity prior (PRIOR_LEVELS, the 1/4 level
@@ -217,7 +225,9 @@ class FramePipeline:
         depth = resize_depth(prev.depth / np.float32(prev.scale), h, w)  # model units, network grid
         depth1 = resize_depth(frame.depth / np.float32(prev.scale), h, w)  # the same units: the road plane
         s0 = float(prev.scale)
-        ref = None if self.road is None else (self.road[0], self.road[1] / s0)
+        ref = None  # frame t's road carried from the last step, unless the scale corrected itself since (as above)
+        if self.road is not None and max(self.road[2] / s0, s0 / self.road[2]) <= MAX_PRIOR_SCALE_RATIO:
+            ref = (self.road[0], self.road[1] / s0)
         levels, iterations, relax = ((PR.PRIOR_LEVELS, PR.PRIOR_ITERATIONS, PR.PRIOR_STEP_RELAX) if from_prior
                                      else (PR.LEVELS, PR.ITERATIONS, 1.0))
         res = PR.refine_motion(prev.gray_pyramid(), frame.gray_pyramid(), depth, prev.intrinsics.scaled(w, h).K,
@@ -225,7 +235,7 @@ class FramePipeline:
                                road_ref=ref, step_relax=relax, road_config=self.road_config,
                                level_weight=1.0 / (self.chain_steps + 2) if self.chain_steps < PR.LEVEL_STEPS else 0.0)
         self.refine_stats["last_ms"] = round(1e3 * (time.monotonic() - t0), 2)
-        return res.motion, bool(res.used), None if res.road is None else (res.road[0], res.road[1] * s0)
+        return res.motion, bool(res.used), None if res.road is None else (res.road[0], res.road[1] * s0, s0)
 
     def break_pairing(self) -> None:
         """The next frame is not paired with the previous one (a frame went unused for odometry)."""
