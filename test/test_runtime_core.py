@@ -234,3 +234,17 @@ def test_deferred_odometry_is_the_same_odometry(setup) -> None:
     # frame 6 started a new pair (no motion from 5, whose step was lost): 6 → 7 is the only step since
     np.testing.assert_array_equal(have[T0 + 6 * S], expect[T0 + 4 * S])
     assert chain == 1
+
+
+def test_a_setting_for_another_scale_source_is_said_to_have_no_effect(setup, caplog) -> None:
+    """scale_factor is read by `fixed` only, stereo_baseline by `stereo` only: set under another source, they
+    would silently do nothing."""
+    cfg, _ = setup
+    values = {**cfg.values(), "scale_source": "ground_plane", "scale_factor": 2.0}
+    with caplog.at_level("WARNING", logger="depth_node.runtime.pipeline"):
+        FrameCore.open(validate(values)).close()
+    assert "scale_factor is set but the scale source is ground_plane" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="depth_node.runtime.pipeline"):
+        FrameCore.open(cfg).close()  # fixed, factor 1: nothing to say
+    assert "has no effect" not in caplog.text

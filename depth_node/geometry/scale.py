@@ -90,9 +90,11 @@ class StereoScale(ScaleEstimator):
     def __init__(self, model_scale: dict[str, Any], baseline: float = 0.0):
         kind = str(model_scale.get("kind", "relative"))
         if kind != "stereo":
+            hint = ("fixed, which applies the model's own metric factor (auto picks it)" if kind == "metric" else
+                    "ground_plane (with ground_plane.camera_height), metric_model or fixed")
             raise ScaleError(
-                f"scale_source 'stereo' needs a model trained with stereo pairs; this model's scale is {kind!r} "
-                "(use ground_plane or fixed)"
+                f"scale_source 'stereo' needs a model trained with stereo pairs; this model's scale is {kind!r}: "
+                f"use {hint}"
             )
         self.model_baseline = float(model_scale.get("baseline_m", 0.0) or 0.0)
         self.baseline = float(baseline)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from depth_node.geometry.pose_refine import GrayPyramid, gray, se3_exp
 from depth_node.geometry.scale import ScaleInput, ground_plane_config, resolve_source
 from depth_node.runtime.heap import large_copies_returned
 from depth_node.runtime.scale_sources import build_scale_source, group_values
+
+log = logging.getLogger(__name__)
 
 REJECTED_NOISE_FACTOR = 3.0  # odometry noise of a step whose image-alignment refinement was rejected
 MAX_PRIOR_DT_RATIO = 3.0  # a time step this much longer than the last one (dropped frames) asks the pose network
@@ -116,6 +119,11 @@ class FramePipeline:
             self.estimator = DepthEstimator(self.backend)
             info = self.backend.info
             self.scale_source = resolve_source(cfg.scale_source, dict(info.scale))
+            for name, value, used_by in (("scale_factor", cfg.scale_factor != 1.0, "fixed"),
+                                         ("stereo_baseline", cfg.stereo_baseline > 0, "stereo")):
+                if value and self.scale_source != used_by:  # set, but the source that reads it is not running
+                    log.warning("%s is set but the scale source is %s (it is read by %s only): it has no effect",
+                                name, self.scale_source, used_by)
             T_bc = transform_from_xyz_quat(list(cfg.camera_to_base))
             # ScaleError: the scale settings do not fit this model
             self.scale = build_scale_source(cfg, dict(info.scale), T_bc)
