@@ -106,3 +106,13 @@ def test_cameras_outside_the_zoo_ranges_are_refused(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=REPO, env=ENV)
     assert p.returncode == 2
     assert "moon_rover" in p.stderr and "street_wide_low" in p.stderr and "known:" in p.stderr
+
+
+def test_each_camera_gets_its_own_mounting_height_for_the_ground_plane() -> None:
+    """A robot's parameter file gives ground_plane.camera_height for its camera; the zoo does the same per camera,
+    unless the command line set one for every camera."""
+    from depth_node.zoo.run import camera_params
+
+    low = ZooCamera("low", 9100, "sidewalk", 95.0, "16:9", 0.4)
+    assert camera_params(low, {"scale_source": "ground_plane"})["ground_plane.camera_height"] == 0.4
+    assert camera_params(low, {"ground_plane.camera_height": 1.0})["ground_plane.camera_height"] == 1.0

@@ -42,6 +42,7 @@ def run_camera(cam: ZooCamera, model: str, params: dict[str, Any], settings: Zoo
     from depth_node.ros.bag_runner import run_offline
 
     bag = render_bag(cam, settings, out / "drive")
+    params = camera_params(cam, params)
     result = run_offline(bag, out / "outputs", image=IMAGE, camera_info=CAMERA_INFO, params=params,
                          progress=settings.progress)
     score = ScoreSettings(image=IMAGE, gt_depth=GT_DEPTH, gt_odom=GT_ODOM, max_depth=settings.max_depth,
@@ -49,6 +50,12 @@ def run_camera(cam: ZooCamera, model: str, params: dict[str, Any], settings: Zoo
     metrics = score_run(bag, result, out, score, title=f"depth_node on zoo camera {cam.name} ({cam.describe()})",
                         notes=(f"Held-out drive seed {cam.seed}, {settings.frames} frames at 10 Hz.",), params=params)
     return camera_row(cam, metrics, out)
+
+
+def camera_params(cam: ZooCamera, params: dict[str, Any]) -> dict[str, Any]:
+    """The node's parameters for one camera: the ground-plane scale source gets the camera's own mounting height
+    (as a robot's parameter file would), unless `params` set one for every camera."""
+    return {"ground_plane.camera_height": cam.height_m, **params}
 
 
 def camera_row(cam: ZooCamera, metrics: dict, out: Path) -> dict:
