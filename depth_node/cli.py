@@ -68,8 +68,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in PASSTHROUGH:
-        return int(importlib.import_module(PASSTHROUGH[argv[0]]).main(argv[1:]) or 0)
+    first = next((i for i, a in enumerate(argv) if a not in ("-v", "--verbose")), len(argv))
+    if first < len(argv) and argv[first] in PASSTHROUGH:  # `depth-node [-v] node --ros-args ...`
+        if first:
+            logging.basicConfig(level=logging.DEBUG)
+        return int(importlib.import_module(PASSTHROUGH[argv[first]]).main(argv[first + 1:]) or 0)
     parser = build_parser(argv if argv and argv[0] not in ("-h", "--help") else None)
     args = parser.parse_args(argv)
     logging.basicConfig(

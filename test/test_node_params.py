@@ -98,6 +98,9 @@ def test_cli_start_up_errors_are_clear(tmp_path: Path) -> None:
     r = _cli(["--ros-args", "-p", f"model:={tmp_path / 'missing.pt'}"])
     out = r.stdout + r.stderr
     assert r.returncode == 2 and "model file not found" in out and "Traceback" not in out
+    r = subprocess.run([H.PY, "-m", "depth_node.cli", "-v", "node", "--ros-args", "-p", "stride:=0"],
+                       env=H.ros_env(DOMAIN), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "stride must be in 1..64" in r.stdout + r.stderr  # -v before the passthrough
 
 
 # ---------------------------------------------------------------------------------- the live node in-process
