@@ -8,6 +8,8 @@ measures those weights, not the quantization pipeline under test here; `depth-no
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -181,3 +183,102 @@ def test_openvino_gpu_wishes_are_clear_errors(env):
         pytest.skip("this machine has an Intel GPU")
     with pytest.raises(BackendError, match="no GPU"):
         OpenVinoBackend(env["info"], env["depth"], None, "fp32", "igpu")
+
+
+# ---- a Q/DQ (int8) ONNX given as the model ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_folder(env, tmp_path_factory):
+    """A deployment folder as a user leaves it after `depth-node quantize depth.onnx`: the Q/DQ depth graph
+    (depth.int8.onnx) and the export's fp32 pose.onnx beside it."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("int8_folder")
+    shutil.copyfile(quantized_onnx(env["depth"], cache_dir=env["cache"]), folder / "depth.int8.onnx")
+    shutil.copyfile(env["pose"], folder / "pose.onnx")
+    return folder
+
+
+def _no_pose_quantizing(monkeypatch):
+    """quantized_onnx that fails for an fp32 graph: nothing may be quantized when the model given is Q/DQ."""
+    import depth_node.export.quantize as quantize
+
+    real = quantize.quantized_onnx
+
+    def guarded(path, *args, **kwargs):
+        if not quantize.is_quantized(path):
+            raise AssertionError(f"{path} was quantized on built-in frames")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(quantize, "quantized_onnx", guarded)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "auto"])
+def test_a_qdq_onnx_model_runs_and_reports_int8(env, int8_folder, monkeypatch, backend):
+    """precision auto with a Q/DQ graph is int8, as the backend (so /diagnostics and eval-bag) reports it: the
+    depth drifts from fp32 as int8 does (measurably, within 2 %)."""
+    _no_pose_quantizing(monkeypatch)
+    b = create_backend(int8_folder / "depth.int8.onnx", backend, "auto", "cpu", cache_dir=env["cache"])
+    try:
+        assert b.precision == "int8" and b.device == "cpu"
+        assert b.name == (backend if backend != "auto" else "openvino")  # the CPU rule: OpenVINO where installed
+        d = drift(_depth(b, env), [r["depth"] for r in env["ref"]])
+        assert 1e-5 < d.abs_rel < 0.02, d
+        assert b.has_pose and np.isfinite(b.run_pose(env["pair"])["T"]).all()
+    finally:
+        b.close()
+
+
+def test_int8_with_a_qdq_model_runs_the_fp32_pose_beside_it_as_fp32(env, int8_folder, monkeypatch):
+    """`precision: int8` with a Q/DQ depth graph: the fp32 pose.onnx beside it is not quantized on built-in
+    patterns; it runs as it is (ONNX Runtime: fp32, the reference's own numbers)."""
+    _no_pose_quantizing(monkeypatch)
+    b = create_backend(int8_folder / "depth.int8.onnx", "onnxruntime", "int8", "cpu", cache_dir=env["cache"])
+    assert (b.name, b.precision) == ("onnxruntime", "int8")
+    pose = b.run_pose(env["pair"])
+    for k in ("axisangle", "translation", "T"):
+        assert np.abs(pose[k] - env["ref_pose"][k]).max() < 1e-6, k
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_qdq_onnx_model_refuses_a_float_precision(env, int8_folder, precision):
+    """A Q/DQ graph runs int8 whatever precision is asked: a float wish is an error, not a wrong label."""
+    backend = "onnxruntime" if precision == "fp32" else "openvino"
+    with pytest.raises(BackendError, match="Q/DQ"):
+        create_backend(int8_folder / "depth.int8.onnx", backend, precision, "cpu", cache_dir=env["cache"])
+
+
+# ---- backend auto for an ONNX model on a GPU machine without TensorRT ------------------------------------------
+
+
+def _gpu_without_tensorrt(monkeypatch, tmp_path, ort_cuda: bool) -> None:
+    """This machine as an NVIDIA one: a driver device file present, torch seeing CUDA, onnxruntime-gpu's CUDA
+    provider present or not; tensorrt does not import (it is not installed here)."""
+    import onnxruntime
+
+    from depth_node.inference import factory
+
+    driver = tmp_path / "nvidiactl"
+    driver.write_text("")
+    monkeypatch.setattr(factory, "NVIDIA_DEVICE_FILES", (str(driver),))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if ort_cuda else ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: providers)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_backend_auto_runs_an_onnx_model_on_a_gpu_without_tensorrt(env, int8_folder, monkeypatch, tmp_path):
+    """PyTorch cannot run an ONNX file: without TensorRT, auto takes ONNX Runtime's CUDA provider where
+    onnxruntime-gpu has it, else a CPU backend; a model file still runs on PyTorch CUDA."""
+    _gpu_without_tensorrt(monkeypatch, tmp_path, ort_cuda=False)
+    assert resolve("auto", "auto", "auto") == ("torch", "fp16", "cuda")  # a model file: PyTorch on the GPU
+    b = create_backend(env["depth"], "auto", "auto", "auto", cache_dir=env["cache"])
+    try:
+        assert b.name in ("openvino", "onnxruntime") and b.device == "cpu"
+        assert drift(_depth(b, env), [r["depth"] for r in env["ref"]]).abs_rel < 0.01
+    finally:
+        b.close()
+    _gpu_without_tensorrt(monkeypatch, tmp_path, ort_cuda=True)
+    assert resolve("auto", "auto", "auto", env["depth"]) == ("onnxruntime", "fp32", "cuda")
+    assert resolve("auto", "auto", "auto", int8_folder / "depth.int8.onnx") == ("onnxruntime", "int8", "cuda")

@@ -133,3 +133,27 @@ def test_metric_training_on_cuda(tmp_path):
     assert tr.scaler.is_enabled() and res.steps == 4 and np.isfinite(res.losses).all()
     val = res.history[-1]["val"]
     assert np.isfinite(val["abs_rel"]) and 0 <= val["a1"] <= 1
+
+
+def test_backend_auto_runs_an_exported_onnx_on_the_gpu_machine(cpu_reference, tmp_path):
+    """PyTorch runs model files only: for an exported ONNX, auto takes TensorRT where it is installed, else ONNX
+    Runtime's CUDA provider (onnxruntime-gpu), else a CPU backend; never torch."""
+    import onnxruntime
+
+    from depth_node.export.cache import onnx_for
+    from depth_node.inference.factory import importable
+
+    model, xs, ref_depth, _, _ = cpu_reference
+    depth, _ = onnx_for(model, tmp_path)
+    b = create_backend(depth, "auto", "auto", "auto", cache_dir=tmp_path)
+    try:
+        if importable("tensorrt"):
+            assert (b.name, b.precision) == ("tensorrt", "fp16")
+        elif "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            assert (b.name, b.device) == ("onnxruntime", "cuda")
+        else:
+            assert b.name in ("openvino", "onnxruntime") and b.device == "cpu"
+        got = [b.run_depth(x)["depth"] for x in xs]
+        assert drift(got, ref_depth).abs_rel < 1e-2
+    finally:
+        b.close()

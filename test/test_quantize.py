@@ -200,3 +200,63 @@ def test_a_file_that_is_not_onnx_is_one_clear_error(tmp_path, capsys) -> None:
     assert main(["quantize", str(fake)]) == 2
     err = capsys.readouterr().err
     assert "is not an ONNX model" in err and "depth-node export" in err and "Traceback" not in err
+
+
+# ---- pose nets: judged by max abs error in their outputs' own units ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pose_env(env, tmp_path_factory):
+    """The shipped default model's pose.onnx (trained weights: real, small frame-to-frame motion) on frames of a
+    rendered drive, and its int8 version calibrated on two of them."""
+    from depth_node.paths import default_onnx_model
+    from depth_node.sim.calibration import drive_frames
+
+    pose = default_onnx_model().with_name("pose.onnx")
+    if not pose.is_file():
+        pytest.skip(f"{pose} not found (the shipped export)")
+    images = tmp_path_factory.mktemp("drive")
+    for i, f in enumerate(drive_frames(4, 375, 1242, seed=5)):
+        Image.fromarray(f).save(images / f"{i:06d}.png")
+    return {"pose": pose, "images": images,
+            "int8": quantized_onnx(pose, cache_dir=env["cache"], calibration=images, frames=2)}
+
+
+def test_verify_engine_judges_a_pose_net_by_max_abs_error(pose_env, tmp_path, capsys):
+    """Rotations of ~1e-3 rad per frame make relative error meaningless (int8 moves axisangle by ~1e-4 rad and
+    reads as abs_rel > 5 %): each pose output passes on its max abs error, 1e-3 rad / model units by default."""
+    common = [str(pose_env["int8"]), str(pose_env["pose"]), "--images", str(pose_env["images"])]
+    report = tmp_path / "pose.json"
+    ok = cli_inproc(capsys, "verify-engine", *common, "--json", str(report))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    data = json.loads(report.read_text())
+    assert data["checked_outputs"] == ["axisangle", "translation", "T"] and data["tolerances"]["max_abs"] == 1e-3
+    outputs = data["outputs"]
+    assert all(0 < outputs[k]["max_abs"] < 1e-3 for k in ("axisangle", "translation", "T")), outputs
+    assert outputs["axisangle"]["abs_rel"] > 0.01  # what the old verdict failed on
+    assert "abs_rel" not in ok.stdout and "PASS" in ok.stdout
+    strict = cli_inproc(capsys, "verify-engine", *common, "--max-abs-tol", "1e-7")
+    assert strict.returncode == 1 and "axisangle: max abs" in strict.stdout
+
+
+@pytest.mark.skipif(not __import__("depth_node.export.openvino_cpu", fromlist=["x"]).cpu_has_bf16(),
+                    reason="CPU has no native bf16 (AVX512_BF16/AMX)")
+def test_verify_engine_passes_openvino_bf16_on_a_pose_net(pose_env, capsys, tmp_path, monkeypatch):
+    """The review's case: OpenVINO bf16 moves axisangle by ~3e-5 rad (abs_rel ~6 %)."""
+    monkeypatch.setenv("DEPTH_NODE_CACHE", str(tmp_path / "cache"))  # OpenVINO's compiled blobs go here
+    pose = str(pose_env["pose"])
+    r = cli_inproc(capsys, "verify-engine", f"openvino:{pose}", pose, "--images", str(pose_env["images"]),
+                   "--openvino-precision", "bf16")
+    assert r.returncode == 0 and "OpenVINO bf16" in r.stdout, r.stdout + r.stderr
+
+
+def test_quantize_reports_pose_drift_in_the_outputs_units(pose_env, capsys):
+    from depth_node.commands.quantize import held_out_drift, print_report
+
+    d = held_out_drift(pose_env["pose"], pose_env["int8"])
+    assert d["output"] == "pose" and set(d["pose"]) == {"axisangle", "translation", "T"}
+    assert 0 < d["max_abs"] < 1e-3 and d["max_abs"] == max(v["max_abs"] for v in d["pose"].values())
+    print_report(pose_env["int8"], {}, d)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "held-out frame pairs" in line and "axisangle" in line and " rad" in line and "within" in line
+    assert "abs_rel" not in line

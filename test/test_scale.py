@@ -117,9 +117,9 @@ def test_fixed_stereo_auto_and_explicit_sources() -> None:
     assert _built("fixed", mono, scale_factor=2.5).scale == 2.5
     assert _built("stereo", stereo).scale == 1.0  # DepthEstimator applied 5.4 already
     assert _built("stereo", stereo, stereo_baseline=0.12).scale == pytest.approx(0.12 / 0.54)
-    with pytest.raises(ScaleError, match="stereo pairs.*'relative': use ground_plane .*metric_model or fixed"):
+    with pytest.raises(ScaleError, match=r"stereo pairs.*'relative': use ground_plane .*metric_model or fixed"):
         _built("stereo", mono)
-    with pytest.raises(ScaleError, match="'metric': use fixed, which applies the model's own metric factor"):
+    with pytest.raises(ScaleError, match=r"'metric': use fixed, which applies the model's own metric factor"):
         _built("stereo", {"kind": "metric", "factor": 1.0})
     assert resolve_source("auto", mono) == "ground_plane"
     assert resolve_source("auto", stereo) == "stereo"

@@ -55,6 +55,97 @@ def test_missing_tensorrt_is_a_clear_error(tmp_path, capsys):
     assert "TensorRT is not installed" in capsys.readouterr().err
 
 
+def _tiny_onnx(path: Path) -> Path:
+    """A one-conv fp32 ONNX: enough for commands that must stop before reading it."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((1, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["depth"], pads=[1, 1, 1, 1])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("depth", TensorProto.FLOAT, [1, 1, 8, 8])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="checks the message shown when tensorrt is missing")
+def test_build_engine_int8_says_tensorrt_is_missing_before_quantizing(tmp_path, monkeypatch, capsys):
+    """int8 from an fp32 ONNX quantizes for about a minute: where TensorRT is missing, that is said first."""
+    import depth_node.export.quantize as quantize
+    from depth_node.cli import main
+
+    def no_quantizing(*args, **kwargs):
+        raise AssertionError("quantized before finding that TensorRT is missing")
+
+    monkeypatch.setattr(quantize, "quantized_onnx", no_quantizing)
+    onnx_file = _tiny_onnx(tmp_path / "depth.onnx")
+    cache = tmp_path / "cache"
+    assert main(["build-engine", str(onnx_file), "--precision", "int8", "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert "TensorRT is not installed" in err and "JetPack" in err and "pip install tensorrt" in err
+    assert not cache.exists()
+
+
+@pytest.mark.skipif(HAVE_TRT, reason="checks the message shown when tensorrt is missing")
+@pytest.mark.parametrize("machine", ["no NVIDIA driver", "Jetson without TensorRT in the venv"])
+def test_tensorrt_backend_without_tensorrt_says_it_is_missing(tmp_path, monkeypatch, machine):
+    """`backend: tensorrt`, device auto, where the tensorrt package does not import: the message names the missing
+    package and where it comes from (JetPack on a Jetson), not the device the node guessed."""
+    from depth_node.inference import factory
+
+    if machine.startswith("Jetson"):  # the driver is there, torch sees the GPU; TensorRT is not in this Python
+        driver = tmp_path / "nvhost-ctrl-gpu"
+        driver.write_text("")
+        monkeypatch.setattr(factory, "NVIDIA_DEVICE_FILES", (str(driver),))
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(BackendError) as info:
+        factory.create_backend(tame_model(), "tensorrt", "auto", "auto", cache_dir=tmp_path / "cache")
+    msg = str(info.value)
+    assert "TensorRT is not installed" in msg and "JetPack" in msg and "pip install tensorrt" in msg, msg
+    assert "GPUs only" not in msg
+
+
+def test_int8_tensorrt_from_a_qdq_onnx_model_builds_the_fp32_pose_beside_it_in_fp16(tmp_path_factory, monkeypatch):
+    """A Q/DQ depth.onnx given as the model, fp32 pose.onnx beside it, TensorRT with precision auto: the depth
+    engine is int8 (auto means int8 for a Q/DQ graph; fp16 cannot build it) and the pose engine fp16 (an int8
+    build needs Q/DQ nodes; quantizing it here would use built-in patterns). TensorRT is simulated: the engine
+    builds are recorded, the factory's choices are real."""
+    import shutil
+
+    import depth_node.export.tensorrt_engine as te
+    import depth_node.inference.tensorrt_backend as tb
+    from depth_node.export.cache import onnx_for
+    from depth_node.export.quantize import quantized_onnx
+    from depth_node.inference import factory
+
+    cache = tmp_path_factory.getbasetemp() / "depth_node_cache"
+    depth, pose = onnx_for(tame_model(), cache)
+    folder = tmp_path_factory.mktemp("int8_trt")
+    shutil.copyfile(quantized_onnx(depth, cache_dir=cache), folder / "depth.int8.onnx")
+    shutil.copyfile(pose, folder / "pose.onnx")
+
+    built: dict[str, str] = {}
+
+    def engine_for(onnx_path, precision="fp16", cache_dir=None, workspace_mb=0, device_index=0):
+        built[Path(onnx_path).name] = precision
+        return Path(onnx_path)
+
+    class Runner:
+        def __init__(self, loaded, device_index=0):
+            self.loaded = loaded
+
+    real_importable = factory.importable
+    monkeypatch.setattr(factory, "importable", lambda name: name == "tensorrt" or real_importable(name))
+    monkeypatch.setattr(te, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(te, "require_cuda", lambda: None)
+    monkeypatch.setattr(te, "engine_for", engine_for)
+    monkeypatch.setattr(tb, "EngineRunner", Runner)
+    b = factory.create_backend(folder / "depth.int8.onnx", "tensorrt", "auto", "cuda", cache_dir=cache)
+    assert (b.name, b.precision, b.device) == ("tensorrt", "int8", "cuda:0")
+    assert built == {"depth.int8.onnx": "int8", "pose.onnx": "fp16"}
+    assert b.has_pose and b.info.sizes == [(H, W)]
+
+
 def test_tensorrt_backend_refuses_the_cpu(tmp_path):
     from depth_node.inference.base import ModelInfo
     from depth_node.inference.tensorrt_backend import TensorRTBackend

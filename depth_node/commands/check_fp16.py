@@ -2,6 +2,7 @@
 against fp16's 65504, LayerNorm inputs a decomposed fp16 LayerNorm would overflow on, output ranges (Depth Pro:
 canonical inverse depth) and the drift of the fp16-typed graph against fp32, all on the CPU with ONNX Runtime.
 Run it before trusting an fp16 TensorRT engine; `verify-engine` then checks the engine itself on the target.
+A dynamic-size export is checked at its training size (the first size it lists), as the output says.
 (library: `evaluate/fp16_check.py`)"""
 
 from __future__ import annotations
@@ -23,10 +24,18 @@ def register(sub, name: str, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from depth_node.evaluate.fp16_check import check_fp16_on_images
+    from depth_node.export.tensorrt_engine import training_size_onnx
 
-    rep = check_fp16_on_images(args.onnx, args.images, args.frames, args.abs_rel_tol)
+    # a dynamic-size export (several aspects) is checked at its training size, the first it lists (the check's
+    # instrumented graph needs fixed shapes); said in the output and the JSON
+    source, pinned = training_size_onnx(args.onnx)
+    rep = check_fp16_on_images(source, args.images, args.frames, args.abs_rel_tol)
     print(f"{args.onnx}: " + "\n".join(rep.lines()))
+    if pinned:
+        print(f"note: a dynamic-size export, checked at its training size {pinned[0]}x{pinned[1]} only "
+              "(`verify-engine` checks an fp16 engine at every listed size)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"onnx": str(args.onnx), **rep.as_dict()}, indent=2))
+        size = list(pinned) if pinned else None
+        args.json.write_text(json.dumps({"onnx": str(args.onnx), "checked_size": size, **rep.as_dict()}, indent=2))
     return 0 if rep.passed else 1

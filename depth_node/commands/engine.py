@@ -1,6 +1,7 @@
 """`depth-node build-engine ONNX`: a TensorRT engine (fp16 by default; int8 from a Q/DQ ONNX, quantizing first
 when given an fp32 one) for this GPU and TensorRT version. Engines are not portable: build on the target.
-(library: `export/tensorrt_engine.build_engine_file`)"""
+TensorRT is checked for first (a missing package is said at once, not after quantizing); int8 from a dynamic-size
+export is built at the model's training size. (library: `export/tensorrt_engine.build_engine_file`)"""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
     res = build_engine_file(args.onnx, args.output, args.precision, args.workspace_mb, args.images, args.cache_dir)
     if res.quantized:
         print(f"quantized {args.onnx} → {res.source}")
+    if res.pinned:
+        h, w = res.pinned
+        print(f"note: {args.onnx} takes several input sizes; int8 is quantized and built at its training size "
+              f"{h}x{w} only (the node feeds other aspects at that size); fp16/fp32 engines keep every listed size")
     elif args.images is not None:
         print("note: --images only matters for int8 from an fp32 ONNX; ignored")
     tensors = ", ".join(f"{name} {shape}" for name, shape in res.tensors)

@@ -1,6 +1,8 @@
 """`depth-node quantize ONNX -o OUT`: the int8 Q/DQ ONNX that TensorRT, ONNX Runtime and OpenVINO all run as
 int8 (mixed precision: the layers its per-layer sensitivity analysis finds stay float), calibrated on sample
-frames: a folder of images, or rendered drives of several scene types (`depth_node.sim.calibration`)."""
+frames: a folder of images, or rendered drives of several scene types (`depth_node.sim.calibration`).
+A dynamic-size export (a model trained on several aspects) is quantized at its training size (the first listed):
+int8 runs at that size. A pose net's drift is reported as max abs error in its outputs' units (`held_out_drift`)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,12 @@ def register(sub, name: str, help_text: str) -> None:
 
 
 def held_out_drift(fp32: Path, int8: Path) -> dict:
-    """Drift on held-out rendered frames (other drives than the calibration's): what a user should expect."""
+    """Drift on held-out rendered frames (other drives than the calibration's): what a user should expect.
+
+    Depth: `drift` of the depth output (abs_rel reads against the model's abs_rel). A pose net: the max abs error
+    of each of its outputs in their own units (radians, model units) under "pose", judged as `verify-engine` judges
+    it (`evaluate.parity`): frame-to-frame motion is near zero, so a relative error would mislead."""
+    from depth_node.evaluate.parity import POSE_OUTPUTS
     from depth_node.export.drift import drift
     from depth_node.export.quantize import network_inputs
     from depth_node.inference.onnxruntime_backend import make_session
@@ -44,10 +51,16 @@ def held_out_drift(fp32: Path, int8: Path) -> dict:
     shape = [int(d) for d in a.get_inputs()[0].shape]
     xs = network_inputs(scene_frames(4, int(shape[2]), int(shape[3]), held_out=True), shape)
     names = [o.name for o in a.get_outputs()]
-    key = "depth" if "depth" in names else names[0]
-    ref = [a.run([key], {a.get_inputs()[0].name: x})[0] for x in xs]
-    got = [b.run([key], {b.get_inputs()[0].name: x})[0] for x in xs]
-    return {"output": key, "frames": len(xs), **drift(got, ref).as_dict()}
+    pose = [k for k in POSE_OUTPUTS if k in names] if "depth" not in names else []
+    keys = pose or ["depth" if "depth" in names else names[0]]
+    feed_a, feed_b = a.get_inputs()[0].name, b.get_inputs()[0].name
+    ref = [dict(zip(keys, a.run(keys, {feed_a: x}))) for x in xs]
+    got = [dict(zip(keys, b.run(keys, {feed_b: x}))) for x in xs]
+    per = {k: drift([g[k] for g in got], [r[k] for r in ref]).as_dict() for k in keys}
+    if pose:
+        return {"output": "pose", "frames": len(xs), "pose": per,
+                "max_abs": max(d["max_abs"] for d in per.values())}
+    return {"output": keys[0], "frames": len(xs), **per[keys[0]]}
 
 
 def calibration_frames(onnx_path: Path, images: Path | None, frames: int):
@@ -105,12 +118,21 @@ def print_report(out: Path, report: dict, d: dict) -> None:
             print(f"  {name:40s} {v:.3%}")
     print_search(report)
     print(f"kept float: {', '.join(report.get('kept_fp32', []))}")
+    if "pose" in d:
+        from depth_node.evaluate.parity import POSE_MAX_ABS_TOL, POSE_UNITS
+
+        errors = ", ".join(f"{k} {v['max_abs']:.3g} {POSE_UNITS[k]}" for k, v in d["pose"].items())
+        print(f"drift vs fp32 on {d['frames']} held-out frame pairs (pose, max abs error in the outputs' own units): "
+              f"{errors}; verify-engine's pose tolerance is {POSE_MAX_ABS_TOL:g} "
+              f"({'within' if d['max_abs'] <= POSE_MAX_ABS_TOL else 'OVER'})")
+        return
     print(f"drift vs fp32 on {d['frames']} held-out frames ({d['output']}): abs_rel {d['abs_rel']:.3%}, "
           f"max abs {d['max_abs']:.4g}, mean abs {d['mean_abs']:.4g}")
 
 
 def run(args: argparse.Namespace) -> int:
     from depth_node.export.quantize import is_quantized, quantized_onnx
+    from depth_node.export.tensorrt_engine import training_size_onnx
 
     if args.frames < 1:
         raise DepthNodeError("--frames must be at least 1")
@@ -119,13 +141,21 @@ def run(args: argparse.Namespace) -> int:
     if is_quantized(args.onnx):
         raise DepthNodeError(f"{args.onnx} is already a Q/DQ (int8) ONNX: quantize its fp32 source instead")
     out = args.output or args.onnx.with_name(args.onnx.stem + ".int8.onnx")
-    cached = quantized_onnx(args.onnx, cache_dir=args.cache_dir,
-                            calibration=calibration_frames(args.onnx, args.images, args.frames),
+    # a dynamic-size export (several aspects): calibration needs fixed shapes, so int8 is made (and runs) at the
+    # model's training size, the first listed (README, "Your camera"); the node feeds other aspects at that size
+    source, pinned = training_size_onnx(args.onnx, args.cache_dir)
+    if pinned:
+        print(f"note: {args.onnx} takes several input sizes; int8 is quantized at its training size "
+              f"{pinned[0]}x{pinned[1]} and runs at that size only", file=sys.stderr, flush=True)
+    cached = quantized_onnx(source, cache_dir=args.cache_dir,
+                            calibration=calibration_frames(source, args.images, args.frames),
                             frames=args.frames, symmetric=not args.asymmetric, analyze=True,
                             progress=lambda line: print(line, file=sys.stderr, flush=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, out)
     report_file = cached.parent / "quantize.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    print_report(out, report, held_out_drift(args.onnx, out))
+    print_report(out, report, held_out_drift(source, out))
+    if pinned:
+        print(f"input size: {pinned[0]}x{pinned[1]} (the training size of a dynamic-size export)")
     return 0

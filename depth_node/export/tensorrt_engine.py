@@ -28,14 +28,26 @@ PRECISIONS = ("fp16", "fp32", "int8")
 DEFAULT_WORKSPACE_MB = 2048
 
 
+def tensorrt_missing_message() -> str:
+    """What to do where the tensorrt package does not import (said before any other work, by the factory and
+    `build-engine`): a Jetson has TensorRT from JetPack, which a venv sees only when made with
+    --system-site-packages; elsewhere it comes from pip."""
+    import sys
+
+    return (
+        f"TensorRT is not installed for this Python ({sys.executable}): on a Jetson use JetPack's TensorRT "
+        "(its python3-libnvinfer; a venv sees it only when created with --system-site-packages), elsewhere "
+        "pip install tensorrt cuda-python (needs an NVIDIA GPU and driver). Engines are built and verified on "
+        "the target (`depth-node build-engine`, then `verify-engine` there); on the CPU use backend openvino "
+        "or onnxruntime"
+    )
+
+
 def import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise BackendError(
-            "TensorRT is not installed: pip install tensorrt (needs an NVIDIA GPU and driver); "
-            "on the CPU use backend openvino or onnxruntime"
-        ) from exc
+        raise BackendError(tensorrt_missing_message()) from exc
     return trt
 
 
@@ -180,6 +192,35 @@ def _add_size_profile(builder, network, config, onnx_path: Path) -> None:
     config.add_optimization_profile(profile)
 
 
+def training_size_onnx(
+    path: str | Path, cache_dir: str | Path | None = None
+) -> tuple[Path, tuple[int, int] | None]:
+    """(static ONNX, pinned size): `path` itself and None where its input shape is static, else its copy with
+    height/width pinned to the model's training size, the first size its metadata lists (`depth_node.sizes`),
+    cached (`export.static_shape.static_onnx`). What needs fixed shapes takes this: int8 calibration (`quantize`,
+    `build-engine --precision int8`; the factory's int8 pins to the same size) and the fp16 check; int8 therefore
+    runs at the training size only (README, "Your camera"). (Written here, in export below the commands, beside
+    the engine builder that needs it first; its natural home is `export/static_shape.py`.)"""
+    import json
+
+    from depth_node.export.onnx_metadata import read_metadata
+    from depth_node.export.quantize import load_graph
+    from depth_node.export.static_shape import static_onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise DepthNodeError(f"ONNX file not found: {path}")
+    graph = load_graph(path, load_external_data=False).graph  # a clear error for a file that is not ONNX
+    if not any(d.dim_param or d.dim_value <= 0 for i in graph.input for d in i.type.tensor_type.shape.dim):
+        return path, None
+    sizes = json.loads(read_metadata(path).get("depth_node.sizes", "[]") or "[]")
+    if not sizes:
+        raise DepthNodeError(f"{path} has dynamic height/width but its metadata lists no input sizes "
+                             "(depth_node.sizes): re-export it with `depth-node export`")
+    h, w = (int(v) for v in sizes[0])
+    return static_onnx(path, h, w, cache_dir), (h, w)
+
+
 class LoadedEngine:
     """A deserialized engine with the runtime that made it (the runtime must outlive the engine)."""
 
@@ -228,6 +269,7 @@ class EngineFile:
     quantized: bool  # the source was quantized here
     build_s: float
     tensors: list[tuple[str, tuple[int, ...]]]  # I/O tensor names and shapes, as the loaded engine reports them
+    pinned: tuple[int, int] | None = None  # int8 from a dynamic-size export: quantized and built at this size only
 
 
 def build_engine_file(
@@ -240,7 +282,12 @@ def build_engine_file(
 ) -> EngineFile:
     """`depth-node build-engine`: an engine file for this GPU and TensorRT (default: <onnx>.<precision>.engine
     beside it), int8 from an fp32 ONNX quantized first (on `calibration` images, else built-in frames), loaded
-    once to prove it loads here before anyone deploys it."""
+    once to prove it loads here before anyone deploys it.
+
+    TensorRT and a CUDA device are checked first, before the minute an int8 quantization takes. int8 from a
+    dynamic-size export (a model trained on several aspects) is quantized and built at its training size (the
+    first listed; calibration needs fixed shapes): `EngineFile.pinned`. fp16/fp32 engines keep the dynamic
+    shapes, with a profile over the listed sizes."""
     from depth_node.export.quantize import is_quantized, quantized_onnx
 
     onnx_path = Path(onnx_path)
@@ -248,9 +295,14 @@ def build_engine_file(
         raise DepthNodeError(f"ONNX file not found: {onnx_path}")
     if workspace_mb < 64:
         raise DepthNodeError("--workspace-mb below 64 leaves TensorRT no room for tactics")
-    source, quantized = onnx_path, False
+    if precision not in PRECISIONS:
+        raise BackendError(f"TensorRT precisions: {', '.join(PRECISIONS)} (got {precision!r})")
+    import_tensorrt()
+    require_cuda()
+    source, quantized, pinned = onnx_path, False, None
     if precision == "int8" and not is_quantized(onnx_path):
-        source, quantized = quantized_onnx(onnx_path, cache_dir=cache_dir, calibration=calibration), True
+        static, pinned = training_size_onnx(onnx_path, cache_dir)
+        source, quantized = quantized_onnx(static, cache_dir=cache_dir, calibration=calibration), True
     out = Path(out) if out else onnx_path.with_name(f"{onnx_path.stem}.{precision}.engine")
     started = time.perf_counter()
     write_engine(build_engine(source, precision, workspace_mb, cache_dir), out)
@@ -258,7 +310,7 @@ def build_engine_file(
     engine = load_engine(out).engine
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     return EngineFile(out, precision, Path(source), quantized, seconds,
-                      [(n, tuple(engine.get_tensor_shape(n))) for n in names])
+                      [(n, tuple(engine.get_tensor_shape(n))) for n in names], pinned)
 
 
 def engine_for(

@@ -67,8 +67,87 @@ def available_backends() -> list[str]:
     return found
 
 
-def resolve(backend: str = "auto", precision: str = "auto", device: str = "auto") -> tuple[str, str, str]:
-    """Fill in 'auto': TensorRT fp16 on an NVIDIA GPU, else OpenVINO bf16 on the CPU, else ONNX Runtime fp32."""
+def onnx_model_path(model) -> Path | None:
+    """`model` as a path when it names an exported ONNX file (by its suffix), else None (a model file, a
+    `ModelFile`, or nothing)."""
+    if isinstance(model, str | Path) and Path(model).suffix == ".onnx":
+        return Path(model)
+    return None
+
+
+def _has_qdq_bytes(path: Path, chunk: int = 1 << 20) -> bool:
+    """Whether the file holds the bytes of a QuantizeLinear/DequantizeLinear op name, read in chunks: a cheap
+    screen (no graph parse, no whole-file copy in memory) before the exact check."""
+    needle = b"QuantizeLinear"
+    tail = b""
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            if needle in tail + block[: len(needle)] or needle in block:
+                return True
+            tail = block[-(len(needle) - 1):]
+    return False
+
+
+def is_int8_onnx(path: str | Path) -> bool:
+    """Whether an ONNX file is a Q/DQ (int8) graph: its metadata says so (`depth_node.precision` = int8, written by
+    `depth-node quantize`) or it has QuantizeLinear/DequantizeLinear nodes (a Q/DQ graph made by another tool).
+    An fp32 graph costs one chunked read of the file, never a parse."""
+    from depth_node.export.onnx_metadata import read_metadata
+
+    path = Path(path)
+    if read_metadata(path).get("depth_node.precision") == "int8":
+        return True
+    if not _has_qdq_bytes(path):
+        return False
+    from depth_node.export.quantize import is_quantized
+
+    return is_quantized(path)
+
+
+def _auto_for_onnx(device: str) -> tuple[str, str]:
+    """(backend, device) for `backend: auto` with an exported ONNX as the model: TensorRT on an NVIDIA GPU where it
+    is installed, else ONNX Runtime's CUDA provider (onnxruntime-gpu), else the CPU rule (OpenVINO, else ONNX
+    Runtime). Never torch: it cannot run an ONNX file. The GPU is asked through TensorRT/ONNX Runtime, not torch."""
+    avail = available_backends()
+    gpu_wanted = device == "auto" or device.startswith("cuda")
+    if gpu_wanted and "tensorrt" in avail:
+        return "tensorrt", "cuda" if device == "auto" else device
+    if gpu_wanted and "onnxruntime" in avail and cuda_available("onnxruntime"):
+        return "onnxruntime", "cuda" if device == "auto" else device
+    if device.startswith("cuda"):
+        raise BackendError(
+            "an ONNX model on device cuda needs TensorRT (JetPack's, or pip install tensorrt cuda-python) or "
+            "onnxruntime-gpu, and this Python has neither working here; use device cpu (or auto)"
+        )
+    cpu = "openvino" if "openvino" in avail else "onnxruntime" if "onnxruntime" in avail else None
+    if cpu is None:
+        raise BackendError("an ONNX model needs onnxruntime or openvino: pip install onnxruntime (or openvino)")
+    return cpu, "cpu" if device == "auto" else device
+
+
+def resolve(
+    backend: str = "auto", precision: str = "auto", device: str = "auto", model: str | Path | ModelFile | None = None
+) -> tuple[str, str, str]:
+    """Fill in 'auto': TensorRT fp16 on an NVIDIA GPU (PyTorch CUDA fp16 for a model file where TensorRT is
+    absent), else OpenVINO bf16 on the CPU, else ONNX Runtime fp32.
+
+    `model` (optional; `create_backend` passes it) refines the choice for an exported ONNX file:
+    - backend auto never picks torch for it (torch runs model files only): on a GPU without TensorRT it is ONNX
+      Runtime's CUDA provider where installed, else the CPU backends (`_auto_for_onnx`);
+    - a Q/DQ (int8) ONNX (`is_int8_onnx`: from `depth-node quantize`) runs int8 on every backend, so precision
+      auto is int8 (and reported so); an explicit float precision for it is an error rather than a wrong label.
+    backend tensorrt where the tensorrt package does not import (device auto or cuda) is one clear error naming the
+    fix (TensorRT comes with JetPack on a Jetson, from pip elsewhere), said before any other work: not "NVIDIA GPUs
+    only" from a device guessed cpu because nothing answered for the GPU."""
+    from depth_node.export.tensorrt_engine import tensorrt_missing_message
+
+    onnx_model = onnx_model_path(model)
+    if backend == "torch" and onnx_model is not None:
+        raise BackendError("the torch backend needs a model file (.pt), not an ONNX file")
+    if backend == "tensorrt" and not device.startswith("cpu") and not importable("tensorrt"):
+        raise BackendError(tensorrt_missing_message())
+    if backend == "auto" and onnx_model is not None:
+        backend, device = _auto_for_onnx(device)
     if device == "auto":
         device = "cuda" if cuda_available(backend) else "cpu"
     if backend == "auto":
@@ -79,8 +158,16 @@ def resolve(backend: str = "auto", precision: str = "auto", device: str = "auto"
             backend = "openvino" if "openvino" in avail else "onnxruntime" if "onnxruntime" in avail else "torch"
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+    int8_graph = onnx_model is not None and onnx_model.is_file() and is_int8_onnx(onnx_model)
+    if int8_graph and precision not in ("auto", "int8"):
+        raise BackendError(
+            f"{onnx_model} is a Q/DQ (int8) ONNX: it runs int8 on every backend, so it cannot run {precision}; use "
+            f"precision int8 (or auto), or give its fp32 source for {precision}"
+        )
     if precision == "auto":
-        if backend == "openvino":
+        if int8_graph:
+            precision = "int8"
+        elif backend == "openvino":
             from depth_node.export.openvino_cpu import cpu_has_bf16
 
             precision = "bf16" if cpu_has_bf16() else "fp32"
@@ -96,8 +183,20 @@ def resolve(backend: str = "auto", precision: str = "auto", device: str = "auto"
 def _onnx_inputs(
     model: ModelFile | Path, precision: str, cache_dir, calibration
 ) -> tuple[ModelInfo, Path, Path | None]:
+    """(info, depth ONNX, pose ONNX or None) as the backend runs them.
+
+    int8 (all at the training size: calibration needs fixed shapes, other aspects are fed at that size):
+    - from a model file or an fp32 depth.onnx: both graphs quantized here on `calibration` (built-in frames when
+      None), cached;
+    - from a Q/DQ depth ONNX (the user ran `depth-node quantize`, on their own frames): nothing is quantized here.
+      The pose graph beside it (pose.onnx) is used as it is: a Q/DQ one runs int8, an fp32 one runs at the
+      backend's float precision (ONNX Runtime fp32; OpenVINO the float hint of its int8 graphs, bf16 where the
+      CPU has it natively, else f32; TensorRT fp16), never quantized on built-in patterns behind the user's back.
+      For an int8 pose net, quantize it too (`depth-node quantize pose.onnx -o DIR/pose.onnx`, beside the Q/DQ
+      depth graph)."""
     from depth_node.export.onnx_metadata import read_metadata
 
+    given_int8 = False
     if not isinstance(model, Path):
         from depth_node.export.cache import onnx_for
 
@@ -108,17 +207,42 @@ def _onnx_inputs(
         pose_candidate = depth.with_name("pose.onnx")
         pose = pose_candidate if pose_candidate.is_file() and pose_candidate != depth else None
         info = ModelInfo.from_onnx_metadata(read_metadata(depth), has_pose=pose is not None)
+        given_int8 = precision == "int8" and is_int8_onnx(depth)
     if precision == "int8":
-        from depth_node.export.quantize import quantized_onnx
-        from depth_node.export.static_shape import static_onnx
-
-        # int8 calibration needs fixed shapes: the training size only (other aspects are fed at that size)
         h, w = info.sizes[0]
-        depth = quantized_onnx(static_onnx(depth, h, w, cache_dir), cache_dir=cache_dir, calibration=calibration)
-        if pose is not None:
-            pose = quantized_onnx(static_onnx(pose, h, w, cache_dir), cache_dir=cache_dir, calibration=calibration)
+        if given_int8:
+            if pose is not None and not is_int8_onnx(pose):
+                log.info("%s is fp32 beside the int8 %s: the pose net runs at the backend's float precision", pose,
+                         depth.name)
+            if calibration is not None:
+                log.info("calibration frames ignored: %s is quantized already", depth)
+        else:
+            from depth_node.export.quantize import quantized_onnx
+            from depth_node.export.static_shape import static_onnx
+
+            depth = quantized_onnx(static_onnx(depth, h, w, cache_dir), cache_dir=cache_dir, calibration=calibration)
+            if pose is not None:
+                pose = quantized_onnx(static_onnx(pose, h, w, cache_dir), cache_dir=cache_dir,
+                                      calibration=calibration)
         info = info.with_sizes([(h, w)])
     return info, depth, pose
+
+
+def _tensorrt_backend(info: ModelInfo, depth: Path, pose: Path | None, precision: str, device: str, cache_dir):
+    """TensorRTBackend, with an fp32 pose graph beside a Q/DQ depth graph (`_onnx_inputs`) built as an fp16 engine
+    (TensorRT's float precision; an int8 build needs Q/DQ nodes) while the depth engine is int8."""
+    from depth_node.inference.tensorrt_backend import TensorRTBackend
+
+    if precision != "int8" or pose is None or is_int8_onnx(pose):
+        return TensorRTBackend(info, depth, pose, precision, device, cache_dir=cache_dir)
+    from depth_node.export.tensorrt_engine import DEFAULT_WORKSPACE_MB, engine_for
+    from depth_node.inference.tensorrt_backend import EngineRunner
+
+    backend = TensorRTBackend(info, depth, None, precision, device, cache_dir=cache_dir)
+    index = int(backend.device.split(":", 1)[1])
+    backend.engines["pose"] = engine_for(pose, "fp16", cache_dir, DEFAULT_WORKSPACE_MB, index)
+    backend._pose = EngineRunner(backend.engines["pose"], index)
+    return backend
 
 
 def create_backend(
@@ -129,8 +253,9 @@ def create_backend(
     cache_dir: str | Path | None = None,
     calibration=None,
 ) -> Backend:
-    """`model`: a model file (.pt), or an exported depth.onnx (pose.onnx beside it is picked up)."""
-    backend, precision, device = resolve(backend, precision, device)
+    """`model`: a model file (.pt), or an exported depth.onnx (pose.onnx beside it is picked up; a Q/DQ one runs
+    int8, see `resolve` and `_onnx_inputs`)."""
+    backend, precision, device = resolve(backend, precision, device, model)
     source: ModelFile | Path
     if not isinstance(model, str | Path):
         source = model
@@ -160,6 +285,4 @@ def create_backend(
         from depth_node.inference.openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(info, depth, pose, precision, device, cache_dir=cache_dir)
-    from depth_node.inference.tensorrt_backend import TensorRTBackend
-
-    return TensorRTBackend(info, depth, pose, precision, device, cache_dir=cache_dir)
+    return _tensorrt_backend(info, depth, pose, precision, device, cache_dir)
