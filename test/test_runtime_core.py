@@ -248,3 +248,19 @@ def test_a_setting_for_another_scale_source_is_said_to_have_no_effect(setup, cap
     with caplog.at_level("WARNING", logger="depth_node.runtime.pipeline"):
         FrameCore.open(cfg).close()  # fixed, factor 1: nothing to say
     assert "has no effect" not in caplog.text
+
+
+def test_wait_for_scale_publishes_nothing_until_the_scale_is_known(setup) -> None:
+    """A ground-plane source that can find no road (its inlier band far thinner than any network depth is flat): with
+    wait_for_scale nothing is published (no depth at a guessed scale), without it frames come out at
+    initial_scale."""
+    cfg, f = setup
+    values = {**cfg.values(), "scale_source": "ground_plane", "ground_plane.inlier_threshold": 1e-6,
+              "ground_plane.initial_scale": 3.0}
+    items = [(f["rgb"][k], T0 + k * S) for k in range(3)]
+    waiting, _ = run(validate({**values, "wait_for_scale": True}), items)
+    assert [o.status for o in waiting] == ["waiting_for_scale"] * 3
+    assert all(o.depth is None and o.odometry is None for o in waiting)
+    published, core = run(validate(values), items)
+    assert [o.status for o in published] == ["ok"] * 3 and not core.pipe.scale.ready
+    assert all(o.scale == 3.0 for o in published)

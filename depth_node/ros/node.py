@@ -395,6 +395,8 @@ class DepthNode(LifecycleNode):
             self.throttled(e.kind, e.text, e.level, e.counted)
         if out.status == "idle":
             self.stats.skipped_idle += 1
+        elif out.status == "waiting_for_scale":
+            self.stats.waiting_for_scale += 1
         if out.status != "ok":
             return
         self.stats.intrinsics_source = out.intrinsics_source

@@ -28,6 +28,7 @@ class Stats:
         self.received = 0
         self.published = 0
         self.skipped_idle = 0
+        self.waiting_for_scale = 0  # frames withheld until the scale source's first estimate (wait_for_scale)
         self.lost = 0  # gaps in publishers' sequence numbers: overwritten in the QoS queue before reaching us
         self.errors: dict[str, int] = {}
         self.last_error = ""
@@ -95,6 +96,7 @@ def period_values(st: Stats, period_s: float, dropped: int) -> tuple[dict[str, A
         "frames_dropped": dropped,
         "frames_lost_before_node": st.lost,
         "frames_skipped_no_subscribers": st.skipped_idle,
+        "frames_waiting_for_scale": st.waiting_for_scale,
         "input_errors": sum(st.errors.values()),
         "last_error": st.last_error or "none",
         "intrinsics_source": st.intrinsics_source,

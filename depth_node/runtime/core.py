@@ -107,8 +107,9 @@ def odometry_state(vo: Any, chain_steps: int) -> OdometryState:
 
 @dataclass
 class FrameOutputs:
-    """Everything one frame produced. `status`: "ok", "dropped" (bad image or stamp: no outputs) or "idle"
-    (nobody wants anything). `cloud` is the cloud builder's buffer: valid until the next frame."""
+    """Everything one frame produced. `status`: "ok", "dropped" (bad image or stamp: no outputs), "idle"
+    (nobody wants anything) or "waiting_for_scale" (`wait_for_scale` and no scale estimate yet: no outputs).
+    `cloud` is the cloud builder's buffer: valid until the next frame."""
 
     stamp_ns: int
     frame_id: str = ""
@@ -232,6 +233,11 @@ class FrameCore:
                 self.pipe.break_pairing()
             return out
         frame, rgb = self._depth(rgb, stamp_ns, info_wait_s, out)
+        if self.cfg.wait_for_scale and not self.pipe.scale.ready:
+            out.status = "waiting_for_scale"  # nothing published at a guessed scale; odometry starts once it is known
+            out.depth = out.cloud = None
+            self.pipe.break_pairing()
+            return out
         self._derived(frame, rgb, wants, out)
         if out.stamp_suspect:
             return out  # no odometry on a stamp not yet believed; the pairing waits for the next frame

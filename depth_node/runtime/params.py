@@ -94,6 +94,9 @@ SPECS: tuple[ParamSpec, ...] = (
               "auto (stereo models: stereo, metric: fixed, mono: ground_plane), fixed, stereo, ground_plane, "
               "metric_model", False, SCALE_SOURCES),
     ParamSpec("scale_factor", 1.0, "metres per model unit for scale_source fixed", True),
+    ParamSpec("wait_for_scale", False, "publish nothing (depth, cloud, odom) until the scale source has its first "
+              "estimate (ground_plane, metric_model); false: publish at its initial_scale meanwhile (/diagnostics "
+              "WARN)", True),
     ParamSpec("stereo_baseline", 0.0, "stereo: this rig's baseline (m); 0 = the baseline the model was trained on",
               False),
     ParamSpec("ground_plane.camera_height", 1.65, "ground_plane: optical centre above the road (m)", True),
