@@ -97,20 +97,13 @@ def drift_warning(ref, storage: str, drift: dict) -> str:
     return msg + "."
 
 
-def _int8_codes(w):
-    """The int8 values of `w` under the model file's symmetric per-output-channel int8 storage (an int8-stored
-    tensor, loaded as fp32, gives its own stored values back)."""
-    amax = w.abs().reshape(w.shape[0], -1).amax(dim=1).clamp_min(1e-12)
-    return (w / (amax / 127.0).reshape(-1, *([1] * (w.dim() - 1)))).round().clamp(-127, 127)
-
-
 def snapped_back(ref) -> tuple[float, str] | None:
     """(share of the int8-stored depth weights whose int8 value equals the init model's, init path) for a model
     fine-tuned from `model.init`; None without a readable init of the same shapes."""
     init = ((((ref.meta.get("provenance") or {}).get("config") or {}).get("model")) or {}).get("init")
     if not init:
         return None
-    from depth_node.checkpoints.model_file import load_model
+    from depth_node.checkpoints.model_file import int8_codes, int8_stored, load_model
 
     try:
         base = load_model(init)
@@ -119,9 +112,9 @@ def snapped_back(ref) -> tuple[float, str] | None:
     same = total = 0
     for k, w in ref.depth_state.items():
         b = base.depth_state.get(k)
-        if b is None or b.shape != w.shape or not w.is_floating_point() or w.dim() < 2 or w.numel() < 256:
+        if b is None or b.shape != w.shape or not int8_stored(w):
             continue
-        same += int((_int8_codes(w.float()) == _int8_codes(b.float())).sum())
+        same += int((int8_codes(w)[0] == int8_codes(b)[0]).sum())
         total += w.numel()
     return (same / total, str(init)) if total else None
 

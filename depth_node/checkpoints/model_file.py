@@ -109,6 +109,20 @@ class ModelFile:
         return h.hexdigest()[:16]
 
 
+def int8_stored(v: torch.Tensor) -> bool:
+    """Whether int8 storage keeps this tensor as int8: float weights of 2+ dimensions and at least 256 values (the
+    rest, biases and norms, in fp16)."""
+    return torch.is_floating_point(v) and v.dim() >= 2 and v.numel() >= 256
+
+
+def int8_codes(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 values as float, scale per output channel) of symmetric per-output-channel int8 storage; an
+    int8-stored tensor, loaded as fp32, gives its own stored values back."""
+    w = v.detach().float()
+    scale = w.abs().reshape(w.shape[0], -1).amax(dim=1).clamp_min(1e-12) / 127.0
+    return torch.round(w / scale.reshape(-1, *([1] * (w.dim() - 1)))).clamp(-127, 127), scale
+
+
 def _compact(state: dict[str, torch.Tensor] | None, storage: str) -> tuple[dict | None, dict]:
     """State dict in the storage dtype, plus int8 scales (per output channel)."""
     if state is None or storage == "fp32":
@@ -117,12 +131,9 @@ def _compact(state: dict[str, torch.Tensor] | None, storage: str) -> tuple[dict 
     for k, v in state.items():
         if not torch.is_floating_point(v):
             out[k] = v
-        elif storage == "int8" and v.dim() >= 2 and v.numel() >= 256:
-            w = v.detach().float()
-            amax = w.abs().reshape(w.shape[0], -1).amax(dim=1).clamp_min(1e-12)
-            scale = amax / 127.0
-            q = torch.round(w / scale.reshape(-1, *([1] * (w.dim() - 1)))).clamp(-127, 127).to(torch.int8)
-            out[k], scales[k] = q, scale
+        elif storage == "int8" and int8_stored(v):
+            q, scales[k] = int8_codes(v)
+            out[k] = q.to(torch.int8)
         else:
             out[k] = v.detach().to(torch.float16)
     return out, scales

@@ -458,6 +458,8 @@ CARD = (  # headline key, label, unit, factor from the headline's value to the u
     ("pipeline_throughput_hz", "pipeline throughput (offline, 1 / mean time)", "frames/s", 1.0),
 )
 
+CARD_ROWS = {key: (label, unit, factor) for key, label, unit, factor in CARD}
+
 
 def _rpe_step(metrics: dict) -> str:
     rpe = metrics.get("odometry", {}).get("rpe", {}).get("se3", {})
@@ -468,26 +470,24 @@ def _rpe_step(metrics: dict) -> str:
 def card_items(head: dict, limits: dict[str, float], rpe_step: str = "per frame step") -> list[R.CardItem]:
     """The report's summary card: the headline figures, judged against `limits` where a limit is given (in
     the headline's units; fractions are shown, with their limits, in %)."""
-    items = []
-    for key, label, unit, factor in CARD:
-        v, lim = head.get(key), limits.get(key)
-        if v is None and lim is None:
-            continue
-        items.append(R.CardItem.judged(label.format(step=rpe_step), None if v is None else v * factor,
-                                       None if lim is None else lim * factor, unit))
-    return items
+    return [_card_item(key, head.get(key), limits.get(key), rpe_step) for key, *_ in CARD
+            if head.get(key) is not None or limits.get(key) is not None]
+
+
+def _card_item(key: str, value: float | None, limit: float | None, rpe_step: str) -> R.CardItem:
+    """One headline figure as the card shows it: CARD's label and unit, fractions (value and limit) in %."""
+    label, unit, factor = CARD_ROWS.get(key, (key, "", 1.0))
+    return R.CardItem.judged(label.format(step=rpe_step), None if value is None else value * factor,
+                             None if limit is None else limit * factor, unit)
 
 
 def acceptance_lines(metrics: dict) -> list[str]:
     """The acceptance checks as a person reads them, with the card's labels, units and digits:
     'odometry ATE (SE(3)): 0.5881 % of path (limit ≤ 5 % of path): PASS'."""
-    rows = {key: (label, unit, factor) for key, label, unit, factor in CARD}
     lines = []
     for key, a in metrics.get("acceptance", {}).items():
-        label, unit, factor = rows.get(key, (key, "", 1.0))
-        item = R.CardItem.judged(label.format(step=_rpe_step(metrics)),
-                                 None if a["value"] is None else a["value"] * factor, a["limit"] * factor, unit)
-        value = "n/a" if item.value is None else f"{item.value:.4g} {unit}".strip()
+        item = _card_item(key, a["value"], a["limit"], _rpe_step(metrics))
+        value = "n/a" if item.value is None else f"{item.value:.4g} {item.unit}".strip()
         lines.append(f"{item.label}: {value} (limit {R.limit_text(item)}): {'PASS' if a['pass'] else 'FAIL'}")
     return lines
 

@@ -3,6 +3,7 @@ device) into a ready `Backend`, with clear errors when the wish cannot be met he
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 from pathlib import Path
@@ -92,6 +93,13 @@ def is_int8_onnx(path: str | Path) -> bool:
     """Whether an ONNX file is a Q/DQ (int8) graph: its metadata says so (`depth_node.precision` = int8, written by
     `depth-node quantize`) or it has QuantizeLinear/DequantizeLinear nodes (a Q/DQ graph made by another tool).
     An fp32 graph costs one chunked read of the file, never a parse."""
+    st = Path(path).stat()
+    return _int8_onnx(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _int8_onnx(path: str, _mtime_ns: int, _size: int) -> bool:
+    """`is_int8_onnx`, once per file version: `resolve` and `_onnx_inputs` both ask at start-up."""
     from depth_node.export.onnx_metadata import read_metadata
 
     path = Path(path)
@@ -233,16 +241,9 @@ def _tensorrt_backend(info: ModelInfo, depth: Path, pose: Path | None, precision
     (TensorRT's float precision; an int8 build needs Q/DQ nodes) while the depth engine is int8."""
     from depth_node.inference.tensorrt_backend import TensorRTBackend
 
-    if precision != "int8" or pose is None or is_int8_onnx(pose):
-        return TensorRTBackend(info, depth, pose, precision, device, cache_dir=cache_dir)
-    from depth_node.export.tensorrt_engine import DEFAULT_WORKSPACE_MB, engine_for
-    from depth_node.inference.tensorrt_backend import EngineRunner
-
-    backend = TensorRTBackend(info, depth, None, precision, device, cache_dir=cache_dir)
-    index = int(backend.device.split(":", 1)[1])
-    backend.engines["pose"] = engine_for(pose, "fp16", cache_dir, DEFAULT_WORKSPACE_MB, index)
-    backend._pose = EngineRunner(backend.engines["pose"], index)
-    return backend
+    fp32_pose = precision == "int8" and pose is not None and not is_int8_onnx(pose)
+    return TensorRTBackend(info, depth, pose, precision, device, cache_dir=cache_dir,
+                           pose_precision="fp16" if fp32_pose else None)
 
 
 def create_backend(

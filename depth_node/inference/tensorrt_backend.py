@@ -107,7 +107,10 @@ class TensorRTBackend(Backend):
         device: str = "cuda",
         cache_dir: str | Path | None = None,
         workspace_mb: int | None = None,
+        pose_precision: str | None = None,
     ):
+        """`pose_precision`: the pose engine's, when it differs from the depth engine's (an fp32 pose graph
+        beside a Q/DQ depth graph builds fp16: an int8 build needs Q/DQ nodes); None: `precision`."""
         from depth_node.export.tensorrt_engine import (
             DEFAULT_WORKSPACE_MB,
             PRECISIONS,
@@ -127,7 +130,7 @@ class TensorRTBackend(Backend):
         ws = workspace_mb or DEFAULT_WORKSPACE_MB
         self.engines = {"depth": engine_for(depth_onnx, precision, cache_dir, ws, index)}
         if pose_onnx:
-            self.engines["pose"] = engine_for(pose_onnx, precision, cache_dir, ws, index)
+            self.engines["pose"] = engine_for(pose_onnx, pose_precision or precision, cache_dir, ws, index)
         self._depth = EngineRunner(self.engines["depth"], index)
         self._pose = EngineRunner(self.engines["pose"], index) if pose_onnx else None
 

@@ -23,14 +23,13 @@ from depth_node.runtime.params import params_file_text
 STOP_TIMEOUT_S = 15.0
 
 
-def isolate(domain_id: int | None = None, env: dict[str, str] | None = None) -> int:
+def isolate(domain_id: int | None = None) -> int:
     """Loopback-only discovery in `domain_id` (a random one of 150..229 when None) for this process's ROS 2
-    traffic and its children's (`env`: another environment to set instead of this process's); returns it."""
-    env = os.environ if env is None else env
+    traffic and its children's; returns it."""
     domain = random.randint(150, 229) if domain_id is None else int(domain_id)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(domain)
-    env.pop("ROS_LOCALHOST_ONLY", None)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
     return domain
 
 
@@ -38,12 +37,10 @@ class NodeProcess:
     """`with NodeProcess(params, log_path, remaps) as node:` the node runs (its parameters in a file beside the
     log), `node.wait_until(ready)` waits for it, and leaving the block stops it."""
 
-    def __init__(self, params: dict[str, Any], log_path: str | Path, remaps: list[str] | None = None,
-                 env: dict[str, str] | None = None):
+    def __init__(self, params: dict[str, Any], log_path: str | Path, remaps: list[str] | None = None):
         self.log_path = Path(log_path)
         self.params_path = self.log_path.with_name("node_params.yaml")
         self.params, self.remaps = params, list(remaps or [])
-        self.env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> NodeProcess:
@@ -56,7 +53,8 @@ class NodeProcess:
         for r in self.remaps:
             args += ["-r", r]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(args, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log,
+                                         stderr=subprocess.STDOUT)
         return self
 
     def __exit__(self, *exc: Any) -> None:
