@@ -40,7 +40,8 @@ import numpy as np
 from depth_node.bench.load import LoadMonitor
 from depth_node.bench.machine import machine_with_load, write_report
 from depth_node.errors import DepthNodeError
-from depth_node.ros.node_process import NodeProcess, isolate
+from depth_node.ros.node_process import NodeProcess
+from depth_node.runtime.tool_isolation import isolate
 
 log = logging.getLogger(__name__)
 

@@ -94,7 +94,7 @@ def evaluate_bag(args: argparse.Namespace, bag: str | Path, out: Path, *, image:
         print(f"{prog}: loading the model for the in-process pipeline (--offline, no ROS 2 transport)", flush=True)
         run_ = run_offline(bag, outputs, image=image, camera_info=camera_info, params=params)
     else:
-        from depth_node.ros.node_process import isolate
+        from depth_node.runtime.tool_isolation import isolate
 
         domain = isolate(args.domain_id)
         print(f"{prog}: node and replay on ROS_DOMAIN_ID={domain}, loopback only", flush=True)

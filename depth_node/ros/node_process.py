@@ -2,13 +2,12 @@
 replayed to it) and the node benchmark. Written once: its parameter file, its command line, its log, and how it
 stops (SIGINT, as Ctrl-C or `ros2 launch` stop it, so it shuts down cleanly; killed if it hangs).
 
-Isolation is the caller's: `isolate` keeps a tool's own ROS 2 traffic (and its children's) on loopback in a
-domain of its own. The node itself never sets it: robots need their normal discovery."""
+Isolation is the caller's (`runtime.tool_isolation.isolate`): nothing under ros/ sets discovery or the domain,
+since robots need their normal discovery."""
 
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,16 +20,6 @@ from depth_node.errors import DepthNodeError
 from depth_node.runtime.params import params_file_text
 
 STOP_TIMEOUT_S = 15.0
-
-
-def isolate(domain_id: int | None = None) -> int:
-    """Loopback-only discovery in `domain_id` (a random one of 150..229 when None) for this process's ROS 2
-    traffic and its children's; returns it."""
-    domain = random.randint(150, 229) if domain_id is None else int(domain_id)
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    return domain
 
 
 class NodeProcess:
